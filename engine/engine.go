@@ -1,0 +1,111 @@
+// Package engine is the port between asi1d and a model runtime. It holds plain
+// types and the narrow Backend interface that the scheduler drives; it has no
+// cgo. engine/llamacpp implements Backend over llama.cpp, engine/enginetest
+// implements it with a scripted fake for tests.
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Token is a vocabulary id.
+type Token = int32
+
+// SeqID names one sequence (one request's place) in the backend's KV cache.
+// Valid ids are 0..Info().Parallel-1.
+type SeqID = int32
+
+// ErrNoKVSpace is returned by Decode when the batch does not fit in the KV
+// cache. The batch was not applied; the caller must shrink it or end a
+// sequence. It is a runtime condition, never a reason to panic.
+var ErrNoKVSpace = errors.New("engine: no KV cache space for the batch")
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("engine: backend is closed")
+
+// Info describes a loaded model and the context built for it. It never
+// changes after the backend is opened.
+type Info struct {
+	Path         string // the model file
+	Arch         string // general.architecture, e.g. "llama"
+	Name         string // general.name, when present
+	Params       uint64 // number of parameters
+	SizeBytes    uint64 // size of the weights
+	NCtxTrain    int    // context length the model was trained with
+	NCtx         int    // total KV cells of the context
+	NCtxSeq      int    // KV cells available to one sequence
+	Parallel     int    // number of sequences (SeqID 0..Parallel-1)
+	NBatch       int    // most tokens one Decode call may carry
+	NVocab       int
+	BOS          Token // -1 when the vocabulary has none
+	EOS          Token // -1 when the vocabulary has none
+	AddBOS       bool  // the vocabulary asks for BOS at the start of a prompt
+	EOG          []Token
+	ChatTemplate string // tokenizer.chat_template, "" when absent
+	// Tokens with special roles that parsers care about, by text, e.g.
+	// "<think>" -> 151667. Only tokens of type control or user-defined.
+	SpecialTokens map[string]Token
+	Threads       int
+	GPULayers     int
+	KVUnified     bool // all sequences share one KV pool (else NCtxSeq cells each)
+}
+
+// BatchEntry is one token of a batch: the token, the sequence it belongs to,
+// its position in that sequence, and whether the caller wants its logits.
+type BatchEntry struct {
+	Token  Token
+	Seq    SeqID
+	Pos    int32
+	Logits bool
+}
+
+// Backend is one loaded model with one context. It is not safe for
+// concurrent use: exactly one goroutine (the scheduler loop) owns it.
+//
+// KV limits of the llama.cpp binding: when Info().KVUnified is false each
+// sequence has its own NCtxSeq cells, and a partial KV copy between sequences
+// aborts the process, so CopySeq copies a whole sequence only.
+type Backend interface {
+	Info() Info
+	// Tokenize turns text into tokens. addSpecial adds BOS/EOS as the
+	// vocabulary asks; parseSpecial turns special-token text into its token.
+	Tokenize(text string, addSpecial, parseSpecial bool) ([]Token, error)
+	// Piece returns the bytes a token stands for (possibly half a UTF-8
+	// character). Special tokens render as their text.
+	Piece(t Token) []byte
+	// Decode runs the model over the batch. After it returns nil, Logits(i)
+	// is valid for every entry i with Logits set, until the next Decode.
+	Decode(batch []BatchEntry) error
+	// Logits returns the logits row of batch entry i of the last Decode. The
+	// slice is owned by the backend and valid until the next Decode; the
+	// caller may modify it in place.
+	Logits(i int) []float32
+	// RemoveKV drops positions [p0, p1) of a sequence; p1 < 0 means to the end.
+	RemoveKV(seq SeqID, p0, p1 int32) error
+	// CopySeq replaces dst's KV with a copy of src's whole KV.
+	CopySeq(src, dst SeqID) error
+	// ClearKV drops every sequence's KV.
+	ClearKV()
+	// IsEOG tells whether a token ends generation.
+	IsEOG(t Token) bool
+	// Close frees the model and the context. It is safe to call twice.
+	Close() error
+}
+
+// ModelError reports a model file that cannot be used: missing, not a GGUF,
+// truncated, or of an unsupported architecture.
+type ModelError struct {
+	Path   string
+	Reason string
+	Err    error
+}
+
+func (e *ModelError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("model %s: %s: %v", e.Path, e.Reason, e.Err)
+	}
+	return fmt.Sprintf("model %s: %s", e.Path, e.Reason)
+}
+
+func (e *ModelError) Unwrap() error { return e.Err }

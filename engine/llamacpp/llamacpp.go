@@ -1,0 +1,394 @@
+// Package llamacpp implements engine.Backend over llama.cpp. It is the only
+// package of asi1d with cgo: it calls llama.h directly, over the llama.cpp and
+// ggml sources that github.com/ollama/ollama/llama compiles, because that
+// binding cannot set kv_unified, copies every logits row into a new slice and
+// exposes no model metadata.
+//
+// Build: the cgo include paths come from scripts/env.sh (make build does it).
+package llamacpp
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include "llama.h"
+
+extern void goLlamaLog(int level, char *text, void *user);
+static void asi1d_log_cb(enum ggml_log_level level, const char *text, void *user) {
+	goLlamaLog((int)level, (char *)text, user);
+}
+static void asi1d_set_log(void) { llama_log_set(asi1d_log_cb, NULL); }
+
+static int32_t asi1d_piece(const struct llama_vocab *v, llama_token t, char *buf, int32_t n) {
+	return llama_token_to_piece(v, t, buf, n, 0, true);
+}
+*/
+import "C"
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/ollama/ollama/llama"
+
+	"github.com/asi1d/asi1d/engine"
+)
+
+// Options configure Open. Zero values take the Default* values.
+type Options struct {
+	CtxSize   int  // total KV cells; 0: DefaultCtxSize (capped at the trained context times Parallel)
+	Parallel  int  // sequences; 0: 1
+	Batch     int  // most tokens per Decode; 0: DefaultBatch
+	Threads   int  // 0: runtime.NumCPU()
+	GPULayers int  // layers to offload to a GPU; 0 keeps everything on the CPU
+	NoMmap    bool // read the weights into memory instead of mapping the file
+	// KVUnified makes all sequences share one pool of CtxSize cells (partial
+	// KV copies between sequences become possible). Off: each sequence owns
+	// CtxSize/Parallel cells.
+	KVUnified bool
+	// FlashAttention: "auto" (default), "on" or "off".
+	FlashAttention string
+	Logger         *slog.Logger
+}
+
+// Defaults for Options.
+const (
+	DefaultCtxSize = 4096
+	DefaultBatch   = 512
+)
+
+var initOnce sync.Once
+
+// Backend is a loaded model with one llama.cpp context. Decode, Logits and
+// the KV methods must be called from one goroutine (the scheduler loop).
+// Info, Tokenize, Piece and IsEOG only read the immutable vocabulary and are
+// safe for concurrent use.
+type Backend struct {
+	mu     sync.Mutex // guards closed against Close racing Tokenize
+	closed bool
+
+	model *C.struct_llama_model
+	ctx   *C.struct_llama_context
+	vocab *C.struct_llama_vocab
+	batch C.struct_llama_batch
+	info  engine.Info
+
+	pieces [][]byte
+	eog    []bool
+}
+
+var _ engine.Backend = (*Backend)(nil)
+
+// Open loads a GGUF model and creates a context for it. A missing file, a
+// directory, a file that is not GGUF, a truncated GGUF or an unsupported
+// architecture returns an *engine.ModelError.
+func Open(path string, o Options) (*Backend, error) {
+	if err := checkGGUF(path); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	logger.Store(log)
+	initOnce.Do(func() {
+		llama.BackendInit() // loads GPU backends at run time, when present
+		C.asi1d_set_log()
+	})
+
+	if o.Parallel <= 0 {
+		o.Parallel = 1
+	}
+	if o.Batch <= 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.NumCPU()
+	}
+
+	mp := C.llama_model_default_params()
+	mp.n_gpu_layers = C.int32_t(o.GPULayers)
+	mp.use_mmap = C.bool(!o.NoMmap)
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	model := C.llama_model_load_from_file(cpath, mp)
+	if model == nil {
+		return nil, &engine.ModelError{Path: path, Reason: "llama.cpp could not load it (unsupported architecture or corrupt file; see the log above)"}
+	}
+	b := &Backend{model: model, vocab: C.llama_model_get_vocab(model)}
+
+	nTrain := int(C.llama_model_n_ctx_train(model))
+	nctx := o.CtxSize
+	if nctx <= 0 {
+		nctx = DefaultCtxSize
+	}
+	// Each sequence gets at most the trained context.
+	if nTrain > 0 && nctx > nTrain*o.Parallel {
+		nctx = nTrain * o.Parallel
+	}
+	if o.Batch > nctx {
+		o.Batch = nctx
+	}
+
+	cp := C.llama_context_default_params()
+	cp.n_ctx = C.uint32_t(nctx)
+	cp.n_batch = C.uint32_t(o.Batch)
+	cp.n_ubatch = C.uint32_t(o.Batch)
+	cp.n_seq_max = C.uint32_t(o.Parallel)
+	cp.n_threads = C.int32_t(o.Threads)
+	cp.n_threads_batch = C.int32_t(o.Threads)
+	cp.embeddings = false
+	cp.no_perf = true
+	cp.kv_unified = C.bool(o.KVUnified)
+	switch o.FlashAttention {
+	case "on":
+		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
+	case "off":
+		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
+	default:
+		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_AUTO
+	}
+	b.ctx = C.llama_init_from_model(model, cp)
+	if b.ctx == nil {
+		C.llama_model_free(model)
+		return nil, fmt.Errorf("create llama context (n_ctx %d, parallel %d): failed, see the log above", nctx, o.Parallel)
+	}
+	b.batch = C.llama_batch_init(C.int32_t(o.Batch), 0, 1)
+
+	realCtx := int(C.llama_n_ctx(b.ctx))
+	perSeq := realCtx
+	if !o.KVUnified {
+		perSeq = realCtx / o.Parallel
+	}
+	b.info = engine.Info{
+		Path:          path,
+		Arch:          b.meta("general.architecture"),
+		Name:          b.meta("general.name"),
+		Params:        uint64(C.llama_model_n_params(model)),
+		SizeBytes:     uint64(C.llama_model_size(model)),
+		NCtxTrain:     nTrain,
+		NCtx:          realCtx,
+		NCtxSeq:       perSeq,
+		Parallel:      o.Parallel,
+		NBatch:        int(C.llama_n_batch(b.ctx)),
+		NVocab:        int(C.llama_vocab_n_tokens(b.vocab)),
+		BOS:           engine.Token(C.llama_vocab_bos(b.vocab)),
+		EOS:           engine.Token(C.llama_vocab_eos(b.vocab)),
+		AddBOS:        bool(C.llama_vocab_get_add_bos(b.vocab)),
+		Threads:       o.Threads,
+		GPULayers:     o.GPULayers,
+		KVUnified:     o.KVUnified,
+		SpecialTokens: map[string]engine.Token{},
+	}
+	if t := C.llama_model_chat_template(model, nil); t != nil {
+		b.info.ChatTemplate = C.GoString(t)
+	}
+	b.loadVocab()
+	log.Info("model loaded", "path", path, "arch", b.info.Arch, "params", b.info.Params,
+		"n_ctx", b.info.NCtx, "n_ctx_seq", b.info.NCtxSeq, "parallel", b.info.Parallel,
+		"batch", b.info.NBatch, "threads", b.info.Threads, "kv_unified", b.info.KVUnified,
+		"vocab", b.info.NVocab, "chat_template", b.info.ChatTemplate != "")
+	return b, nil
+}
+
+// loadVocab caches every token's piece and end-of-generation flag, so that
+// Piece and IsEOG never cross into C and are safe for concurrent use.
+func (b *Backend) loadVocab() {
+	n := b.info.NVocab
+	b.pieces = make([][]byte, n)
+	b.eog = make([]bool, n)
+	buf := make([]byte, 256)
+	for i := range n {
+		t := C.llama_token(i)
+		k := C.asi1d_piece(b.vocab, t, (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)))
+		if k < 0 {
+			buf = make([]byte, -k)
+			k = C.asi1d_piece(b.vocab, t, (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)))
+		}
+		b.pieces[i] = bytes.Clone(buf[:max(k, 0)])
+		if C.llama_vocab_is_eog(b.vocab, t) {
+			b.eog[i] = true
+			b.info.EOG = append(b.info.EOG, engine.Token(i))
+		}
+		attr := C.llama_vocab_get_attr(b.vocab, t)
+		if attr&(C.LLAMA_TOKEN_ATTR_CONTROL|C.LLAMA_TOKEN_ATTR_USER_DEFINED) != 0 {
+			if txt := C.llama_vocab_get_text(b.vocab, t); txt != nil {
+				b.info.SpecialTokens[C.GoString(txt)] = engine.Token(i)
+			}
+		}
+	}
+}
+
+func (b *Backend) meta(key string) string {
+	ck := C.CString(key)
+	defer C.free(unsafe.Pointer(ck))
+	buf := make([]byte, 512)
+	n := C.llama_model_meta_val_str(b.model, ck, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	if n < 0 {
+		return ""
+	}
+	if int(n) >= len(buf) {
+		buf = make([]byte, n+1)
+		n = C.llama_model_meta_val_str(b.model, ck, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	}
+	return string(buf[:n])
+}
+
+// checkGGUF rejects what llama.cpp would crash on or report obscurely.
+func checkGGUF(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return &engine.ModelError{Path: path, Reason: "cannot open", Err: err}
+	}
+	if st.IsDir() {
+		return &engine.ModelError{Path: path, Reason: "is a directory, not a GGUF file"}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return &engine.ModelError{Path: path, Reason: "cannot open", Err: err}
+	}
+	defer f.Close()
+	var hdr [24]byte // magic, version, n_tensors, n_kv
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return &engine.ModelError{Path: path, Reason: "too short to be a GGUF file"}
+	}
+	if string(hdr[:4]) != "GGUF" {
+		return &engine.ModelError{Path: path, Reason: "not a GGUF file (bad magic)"}
+	}
+	return nil
+}
+
+// Info implements engine.Backend.
+func (b *Backend) Info() engine.Info { return b.info }
+
+// Tokenize implements engine.Backend. Safe for concurrent use.
+func (b *Backend) Tokenize(text string, addSpecial, parseSpecial bool) ([]engine.Token, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, engine.ErrClosed
+	}
+	if len(text) > 1<<30 {
+		return nil, errors.New("tokenize: text too long")
+	}
+	var ctext *C.char
+	if len(text) > 0 {
+		ctext = (*C.char)(unsafe.Pointer(unsafe.StringData(text)))
+	}
+	out := make([]engine.Token, len(text)+2)
+	n := C.llama_tokenize(b.vocab, ctext, C.int32_t(len(text)), (*C.llama_token)(unsafe.SliceData(out)), C.int32_t(len(out)), C.bool(addSpecial), C.bool(parseSpecial))
+	if n < 0 {
+		out = make([]engine.Token, -n)
+		n = C.llama_tokenize(b.vocab, ctext, C.int32_t(len(text)), (*C.llama_token)(unsafe.SliceData(out)), C.int32_t(len(out)), C.bool(addSpecial), C.bool(parseSpecial))
+		if n < 0 {
+			return nil, fmt.Errorf("tokenize: llama_tokenize failed (%d)", n)
+		}
+	}
+	return out[:n], nil
+}
+
+// Piece implements engine.Backend. The returned slice must not be modified.
+func (b *Backend) Piece(t engine.Token) []byte {
+	if t < 0 || int(t) >= len(b.pieces) {
+		return nil
+	}
+	return b.pieces[t]
+}
+
+// IsEOG implements engine.Backend.
+func (b *Backend) IsEOG(t engine.Token) bool {
+	return t >= 0 && int(t) < len(b.eog) && b.eog[t]
+}
+
+// Decode implements engine.Backend.
+func (b *Backend) Decode(batch []engine.BatchEntry) error {
+	if b.ctx == nil {
+		return engine.ErrClosed
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	if len(batch) > b.info.NBatch {
+		return fmt.Errorf("decode: batch of %d tokens exceeds n_batch %d", len(batch), b.info.NBatch)
+	}
+	n := len(batch)
+	tok := unsafe.Slice(b.batch.token, n)
+	pos := unsafe.Slice(b.batch.pos, n)
+	nseq := unsafe.Slice(b.batch.n_seq_id, n)
+	seq := unsafe.Slice(b.batch.seq_id, n)
+	lg := unsafe.Slice(b.batch.logits, n)
+	for i, e := range batch {
+		if e.Seq < 0 || int(e.Seq) >= b.info.Parallel {
+			return fmt.Errorf("decode: sequence %d out of range", e.Seq)
+		}
+		tok[i] = C.llama_token(e.Token)
+		pos[i] = C.llama_pos(e.Pos)
+		nseq[i] = 1
+		*seq[i] = C.llama_seq_id(e.Seq)
+		if e.Logits {
+			lg[i] = 1
+		} else {
+			lg[i] = 0
+		}
+	}
+	b.batch.n_tokens = C.int32_t(n)
+	rc := C.llama_decode(b.ctx, b.batch)
+	switch {
+	case rc == 1:
+		return engine.ErrNoKVSpace
+	case rc != 0:
+		return fmt.Errorf("llama_decode: code %d", rc)
+	}
+	return nil
+}
+
+// Logits implements engine.Backend. The row lives in llama.cpp's memory.
+func (b *Backend) Logits(i int) []float32 {
+	p := C.llama_get_logits_ith(b.ctx, C.int32_t(i))
+	if p == nil {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(p)), b.info.NVocab)
+}
+
+// RemoveKV implements engine.Backend.
+func (b *Backend) RemoveKV(seq engine.SeqID, p0, p1 int32) error {
+	if !C.llama_memory_seq_rm(C.llama_get_memory(b.ctx), C.llama_seq_id(seq), C.llama_pos(p0), C.llama_pos(p1)) {
+		return fmt.Errorf("remove KV of sequence %d [%d,%d): refused", seq, p0, p1)
+	}
+	return nil
+}
+
+// CopySeq implements engine.Backend: a whole-sequence copy, the only kind
+// the per-sequence KV streams allow.
+func (b *Backend) CopySeq(src, dst engine.SeqID) error {
+	mem := C.llama_get_memory(b.ctx)
+	C.llama_memory_seq_rm(mem, C.llama_seq_id(dst), -1, -1)
+	C.llama_memory_seq_cp(mem, C.llama_seq_id(src), C.llama_seq_id(dst), -1, -1)
+	return nil
+}
+
+// ClearKV implements engine.Backend.
+func (b *Backend) ClearKV() { C.llama_memory_clear(C.llama_get_memory(b.ctx), true) }
+
+// Close implements engine.Backend: it frees the context, the batch and the
+// model. Safe to call more than once; not concurrently with Decode.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	C.llama_batch_free(b.batch)
+	C.llama_free(b.ctx)
+	C.llama_model_free(b.model)
+	b.ctx, b.model, b.vocab = nil, nil, nil
+	return nil
+}

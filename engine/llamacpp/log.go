@@ -1,0 +1,57 @@
+package llamacpp
+
+/*
+#include <stdlib.h>
+*/
+import "C"
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// logger receives llama.cpp's and ggml's log lines. Set by Open.
+var logger atomic.Pointer[slog.Logger]
+
+var (
+	logMu  sync.Mutex
+	logBuf strings.Builder
+	logLvl slog.Level
+)
+
+// goLlamaLog is llama.cpp's log callback. C logs arrive in pieces (level CONT
+// continues the previous line), so lines are assembled before reaching slog.
+// llama.cpp's INFO chatter goes to Debug; warnings and errors keep their level.
+//
+//export goLlamaLog
+func goLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
+	s := C.GoString(text)
+	logMu.Lock()
+	defer logMu.Unlock()
+	switch int(level) {
+	case 5: // GGML_LOG_LEVEL_CONT
+	case 3: // WARN
+		logLvl = slog.LevelWarn
+	case 4: // ERROR
+		logLvl = slog.LevelError
+	default: // NONE, DEBUG, INFO
+		logLvl = slog.LevelDebug
+	}
+	logBuf.WriteString(s)
+	if !strings.HasSuffix(s, "\n") {
+		return
+	}
+	line := strings.TrimSpace(logBuf.String())
+	logBuf.Reset()
+	l := logger.Load()
+	if l == nil {
+		l = slog.Default()
+	}
+	if line != "" && l.Enabled(context.Background(), logLvl) {
+		l.Log(context.Background(), logLvl, line, "src", "llama.cpp")
+	}
+}

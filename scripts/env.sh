@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# scripts/env.sh: prepare a machine to build asi1d's cgo engine and print the
+# environment the build needs. Idempotent: every step is skipped when done.
+#
+#   eval "$(scripts/env.sh)"      # or: make build / make test, which do this
+#
+# Knobs (environment):
+#   ASI1D_CPU_TARGET  -march value for the C/C++ code (default: native). Release
+#                     images use a portable target such as x86-64-v3.
+#   ASI1D_NO_APT=1    never call apt-get (the headers must then already exist).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+# 1. System headers that llama.cpp needs but Go module zips drop (its vendor/ folder).
+need=()
+[ -f /usr/include/nlohmann/json.hpp ] || need+=(nlohmann-json3-dev)
+[ -f /usr/include/stb/stb_image.h ] || need+=(libstb-dev)
+if ! command -v g++ >/dev/null 2>&1; then need+=(g++); fi
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "${ASI1D_NO_APT:-}" = 1 ]; then
+		echo "env.sh: missing packages: ${need[*]} (ASI1D_NO_APT=1 forbids installing them)" >&2
+		exit 1
+	fi
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	echo "env.sh: installing ${need[*]}" >&2
+	$sudo apt-get update -qq >&2
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >&2
+fi
+
+# 2. miniaudio.h ships in the Go module github.com/gen2brain/malgo; llama.cpp's
+#    mtmd includes it as "miniaudio/miniaudio.h".
+inc="$root/.build/include"
+if [ ! -f "$inc/miniaudio/miniaudio.h" ]; then
+	malgo=$(go mod download -json github.com/gen2brain/malgo@v0.11.24 | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+	[ -f "$malgo/miniaudio.h" ] || { echo "env.sh: miniaudio.h not found in $malgo" >&2; exit 1; }
+	mkdir -p "$inc/miniaudio"
+	ln -sf "$malgo/miniaudio.h" "$inc/miniaudio/miniaudio.h"
+fi
+
+# 3. Our own cgo (engine/llamacpp) calls llama.h directly; point it at the
+#    headers inside the ollama module the go.mod pins.
+ollama=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama 2>/dev/null || true)
+if [ -z "$ollama" ] || [ ! -d "$ollama" ]; then
+	go mod download github.com/ollama/ollama >&2
+	ollama=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
+fi
+
+target=${ASI1D_CPU_TARGET:-native}
+opt="-O3 -march=$target"
+cat <<EOT
+export CGO_ENABLED=1
+export CGO_CPPFLAGS="-I$inc -I$ollama/llama/llama.cpp/include -I$ollama/ml/backend/ggml/ggml/include -DGGML_USE_CPU_REPACK"
+export CGO_CFLAGS="$opt"
+export CGO_CXXFLAGS="$opt"
+EOT
