@@ -1,0 +1,250 @@
+// Package enginetest provides a scripted fake engine.Backend for tests of
+// the scheduler and the server. It checks that its caller keeps the KV
+// bookkeeping straight (positions contiguous per sequence, batch sizes within
+// NBatch) and returns an error otherwise, so that scheduler bugs fail tests.
+package enginetest
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/asi1d/asi1d/engine"
+)
+
+// Vocabulary of the fake: 0 BOS, 1 EOS, 2 and 3 unused, then the 256 bytes.
+const (
+	BOS       engine.Token = 0
+	EOS       engine.Token = 1
+	ByteBase               = 4
+	VocabSize              = ByteBase + 256
+)
+
+// Fake is a deterministic backend: the next token depends only on the
+// sequence's tokens so far (by default a hash of the last three tokens and
+// the length, mapped to a lowercase letter or a space), so results do not
+// depend on batching or cache reuse. Safe for the scheduler's use pattern;
+// the counters are safe to read concurrently.
+type Fake struct {
+	// Next picks the token that follows history. Nil: the default rule.
+	Next func(history []engine.Token) engine.Token
+	// StepDelay is slept in every Decode; PerToken is added per batch entry.
+	StepDelay, PerToken time.Duration
+	// FailDecode, when set, is consulted before each Decode.
+	FailDecode func(batch []engine.BatchEntry) error
+
+	info   engine.Info
+	mu     sync.Mutex
+	kv     [][]engine.Token
+	rows   [][]float32
+	closed bool
+	stats  Counters
+}
+
+// Counters record what the fake was asked to do.
+type Counters struct {
+	Decodes       int
+	Tokens        int
+	MaxBatch      int
+	BatchSizes    []int
+	RemovedCells  int
+	PromptEntries int // entries without logits
+}
+
+// New makes a fake with parallel sequences of ctxPerSeq cells each.
+func New(parallel, ctxPerSeq, nbatch int) *Fake {
+	f := &Fake{
+		info: engine.Info{
+			Path: "fake.gguf", Arch: "fake", NCtxTrain: ctxPerSeq, NCtx: ctxPerSeq * parallel, NCtxSeq: ctxPerSeq,
+			Parallel: parallel, NBatch: nbatch, NVocab: VocabSize, BOS: BOS, EOS: EOS, AddBOS: true,
+			EOG: []engine.Token{EOS}, SpecialTokens: map[string]engine.Token{"<s>": BOS, "</s>": EOS},
+		},
+		kv: make([][]engine.Token, parallel),
+	}
+	return f
+}
+
+// Info implements engine.Backend.
+func (f *Fake) Info() engine.Info { return f.info }
+
+// Tokenize maps every byte to its token; addSpecial prepends BOS.
+func (f *Fake) Tokenize(text string, addSpecial, parseSpecial bool) ([]engine.Token, error) {
+	var out []engine.Token
+	if addSpecial {
+		out = append(out, BOS)
+	}
+	for i := 0; i < len(text); i++ {
+		out = append(out, engine.Token(ByteBase+int(text[i])))
+	}
+	return out, nil
+}
+
+// Piece implements engine.Backend.
+func (f *Fake) Piece(t engine.Token) []byte {
+	switch {
+	case t == BOS:
+		return []byte("<s>")
+	case t == EOS:
+		return []byte("</s>")
+	case t >= ByteBase && t < VocabSize:
+		return []byte{byte(t - ByteBase)}
+	}
+	return nil
+}
+
+// IsEOG implements engine.Backend.
+func (f *Fake) IsEOG(t engine.Token) bool { return t == EOS }
+
+// DefaultNext is the default next-token rule.
+func DefaultNext(h []engine.Token) engine.Token {
+	x := uint32(len(h)) * 2654435761
+	for i := max(0, len(h)-3); i < len(h); i++ {
+		x = (x ^ uint32(h[i])) * 16777619
+	}
+	x ^= x >> 13
+	if x%7 == 0 {
+		return ByteBase + ' '
+	}
+	return engine.Token(ByteBase + 'a' + int(x%26))
+}
+
+// Decode implements engine.Backend.
+func (f *Fake) Decode(batch []engine.BatchEntry) error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return engine.ErrClosed
+	}
+	if len(batch) > f.info.NBatch {
+		f.mu.Unlock()
+		return fmt.Errorf("fake: batch of %d exceeds n_batch %d", len(batch), f.info.NBatch)
+	}
+	if f.FailDecode != nil {
+		if err := f.FailDecode(batch); err != nil {
+			f.mu.Unlock()
+			return err
+		}
+	}
+	// Validate first, then apply, so a bad batch leaves no trace.
+	next := map[engine.SeqID]int{}
+	for _, e := range batch {
+		if e.Seq < 0 || int(e.Seq) >= len(f.kv) {
+			f.mu.Unlock()
+			return fmt.Errorf("fake: sequence %d out of range", e.Seq)
+		}
+		want, ok := next[e.Seq]
+		if !ok {
+			want = len(f.kv[e.Seq])
+		}
+		if int(e.Pos) != want {
+			f.mu.Unlock()
+			return fmt.Errorf("fake: sequence %d: position %d, want %d", e.Seq, e.Pos, want)
+		}
+		if want >= f.info.NCtxSeq {
+			f.mu.Unlock()
+			return engine.ErrNoKVSpace
+		}
+		next[e.Seq] = want + 1
+	}
+	f.rows = f.rows[:0]
+	for _, e := range batch {
+		f.kv[e.Seq] = append(f.kv[e.Seq], e.Token)
+		var row []float32
+		if e.Logits {
+			nx := f.Next
+			if nx == nil {
+				nx = DefaultNext
+			}
+			tok := nx(f.kv[e.Seq])
+			row = make([]float32, VocabSize)
+			for i := range row {
+				row[i] = float32(i%5) * 0.1
+			}
+			row[tok] = 20
+		} else {
+			f.stats.PromptEntries++
+		}
+		f.rows = append(f.rows, row)
+	}
+	f.stats.Decodes++
+	f.stats.Tokens += len(batch)
+	f.stats.MaxBatch = max(f.stats.MaxBatch, len(batch))
+	f.stats.BatchSizes = append(f.stats.BatchSizes, len(batch))
+	d := f.StepDelay + time.Duration(len(batch))*f.PerToken
+	f.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
+	return nil
+}
+
+// Logits implements engine.Backend.
+func (f *Fake) Logits(i int) []float32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i < 0 || i >= len(f.rows) {
+		return nil
+	}
+	return f.rows[i]
+}
+
+// RemoveKV implements engine.Backend.
+func (f *Fake) RemoveKV(seq engine.SeqID, p0, p1 int32) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	kv := f.kv[seq]
+	if p0 < 0 {
+		p0 = 0
+	}
+	if p1 >= 0 && int(p1) < len(kv) {
+		return fmt.Errorf("fake: removing a middle range [%d,%d) of sequence %d is not supported", p0, p1, seq)
+	}
+	if int(p0) < len(kv) {
+		f.stats.RemovedCells += len(kv) - int(p0)
+		f.kv[seq] = kv[:p0]
+	}
+	return nil
+}
+
+// CopySeq implements engine.Backend.
+func (f *Fake) CopySeq(src, dst engine.SeqID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kv[dst] = append([]engine.Token(nil), f.kv[src]...)
+	return nil
+}
+
+// ClearKV implements engine.Backend.
+func (f *Fake) ClearKV() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.kv {
+		f.kv[i] = nil
+	}
+}
+
+// Close implements engine.Backend.
+func (f *Fake) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+// KV returns a copy of a sequence's tokens in the KV cache.
+func (f *Fake) KV(seq engine.SeqID) []engine.Token {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]engine.Token(nil), f.kv[seq]...)
+}
+
+// Counters returns a copy of the counters.
+func (f *Fake) Counters() Counters {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.stats
+	c.BatchSizes = append([]int(nil), c.BatchSizes...)
+	return c
+}
+
+var _ engine.Backend = (*Fake)(nil)

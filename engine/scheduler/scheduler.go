@@ -1,0 +1,621 @@
+// Package scheduler batches many requests onto one engine.Backend. One
+// goroutine (Run) owns the backend and makes every call into it; requests
+// arrive through Submit and leave through their Stream. Each step admits
+// waiting requests into free sequences (choosing the one whose cached tokens
+// share the longest prefix with the prompt), builds one batch with a token for
+// every generating sequence first and prompt chunks after it up to a token
+// budget, decodes, samples each sequence with its own sampler, and emits text.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/sampler"
+	"github.com/asi1d/asi1d/tokenizer"
+)
+
+// Options configure New. Zero values take the Default* values.
+type Options struct {
+	// StepTokens is the most tokens one step carries (decode tokens first,
+	// prompt chunks after). It bounds how long a long prompt can stall the
+	// running streams.
+	StepTokens int
+	// MaxQueue is the capacity of the waiting queue.
+	MaxQueue int
+	// OnStep, when set, is called by the loop after each decode.
+	OnStep func(d time.Duration, tokens int)
+	Logger *slog.Logger
+}
+
+// Defaults for Options.
+const (
+	DefaultStepTokens = 64
+	DefaultMaxQueue   = 64
+	// minPrefill is the least number of prompt tokens a step carries when
+	// prompts are waiting, so that many decoders cannot starve prefill.
+	minPrefill = 8
+)
+
+// Scheduler admits, batches and cancels requests on one backend. Submit,
+// Stats and Drain are safe for concurrent use; Run is called once.
+type Scheduler struct {
+	be   engine.Backend
+	info engine.Info
+	opts Options
+	log  *slog.Logger
+
+	incoming chan *job
+	subMu    sync.RWMutex // Submit holds it shared; shutdown exclusively
+	closed   bool         // guarded by subMu
+	waiting  atomic.Int64 // admitted to the queue, not yet to a slot (Submit's bound)
+	draining atomic.Bool
+	drainCh  chan time.Duration
+	done     chan struct{}
+
+	// Loop-owned state.
+	queue   []*job
+	slots   []*slot
+	admits  uint64
+	batch   []engine.BatchEntry
+	owners  []*slot // owners[i] is the slot of batch[i]
+	deadln  time.Time
+	running int
+
+	// Counters read by Stats.
+	st struct {
+		running, kvUsed                   atomic.Int64
+		prompt, generated, queried, hit   atomic.Uint64
+		steps, stepTokens                 atomic.Uint64
+		stop, length, cancelled, errored  atomic.Uint64
+	}
+}
+
+type job struct {
+	ctx       context.Context
+	req       Request
+	stream    *Stream
+	submitted time.Time
+}
+
+// slot is one sequence of the backend. Owned by the loop.
+type slot struct {
+	id       engine.SeqID
+	cached   []engine.Token // tokens whose KV is in the sequence, in order
+	lastUsed time.Time
+	session  string
+
+	// The running request, nil when idle.
+	job      *job
+	admitSeq uint64
+	prompt   []engine.Token
+	nPast    int // prompt tokens in the KV so far
+	cachedN  int // prompt tokens reused from the cache
+	pending  engine.Token
+	hasTok   bool // pending holds a sampled token not yet decoded
+	ngen     int
+	admitted time.Time
+	firstTok time.Time
+	lastTok  time.Time
+	smp      *sampler.Sampler
+	detok    tokenizer.Detokenizer
+	stop     *tokenizer.StopMatcher
+	rowCopy  []float32
+}
+
+// New makes a scheduler for be. It does not start the loop: call Run.
+func New(be engine.Backend, o Options) *Scheduler {
+	if o.StepTokens <= 0 {
+		o.StepTokens = DefaultStepTokens
+	}
+	if o.MaxQueue <= 0 {
+		o.MaxQueue = DefaultMaxQueue
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	info := be.Info()
+	if o.StepTokens > info.NBatch {
+		o.StepTokens = info.NBatch
+	}
+	s := &Scheduler{
+		be: be, info: info, opts: o, log: o.Logger,
+		incoming: make(chan *job, o.MaxQueue),
+		drainCh:  make(chan time.Duration, 1),
+		done:     make(chan struct{}),
+	}
+	for i := range info.Parallel {
+		s.slots = append(s.slots, &slot{id: engine.SeqID(i)})
+	}
+	return s
+}
+
+// CtxPerSeq is the context one request may use: prompt plus generated tokens.
+func (s *Scheduler) CtxPerSeq() int { return s.info.NCtxSeq }
+
+// Submit queues a request. It never blocks: a full queue returns
+// ErrQueueFull, a draining scheduler ErrDraining. The request leaves the
+// queue or its sequence when ctx ends.
+func (s *Scheduler) Submit(ctx context.Context, r Request) (*Stream, error) {
+	if len(r.Prompt) == 0 {
+		return nil, errors.New("scheduler: empty prompt")
+	}
+	if len(r.Prompt) >= s.info.NCtxSeq {
+		return nil, fmt.Errorf("scheduler: prompt of %d tokens does not fit the context of %d", len(r.Prompt), s.info.NCtxSeq)
+	}
+	s.subMu.RLock()
+	defer s.subMu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	if s.draining.Load() {
+		return nil, ErrDraining
+	}
+	for {
+		n := s.waiting.Load()
+		if n >= int64(s.opts.MaxQueue) {
+			return nil, ErrQueueFull
+		}
+		if s.waiting.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	j := &job{ctx: ctx, req: r, stream: newStream(), submitted: time.Now()}
+	s.incoming <- j // capacity MaxQueue and waiting <= MaxQueue: never blocks
+	return j.stream, nil
+}
+
+// Drain stops admitting new requests; running ones may finish within
+// timeout, after which they end with ErrShutdown. Waiting ones still run if
+// they get a slot in time. Safe to call more than once; the first wins.
+func (s *Scheduler) Drain(timeout time.Duration) {
+	if s.draining.CompareAndSwap(false, true) {
+		s.drainCh <- timeout
+	}
+}
+
+// Done is closed when Run has returned.
+func (s *Scheduler) Done() <-chan struct{} { return s.done }
+
+// Stats returns a snapshot of the counters without touching the loop.
+func (s *Scheduler) Stats() Stats {
+	return Stats{
+		Running:             int(s.st.running.Load()),
+		Waiting:             int(s.waiting.Load()),
+		Slots:               len(s.slots),
+		KVCells:             s.info.NCtx,
+		KVUsed:              int(s.st.kvUsed.Load()),
+		PromptTokens:        s.st.prompt.Load(),
+		GeneratedTokens:     s.st.generated.Load(),
+		PrefixQueriedTokens: s.st.queried.Load(),
+		PrefixHitTokens:     s.st.hit.Load(),
+		Steps:               s.st.steps.Load(),
+		StepTokens:          s.st.stepTokens.Load(),
+		Finished: map[FinishReason]uint64{
+			FinishStop: s.st.stop.Load(), FinishLength: s.st.length.Load(),
+			FinishCancelled: s.st.cancelled.Load(), FinishError: s.st.errored.Load(),
+		},
+		Draining:  s.draining.Load(),
+		CtxPerSeq: s.info.NCtxSeq,
+		StepLimit: s.opts.StepTokens,
+	}
+}
+
+// Run is the loop. It returns when ctx ends (every request still queued or
+// running ends with ErrShutdown) or when a drain has finished. The backend
+// is not closed: its owner closes it after Run returns.
+func (s *Scheduler) Run(ctx context.Context) {
+	defer close(s.done)
+	defer s.shutdown()
+	for {
+		s.receive()
+		if !s.deadln.IsZero() && time.Now().After(s.deadln) {
+			s.endAll(ErrShutdown)
+		}
+		if s.draining.Load() && s.running == 0 && len(s.queue) == 0 {
+			return
+		}
+		s.reap()
+		s.admit()
+		if s.running == 0 {
+			// Idle: wait for work without spinning.
+			select {
+			case j := <-s.incoming:
+				s.queue = append(s.queue, j)
+			case t := <-s.drainCh:
+				s.startDrain(t)
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		default:
+		}
+		s.step()
+	}
+}
+
+func (s *Scheduler) startDrain(timeout time.Duration) {
+	s.deadln = time.Now().Add(timeout)
+	s.log.Info("draining", "running", s.running, "waiting", len(s.queue), "timeout", timeout)
+}
+
+// receive moves submitted jobs into the queue without blocking.
+func (s *Scheduler) receive() {
+	for {
+		select {
+		case j := <-s.incoming:
+			s.queue = append(s.queue, j)
+		case t := <-s.drainCh:
+			s.startDrain(t)
+		default:
+			return
+		}
+	}
+}
+
+// reap ends cancelled requests: queued ones leave the queue, running ones
+// free their slot (their KV stays as a cache entry).
+func (s *Scheduler) reap() {
+	q := s.queue[:0]
+	for _, j := range s.queue {
+		if j.ctx.Err() != nil {
+			s.waiting.Add(-1)
+			s.st.cancelled.Add(1)
+			j.stream.push(Event{Done: true, Finish: FinishCancelled, Err: j.ctx.Err(), Usage: Usage{PromptTokens: len(j.req.Prompt)}})
+			continue
+		}
+		q = append(q, j)
+	}
+	clear(s.queue[len(q):])
+	s.queue = q
+	for _, sl := range s.slots {
+		if sl.job != nil && sl.job.ctx.Err() != nil {
+			s.finish(sl, FinishCancelled, sl.job.ctx.Err())
+		}
+	}
+}
+
+// admit moves queued requests into idle slots, FIFO.
+func (s *Scheduler) admit() {
+	for len(s.queue) > 0 {
+		j := s.queue[0]
+		sl, lcp := s.pickSlot(j.req)
+		if sl == nil {
+			return
+		}
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.waiting.Add(-1)
+		s.start(sl, j, lcp)
+	}
+}
+
+// pickSlot chooses the idle slot whose cache shares the longest prefix with
+// the prompt; ties go to the slot of the same session, then to the least
+// recently used.
+func (s *Scheduler) pickSlot(r Request) (*slot, int) {
+	var best *slot
+	bestN := -1
+	same := func(sl *slot) bool { return r.SessionID != "" && sl.session == r.SessionID }
+	for _, sl := range s.slots {
+		if sl.job != nil {
+			continue
+		}
+		n := commonPrefix(sl.cached, r.Prompt)
+		better := best == nil || n > bestN
+		if !better && n == bestN {
+			if same(sl) != same(best) {
+				better = same(sl)
+			} else {
+				better = sl.lastUsed.Before(best.lastUsed)
+			}
+		}
+		if better {
+			best, bestN = sl, n
+		}
+	}
+	return best, bestN
+}
+
+func commonPrefix(a, b []engine.Token) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// start places a job in a slot, keeping the cached prefix.
+func (s *Scheduler) start(sl *slot, j *job, lcp int) {
+	// At least one prompt token is always evaluated, to get logits.
+	keep := min(lcp, len(j.req.Prompt)-1)
+	if keep < len(sl.cached) {
+		if err := s.be.RemoveKV(sl.id, int32(keep), -1); err != nil {
+			// Cannot trim: start from scratch.
+			s.log.Warn("KV trim refused; clearing the sequence", "slot", sl.id, "err", err)
+			_ = s.be.RemoveKV(sl.id, -1, -1)
+			keep = 0
+		}
+		s.addKV(keep - len(sl.cached))
+		sl.cached = sl.cached[:keep]
+	}
+	now := time.Now()
+	s.admits++
+	*sl = slot{
+		id: sl.id, cached: sl.cached, lastUsed: now, session: j.req.SessionID,
+		job: j, admitSeq: s.admits, prompt: j.req.Prompt, nPast: keep, cachedN: keep,
+		admitted: now, smp: sampler.New(j.req.Sampling), stop: tokenizer.NewStopMatcher(j.req.Stop),
+		rowCopy: sl.rowCopy,
+	}
+	s.running++
+	s.st.running.Add(1)
+	s.st.queried.Add(uint64(len(j.req.Prompt)))
+	s.st.hit.Add(uint64(keep))
+	s.st.prompt.Add(uint64(len(j.req.Prompt)))
+	j.stream.push(Event{Started: true})
+}
+
+func (s *Scheduler) addKV(d int) { s.st.kvUsed.Add(int64(d)) }
+
+// step builds one batch, decodes it, samples and emits.
+func (s *Scheduler) step() {
+	s.batch, s.owners = s.batch[:0], s.owners[:0]
+	budget := s.opts.StepTokens
+	// 1. One token for every generating sequence.
+	for _, sl := range s.slots {
+		if sl.job == nil || !sl.hasTok {
+			continue
+		}
+		s.batch = append(s.batch, engine.BatchEntry{Token: sl.pending, Seq: sl.id, Pos: int32(len(sl.cached)), Logits: true})
+		s.owners = append(s.owners, sl)
+	}
+	// 2. Prompt chunks: prompts that finish within the budget go first, then
+	// the others in admission order.
+	var pre []*slot
+	for _, sl := range s.slots {
+		if sl.job != nil && sl.nPast < len(sl.prompt) {
+			pre = append(pre, sl)
+		}
+	}
+	room := max(budget-len(s.batch), min(minPrefill, s.info.NBatch-len(s.batch)))
+	room = min(room, s.info.NBatch-len(s.batch))
+	if len(pre) > 1 {
+		slices.SortFunc(pre, func(a, b *slot) int {
+			fa, fb := len(a.prompt)-a.nPast <= room, len(b.prompt)-b.nPast <= room
+			if fa != fb {
+				if fa {
+					return -1
+				}
+				return 1
+			}
+			return int(a.admitSeq - b.admitSeq)
+		})
+	}
+	for _, sl := range pre {
+		if room <= 0 {
+			break
+		}
+		k := min(room, len(sl.prompt)-sl.nPast)
+		for i := range k {
+			p := sl.nPast + i
+			last := p == len(sl.prompt)-1
+			s.batch = append(s.batch, engine.BatchEntry{Token: sl.prompt[p], Seq: sl.id, Pos: int32(p), Logits: last})
+			s.owners = append(s.owners, sl)
+		}
+		room -= k
+	}
+	if len(s.batch) == 0 {
+		return
+	}
+
+	t0 := time.Now()
+	err := s.be.Decode(s.batch)
+	d := time.Since(t0)
+	s.st.steps.Add(1)
+	s.st.stepTokens.Add(uint64(len(s.batch)))
+	if s.opts.OnStep != nil {
+		s.opts.OnStep(d, len(s.batch))
+	}
+	if err != nil {
+		s.failBatch(err)
+		return
+	}
+
+	// The batch is in the KV now.
+	for i, e := range s.batch {
+		sl := s.owners[i]
+		sl.cached = append(sl.cached, e.Token)
+		if int(e.Pos) < len(sl.prompt) {
+			sl.nPast++
+		} else {
+			sl.hasTok = false // the sampled token is in the KV now
+		}
+	}
+	s.addKV(len(s.batch))
+
+	now := time.Now()
+	for i, e := range s.batch {
+		if !e.Logits {
+			continue
+		}
+		sl := s.owners[i]
+		if sl.job == nil {
+			continue // ended earlier in this loop
+		}
+		s.sample(sl, s.be.Logits(i), now)
+	}
+}
+
+// failBatch ends every sequence of a batch that could not be decoded. The
+// batch's KV may be partly written, so their caches are dropped.
+func (s *Scheduler) failBatch(err error) {
+	s.log.Error("decode failed", "tokens", len(s.batch), "err", err)
+	for _, sl := range s.owners {
+		if sl.job == nil {
+			continue
+		}
+		e := err
+		if errors.Is(err, engine.ErrNoKVSpace) {
+			e = fmt.Errorf("the KV cache is full: %w", err)
+		}
+		s.finish(sl, FinishError, e)
+		_ = s.be.RemoveKV(sl.id, -1, -1)
+		s.addKV(-len(sl.cached))
+		sl.cached = sl.cached[:0]
+	}
+}
+
+// sample picks the next token of a sequence and emits its text.
+func (s *Scheduler) sample(sl *slot, row []float32, now time.Time) {
+	r := &sl.job.req
+	var lp *TokenLogprob
+	if r.Logprobs {
+		sl.rowCopy = append(sl.rowCopy[:0], row...)
+	}
+	tok := engine.Token(sl.smp.Sample(row))
+	sl.smp.Accept(tok)
+	if r.Logprobs {
+		l, top := sampler.Logprobs(sl.rowCopy, tok, r.TopLogprobs)
+		lp = &TokenLogprob{Token: tok, Text: s.be.Piece(tok), Logprob: l}
+		for _, a := range top {
+			lp.Top = append(lp.Top, Alternative{Token: a.Token, Text: s.be.Piece(a.Token), Logprob: a.Logprob})
+		}
+	}
+	sl.ngen++
+	s.st.generated.Add(1)
+	if sl.firstTok.IsZero() {
+		sl.firstTok = now
+	}
+	sl.lastTok = now
+
+	var ev Event
+	if lp != nil {
+		ev.Logprobs = []TokenLogprob{*lp}
+	}
+	if s.be.IsEOG(tok) {
+		s.emitText(sl, &ev, sl.detok.Flush(), true)
+		sl.job.stream.push(ev)
+		s.finish(sl, FinishStop, nil)
+		return
+	}
+	if s.emitText(sl, &ev, sl.detok.Add(s.be.Piece(tok)), false) {
+		sl.job.stream.push(ev)
+		s.finish(sl, FinishStop, nil)
+		return
+	}
+	sl.pending, sl.hasTok = tok, true
+	// Room: the pending token needs a cell, and the next one another.
+	if (r.MaxTokens > 0 && sl.ngen >= r.MaxTokens) || len(sl.cached)+1 >= s.info.NCtxSeq {
+		s.emitText(sl, &ev, sl.detok.Flush(), true)
+		sl.job.stream.push(ev)
+		s.finish(sl, FinishLength, nil)
+		return
+	}
+	if len(ev.Fragments) > 0 || len(ev.Logprobs) > 0 {
+		sl.job.stream.push(ev)
+	}
+}
+
+// emitText runs text through the splitter and the stop matcher into ev. With
+// final, everything held back is released. It reports a stop-string match.
+func (s *Scheduler) emitText(sl *slot, ev *Event, text string, final bool) (stopped bool) {
+	var frags []Fragment
+	if sp := sl.job.req.Splitter; sp != nil {
+		if text != "" {
+			frags = sp.Push(text)
+		}
+		if final {
+			frags = append(frags, sp.Flush()...)
+		}
+	} else if text != "" {
+		frags = []Fragment{{Text: text}}
+	}
+	for _, f := range frags {
+		if f.Thought {
+			ev.Fragments = append(ev.Fragments, f)
+			continue
+		}
+		out, stop := sl.stop.Push(f.Text)
+		if out != "" {
+			ev.Fragments = append(ev.Fragments, Fragment{Text: out})
+		}
+		if stop {
+			return true
+		}
+	}
+	if final {
+		if out := sl.stop.Flush(); out != "" {
+			ev.Fragments = append(ev.Fragments, Fragment{Text: out})
+		}
+	}
+	return false
+}
+
+// finish ends the running request of a slot and frees the slot; the KV stays
+// as a cache entry.
+func (s *Scheduler) finish(sl *slot, reason FinishReason, err error) {
+	j := sl.job
+	ev := Event{Done: true, Finish: reason, Err: err}
+	ev.Usage = Usage{PromptTokens: len(sl.prompt), CompletionTokens: sl.ngen, CachedTokens: sl.cachedN}
+	ev.Queued = sl.admitted.Sub(j.submitted)
+	if !sl.firstTok.IsZero() {
+		ev.FirstTok = sl.firstTok.Sub(j.submitted)
+		ev.Generated = sl.lastTok.Sub(sl.firstTok)
+	}
+	switch reason {
+	case FinishStop:
+		s.st.stop.Add(1)
+	case FinishLength:
+		s.st.length.Add(1)
+	case FinishCancelled:
+		s.st.cancelled.Add(1)
+	default:
+		s.st.errored.Add(1)
+	}
+	sl.job, sl.smp, sl.stop, sl.hasTok = nil, nil, nil, false
+	sl.detok = tokenizer.Detokenizer{}
+	sl.lastUsed = time.Now()
+	s.running--
+	s.st.running.Add(-1)
+	j.stream.push(ev) // last, so a reader that sees Done sees the slot free
+}
+
+// endAll ends every running and queued request with err.
+func (s *Scheduler) endAll(err error) {
+	for _, sl := range s.slots {
+		if sl.job != nil {
+			s.finish(sl, FinishError, err)
+		}
+	}
+	for _, j := range s.queue {
+		s.waiting.Add(-1)
+		s.st.errored.Add(1)
+		j.stream.push(Event{Done: true, Finish: FinishError, Err: err, Usage: Usage{PromptTokens: len(j.req.Prompt)}})
+	}
+	s.queue = s.queue[:0]
+}
+
+// shutdown ends whatever is left when the loop stops, including jobs still
+// in the incoming channel, and refuses new ones.
+func (s *Scheduler) shutdown() {
+	s.draining.Store(true)
+	s.subMu.Lock()
+	s.closed = true
+	s.subMu.Unlock()
+	s.receive() // no Submit can add to incoming any more
+	s.endAll(ErrShutdown)
+}
+

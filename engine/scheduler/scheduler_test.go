@@ -1,0 +1,398 @@
+package scheduler_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/enginetest"
+	"github.com/asi1d/asi1d/engine/scheduler"
+)
+
+// harness runs a scheduler over a fake and checks on cleanup that the loop
+// stopped, no goroutine leaked and no slot stayed busy.
+func harness(t *testing.T, fake *enginetest.Fake, o scheduler.Options) *scheduler.Scheduler {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	s := scheduler.New(fake, o)
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.Run(ctx)
+	t.Cleanup(func() {
+		st := s.Stats()
+		cancel()
+		<-s.Done()
+		if st.Running != 0 || st.Waiting != 0 {
+			t.Errorf("at the end: %d running, %d waiting", st.Running, st.Waiting)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			t.Errorf("goroutines: %d before, %d after", before, n)
+		}
+	})
+	return s
+}
+
+// expected is what the fake generates greedily after prompt.
+func expected(prompt []engine.Token, n int) string {
+	h := append([]engine.Token(nil), prompt...)
+	var b strings.Builder
+	for range n {
+		tok := enginetest.DefaultNext(h)
+		h = append(h, tok)
+		b.WriteByte(byte(tok - enginetest.ByteBase))
+	}
+	return b.String()
+}
+
+func prompt(s string) []engine.Token {
+	toks, _ := enginetest.New(1, 8, 8).Tokenize(s, true, false)
+	return toks
+}
+
+type result struct {
+	text    string
+	thought string
+	final   scheduler.Event
+	events  int
+}
+
+func collect(t *testing.T, ctx context.Context, st *scheduler.Stream) result {
+	t.Helper()
+	var r result
+	for {
+		ev, err := st.Next(ctx)
+		if err == io.EOF {
+			return r
+		}
+		if err != nil {
+			r.final.Err = err
+			return r
+		}
+		r.events++
+		for _, f := range ev.Fragments {
+			if f.Thought {
+				r.thought += f.Text
+			} else {
+				r.text += f.Text
+			}
+		}
+		if ev.Done {
+			r.final = ev
+		}
+	}
+}
+
+func run(t *testing.T, s *scheduler.Scheduler, r scheduler.Request) result {
+	t.Helper()
+	st, err := s.Submit(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return collect(t, context.Background(), st)
+}
+
+func TestSingleRequest(t *testing.T) {
+	s := harness(t, enginetest.New(2, 256, 64), scheduler.Options{})
+	p := prompt("Once upon a time")
+	r := run(t, s, scheduler.Request{Prompt: p, MaxTokens: 20})
+	if want := expected(p, 20); r.text != want {
+		t.Fatalf("text %q, want %q", r.text, want)
+	}
+	u := r.final.Usage
+	if r.final.Finish != scheduler.FinishLength || u.PromptTokens != len(p) || u.CompletionTokens != 20 {
+		t.Fatalf("final %+v", r.final)
+	}
+}
+
+func TestEOSAndStopStrings(t *testing.T) {
+	fake := enginetest.New(1, 256, 64)
+	script := "hello world. STOP here</s>"
+	fake.Next = func(h []engine.Token) engine.Token {
+		// Emit the script after the prompt (which ends with '>').
+		i := 0
+		for j := len(h) - 1; j >= 0 && h[j] != enginetest.ByteBase+'>'; j-- {
+			i++
+		}
+		if i >= len("hello world. STOP here") {
+			return enginetest.EOS
+		}
+		return engine.Token(enginetest.ByteBase + int(script[i]))
+	}
+	s := harness(t, fake, scheduler.Options{})
+	p := prompt("go>")
+	r := run(t, s, scheduler.Request{Prompt: p, MaxTokens: 100})
+	if r.text != "hello world. STOP here" || r.final.Finish != scheduler.FinishStop {
+		t.Fatalf("EOS: %q %s", r.text, r.final.Finish)
+	}
+	if r.final.Usage.CompletionTokens != len("hello world. STOP here")+1 {
+		t.Fatalf("EOS counts as a sampled token: %+v", r.final.Usage)
+	}
+	r = run(t, s, scheduler.Request{Prompt: p, MaxTokens: 100, Stop: []string{"xyz", " STOP"}})
+	if r.text != "hello world." || r.final.Finish != scheduler.FinishStop {
+		t.Fatalf("stop string: %q %s", r.text, r.final.Finish)
+	}
+}
+
+// 16 different requests on 4 sequences: each gets exactly what it gets alone,
+// whatever the batch shape, and the queue drains.
+func TestManyConcurrentDeterministic(t *testing.T) {
+	fake := enginetest.New(4, 512, 64)
+	s := harness(t, fake, scheduler.Options{StepTokens: 24})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := prompt(fmt.Sprintf("request number %d says %s", i, strings.Repeat("x", i*7)))
+			st, err := s.Submit(context.Background(), scheduler.Request{Prompt: p, MaxTokens: 10 + i})
+			if err != nil {
+				errs <- err
+				return
+			}
+			r := collect(t, context.Background(), st)
+			if want := expected(p, 10+i); r.text != want {
+				errs <- fmt.Errorf("request %d: %q, want %q", i, r.text, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	c := fake.Counters()
+	if c.MaxBatch > 24 {
+		t.Errorf("a step carried %d tokens, budget 24", c.MaxBatch)
+	}
+}
+
+func TestPrefixReuse(t *testing.T) {
+	fake := enginetest.New(2, 1024, 64)
+	s := harness(t, fake, scheduler.Options{})
+	turn1 := prompt("System: be brief.\nUser: hi\nAssistant:")
+	r1 := run(t, s, scheduler.Request{Prompt: turn1, MaxTokens: 8})
+	if r1.final.Usage.CachedTokens != 0 {
+		t.Fatalf("cold request reused %d tokens", r1.final.Usage.CachedTokens)
+	}
+	before := fake.Counters().PromptEntries
+	// Turn 2 resends the history plus the answer and a new message.
+	hist := string(append([]byte("System: be brief.\nUser: hi\nAssistant:"), r1.text...))
+	turn2 := prompt(hist + "\nUser: more\nAssistant:")
+	r2 := run(t, s, scheduler.Request{Prompt: turn2, MaxTokens: 8})
+	// The cache holds turn1 + the 7 decoded answer tokens (the 8th was sampled, never decoded).
+	want := len(turn1) + 7
+	if r2.final.Usage.CachedTokens != want {
+		t.Fatalf("cached %d tokens, want %d", r2.final.Usage.CachedTokens, want)
+	}
+	if got := fake.Counters().PromptEntries - before; got != len(turn2)-want-1 {
+		t.Fatalf("processed %d prompt tokens without logits, want %d", got, len(turn2)-want-1)
+	}
+	if r2.text != expected(turn2, 8) {
+		t.Fatalf("warm-cache output differs: %q vs %q", r2.text, expected(turn2, 8))
+	}
+	// A repeated identical prompt recomputes exactly one token.
+	r3 := run(t, s, scheduler.Request{Prompt: turn2, MaxTokens: 8})
+	if r3.final.Usage.CachedTokens != len(turn2)-1 || r3.text != r2.text {
+		t.Fatalf("repeat: cached %d, text %q", r3.final.Usage.CachedTokens, r3.text)
+	}
+	st := s.Stats()
+	if st.PrefixHitTokens != uint64(want+len(turn2)-1) || st.PrefixQueriedTokens != uint64(len(turn1)+2*len(turn2)) {
+		t.Fatalf("prefix counters %+v", st)
+	}
+}
+
+func TestLongPromptIsChunkedWhileOthersDecode(t *testing.T) {
+	fake := enginetest.New(3, 2048, 256)
+	fake.StepDelay = time.Millisecond
+	s := harness(t, fake, scheduler.Options{StepTokens: 16})
+	ctx := context.Background()
+	short := prompt("short")
+	st1, _ := s.Submit(ctx, scheduler.Request{Prompt: short, MaxTokens: 200})
+	// Let the first stream start decoding.
+	first, err := st1.Next(ctx)
+	if err != nil || !first.Started {
+		t.Fatalf("first event %+v %v", first, err)
+	}
+	long := prompt(strings.Repeat("long document text ", 40)) // 761 tokens
+	st2, _ := s.Submit(ctx, scheduler.Request{Prompt: long, MaxTokens: 5})
+	r2 := collect(t, ctx, st2)
+	r1 := collect(t, ctx, st1)
+	for _, f := range first.Fragments {
+		r1.text = f.Text + r1.text
+	}
+	if r1.text != expected(short, 200) || r2.text != expected(long, 5) {
+		t.Fatal("outputs differ from solo runs")
+	}
+	for i, n := range fake.Counters().BatchSizes {
+		if n > 16 {
+			t.Fatalf("step %d carried %d tokens, budget 16", i, n)
+		}
+	}
+	// The long prompt needs >= 761/15 steps; the short stream decoded in each.
+	if r1.final.Usage.CompletionTokens != 200 {
+		t.Fatal(r1.final.Usage)
+	}
+}
+
+func TestCancellation(t *testing.T) {
+	fake := enginetest.New(4, 4096, 64)
+	fake.StepDelay = 2 * time.Millisecond
+	s := harness(t, fake, scheduler.Options{StepTokens: 16})
+	bg := context.Background()
+	type run struct {
+		cancel context.CancelFunc
+		st     *scheduler.Stream
+		p      []engine.Token
+	}
+	var runs []run
+	for i := range 8 {
+		ctx, cancel := context.WithCancel(bg)
+		p := prompt(fmt.Sprintf("%d %s", i, strings.Repeat("abc ", 10+i*60)))
+		st, err := s.Submit(ctx, scheduler.Request{Prompt: p, MaxTokens: 60})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, run{cancel, st, p})
+	}
+	// Cancel half: some while queued, some mid-prompt, some mid-decode.
+	time.Sleep(30 * time.Millisecond)
+	for i := 0; i < 8; i += 2 {
+		runs[i].cancel()
+	}
+	for i, r := range runs {
+		res := collect(t, bg, r.st)
+		if i%2 == 0 {
+			if res.final.Finish != scheduler.FinishCancelled && res.final.Finish != scheduler.FinishLength {
+				t.Errorf("cancelled run %d ended %s", i, res.final.Finish)
+			}
+			continue
+		}
+		if want := expected(r.p, 60); res.text != want || res.final.Finish != scheduler.FinishLength {
+			t.Errorf("run %d disturbed: %q (%s)", i, res.text, res.final.Finish)
+		}
+		r.cancel()
+	}
+	if st := s.Stats(); st.Finished[scheduler.FinishCancelled] == 0 {
+		t.Errorf("no cancellation counted: %+v", st.Finished)
+	}
+}
+
+// A cancelled request frees its slot within one step: with one slot, a
+// request queued behind a cancelled one starts at once.
+func TestCancelFreesSlotWithinAStep(t *testing.T) {
+	fake := enginetest.New(1, 4096, 64)
+	fake.StepDelay = 5 * time.Millisecond
+	s := harness(t, fake, scheduler.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	st, _ := s.Submit(ctx, scheduler.Request{Prompt: prompt("a"), MaxTokens: 4000})
+	if _, err := st.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	steps := s.Stats().Steps
+	cancel()
+	st2, _ := s.Submit(context.Background(), scheduler.Request{Prompt: prompt("b"), MaxTokens: 1})
+	r := collect(t, context.Background(), st2)
+	if r.final.Finish != scheduler.FinishLength {
+		t.Fatalf("follow-up request: %+v", r.final)
+	}
+	// Steps taken: at most one more for the cancelled one, then the new one's.
+	if d := s.Stats().Steps - steps; d > 3 {
+		t.Fatalf("%d steps between cancel and the next request's end", d)
+	}
+}
+
+func TestQueueFull(t *testing.T) {
+	fake := enginetest.New(1, 4096, 64)
+	fake.StepDelay = time.Millisecond
+	s := harness(t, fake, scheduler.Options{MaxQueue: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var streams []*scheduler.Stream
+	for range 3 {
+		st, err := s.Submit(ctx, scheduler.Request{Prompt: prompt("x"), MaxTokens: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, st)
+		if len(streams) == 1 {
+			st.Next(ctx) // the first one is running, not waiting
+		}
+	}
+	t0 := time.Now()
+	if _, err := s.Submit(ctx, scheduler.Request{Prompt: prompt("x"), MaxTokens: 1}); !errors.Is(err, scheduler.ErrQueueFull) {
+		t.Fatalf("4th submit: %v", err)
+	}
+	if d := time.Since(t0); d > 10*time.Millisecond {
+		t.Logf("refusal took %v", d) // reported, not asserted: timings belong in benchmarks
+	}
+	cancel()
+	for _, st := range streams {
+		collect(t, context.Background(), st)
+	}
+}
+
+func TestContextLimit(t *testing.T) {
+	s := harness(t, enginetest.New(1, 64, 64), scheduler.Options{})
+	p := prompt(strings.Repeat("z", 50)) // 51 tokens
+	r := run(t, s, scheduler.Request{Prompt: p})
+	if r.final.Finish != scheduler.FinishLength || r.final.Usage.CompletionTokens != 64-51 {
+		t.Fatalf("final %+v", r.final)
+	}
+	if _, err := s.Submit(context.Background(), scheduler.Request{Prompt: prompt(strings.Repeat("z", 63))}); err == nil {
+		t.Fatal("a prompt filling the context was accepted")
+	}
+}
+
+func TestDrain(t *testing.T) {
+	fake := enginetest.New(1, 8192, 64)
+	fake.StepDelay = time.Millisecond
+	s := scheduler.New(fake, scheduler.Options{})
+	go s.Run(context.Background())
+	st, _ := s.Submit(context.Background(), scheduler.Request{Prompt: prompt("x"), MaxTokens: 5000})
+	short, _ := s.Submit(context.Background(), scheduler.Request{Prompt: prompt("y"), MaxTokens: 3})
+	st.Next(context.Background())
+	s.Drain(50 * time.Millisecond)
+	if _, err := s.Submit(context.Background(), scheduler.Request{Prompt: prompt("z")}); !errors.Is(err, scheduler.ErrDraining) {
+		t.Fatalf("submit while draining: %v", err)
+	}
+	r := collect(t, context.Background(), st)
+	if !errors.Is(r.final.Err, scheduler.ErrShutdown) || r.final.Finish != scheduler.FinishError {
+		t.Fatalf("long request at drain deadline: %+v", r.final)
+	}
+	rs := collect(t, context.Background(), short)
+	if !rs.final.Done {
+		t.Fatal("queued request got no final event")
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("Run did not return after the drain")
+	}
+}
+
+func TestSlowReaderDoesNotBlock(t *testing.T) {
+	fake := enginetest.New(2, 4096, 64)
+	s := harness(t, fake, scheduler.Options{})
+	slow, _ := s.Submit(context.Background(), scheduler.Request{Prompt: prompt("slow"), MaxTokens: 300})
+	fast := run(t, s, scheduler.Request{Prompt: prompt("fast"), MaxTokens: 300})
+	if fast.final.Usage.CompletionTokens != 300 {
+		t.Fatal(fast.final)
+	}
+	// The slow reader now reads everything at once, coalesced.
+	r := collect(t, context.Background(), slow)
+	if r.text != expected(prompt("slow"), 300) || r.events > 10 {
+		t.Fatalf("slow reader: %d events, text ok=%v", r.events, r.text == expected(prompt("slow"), 300))
+	}
+}

@@ -1,0 +1,125 @@
+package scheduler
+
+import (
+	"errors"
+	"time"
+
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/sampler"
+)
+
+// Errors returned by Submit.
+var (
+	// ErrQueueFull: the waiting queue is at its capacity.
+	ErrQueueFull = errors.New("scheduler: waiting queue is full")
+	// ErrDraining: the scheduler is shutting down and admits nothing new.
+	ErrDraining = errors.New("scheduler: draining")
+	// ErrClosed: the loop has stopped.
+	ErrClosed = errors.New("scheduler: closed")
+	// ErrShutdown ends sequences still running when the drain timeout passes.
+	ErrShutdown = errors.New("scheduler: server shutting down")
+)
+
+// FinishReason tells why a sequence ended.
+type FinishReason string
+
+// Finish reasons. Stop and Length reach clients; Cancelled and Error are
+// internal (the client is gone, or the server failed the request).
+const (
+	FinishStop      FinishReason = "stop"
+	FinishLength    FinishReason = "length"
+	FinishCancelled FinishReason = "cancelled"
+	FinishError     FinishReason = "error"
+)
+
+// Fragment is a piece of generated text: reasoning (Thought) or answer.
+type Fragment struct {
+	Thought bool
+	Block   int // index of the reasoning block, for Thought fragments
+	Text    string
+}
+
+// Splitter separates reasoning from the answer in streamed text. One per
+// request, owned by the loop. See models.ThoughtParser.
+type Splitter interface {
+	Push(text string) []Fragment
+	Flush() []Fragment
+}
+
+// Request is one generation job.
+type Request struct {
+	// Prompt is the tokenized prompt; it must fit the per-sequence context
+	// with room for at least one generated token.
+	Prompt []engine.Token
+	// MaxTokens bounds generated tokens; <= 0 means until the context ends.
+	MaxTokens int
+	Sampling  sampler.Params
+	// Stop strings end generation; they match answer text only, and never
+	// reach the output.
+	Stop []string
+	// Splitter, when set, separates reasoning from the answer.
+	Splitter Splitter
+	// Logprobs asks for each generated token's log-probability and the
+	// TopLogprobs most likely alternatives.
+	Logprobs    bool
+	TopLogprobs int
+	// SessionID prefers the slot that served the same session last.
+	SessionID string
+}
+
+// TokenLogprob is one generated token with its log-probability.
+type TokenLogprob struct {
+	Token   engine.Token
+	Text    []byte
+	Logprob float32
+	Top     []Alternative
+}
+
+// Alternative is a likely token at one position.
+type Alternative struct {
+	Token   engine.Token
+	Text    []byte
+	Logprob float32
+}
+
+// Usage counts a request's tokens.
+type Usage struct {
+	PromptTokens     int
+	CompletionTokens int
+	CachedTokens     int // prompt tokens whose KV was reused
+}
+
+// Event is what a Stream delivers: everything that happened since the last
+// Next, coalesced.
+type Event struct {
+	// Started is set on the first event, when the request left the queue
+	// and its prompt started processing.
+	Started   bool
+	Fragments []Fragment
+	Logprobs  []TokenLogprob
+	// Done marks the final event; Finish, Usage and Err are set then.
+	Done   bool
+	Finish FinishReason
+	Err    error
+	Usage  Usage
+	// Timings, filled on the final event.
+	Queued    time.Duration // submit to admission
+	FirstTok  time.Duration // submit to first generated token
+	Generated time.Duration // first to last generated token
+}
+
+// Stats is a snapshot of the scheduler's counters. Safe to read at any time.
+type Stats struct {
+	Running, Waiting     int
+	Slots                int
+	KVCells, KVUsed      int // KV cells in all, and cells holding tokens (running and cached)
+	PromptTokens         uint64
+	GeneratedTokens      uint64
+	PrefixQueriedTokens  uint64
+	PrefixHitTokens      uint64
+	Steps                uint64
+	StepTokens           uint64
+	Finished             map[FinishReason]uint64
+	Draining             bool
+	CtxPerSeq, StepLimit int
+}
