@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -117,9 +118,18 @@ func Open(path string, o Options) (*Backend, error) {
 	mp.use_mmap = C.bool(!o.NoMmap)
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	stop := startCapture()
 	model := C.llama_model_load_from_file(cpath, mp)
+	lines := stop()
 	if model == nil {
-		return nil, &engine.ModelError{Path: path, Reason: "llama.cpp could not load it (unsupported architecture or corrupt file; see the log above)"}
+		reason := "llama.cpp could not load it"
+		if len(lines) > 0 {
+			reason += ": " + strings.Join(lines, "; ")
+		}
+		return nil, &engine.ModelError{Path: path, Reason: reason}
+	}
+	for _, l := range lines {
+		log.Warn(l, "src", "llama.cpp")
 	}
 	b := &Backend{model: model, vocab: C.llama_model_get_vocab(model)}
 

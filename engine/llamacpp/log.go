@@ -21,7 +21,25 @@ var (
 	logMu  sync.Mutex
 	logBuf strings.Builder
 	logLvl slog.Level
+	// capture, while non-nil (during Open), collects error lines instead of
+	// logging them, so that a failed load is reported as one clear error.
+	capture *[]string
 )
+
+// startCapture begins collecting llama.cpp's error lines; the returned
+// function stops and returns them.
+func startCapture() func() []string {
+	logMu.Lock()
+	var lines []string
+	capture = &lines
+	logMu.Unlock()
+	return func() []string {
+		logMu.Lock()
+		defer logMu.Unlock()
+		capture = nil
+		return lines
+	}
+}
 
 // goLlamaLog is llama.cpp's log callback. C logs arrive in pieces (level CONT
 // continues the previous line), so lines are assembled before reaching slog.
@@ -47,6 +65,10 @@ func goLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
 	}
 	line := strings.TrimSpace(logBuf.String())
 	logBuf.Reset()
+	if capture != nil && logLvl >= slog.LevelWarn && line != "" {
+		*capture = append(*capture, line)
+		return
+	}
 	l := logger.Load()
 	if l == nil {
 		l = slog.Default()

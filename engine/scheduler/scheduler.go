@@ -71,10 +71,10 @@ type Scheduler struct {
 
 	// Counters read by Stats.
 	st struct {
-		running, kvUsed                   atomic.Int64
-		prompt, generated, queried, hit   atomic.Uint64
-		steps, stepTokens                 atomic.Uint64
-		stop, length, cancelled, errored  atomic.Uint64
+		running, kvUsed                  atomic.Int64
+		prompt, generated, queried, hit  atomic.Uint64
+		steps, stepTokens                atomic.Uint64
+		stop, length, cancelled, errored atomic.Uint64
 	}
 }
 
@@ -618,4 +618,3 @@ func (s *Scheduler) shutdown() {
 	s.receive() // no Submit can add to incoming any more
 	s.endAll(ErrShutdown)
 }
-

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// serveConfig is asi1d serve's configuration, read once from flags and the
+// matching ASI1D_* environment variables (a flag given on the command line
+// wins over the environment).
+type serveConfig struct {
+	Model        string
+	ModelName    string
+	Aliases      stringList
+	Addr         string
+	Ctx          int
+	Parallel     int
+	Threads      int
+	Batch        int
+	StepTokens   int
+	MaxQueue     int
+	ReadyQueue   int
+	GPULayers    int
+	KVUnified    bool
+	Flash        string
+	APIKeys      stringList
+	APIKeyFile   string
+	BodyLimit    int64
+	DrainTimeout time.Duration
+	LogLevel     string
+	LogFormat    string
+}
+
+// defaultModel is used when no model is configured and it exists: the
+// reference model beside the repository.
+const defaultModel = "../shared/models/stories260K.gguf"
+
+func envName(flagName string) string {
+	return "ASI1D_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func parseServe(args []string, getenv func(string) string) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&c.Model, "model", "", "GGUF model file (default "+defaultModel+" when it exists)")
+	fs.StringVar(&c.ModelName, "model-name", "asi1-mini", "model id served in the API")
+	fs.Var(&c.Aliases, "alias", "further model id accepted in requests (repeatable; env: comma-separated)")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.IntVar(&c.Ctx, "ctx", 4096, "total KV cells; each of the --parallel sequences gets ctx/parallel")
+	fs.IntVar(&c.Parallel, "parallel", 4, "sequences decoded together (concurrent requests)")
+	fs.IntVar(&c.Threads, "threads", 0, "CPU threads (0: all cores)")
+	fs.IntVar(&c.Batch, "batch", 512, "most tokens one llama_decode call may carry")
+	fs.IntVar(&c.StepTokens, "step-tokens", 64, "token budget of one scheduler step: decode tokens first, then prompt chunks")
+	fs.IntVar(&c.MaxQueue, "max-queue", 64, "requests that may wait for a sequence; beyond: 503 server_overloaded")
+	fs.IntVar(&c.ReadyQueue, "ready-queue", 0, "/ready answers 503 while this many requests wait (0: max-queue)")
+	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU (needs a GPU build)")
+	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences instead of ctx/parallel each")
+	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto, on or off")
+	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")
+	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file with one API key per line")
+	fs.Int64Var(&c.BodyLimit, "body-limit", 4<<20, "largest request body in bytes")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running requests may take to finish")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: asi1d serve [flags]\n\nEvery flag can also be set as ASI1D_<NAME> (e.g. ASI1D_MODEL, ASI1D_STEP_TOKENS).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(envName(f.Name))
+		if set[f.Name] || v == "" {
+			return
+		}
+		if f.Name == "api-key" || f.Name == "alias" {
+			for _, k := range strings.Split(v, ",") {
+				if k = strings.TrimSpace(k); k != "" {
+					_ = f.Value.Set(k)
+				}
+			}
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if c.APIKeyFile != "" {
+		keys, err := readKeyFile(c.APIKeyFile)
+		if err != nil {
+			return nil, err
+		}
+		c.APIKeys = append(c.APIKeys, keys...)
+	}
+	return c, c.validate()
+}
+
+func readKeyFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("api key file: %w", err)
+	}
+	defer f.Close()
+	var keys []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k := strings.TrimSpace(sc.Text()); k != "" && !strings.HasPrefix(k, "#") {
+			keys = append(keys, k)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("api key file %s: %w", path, err)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("api key file %s holds no key", path)
+	}
+	return keys, nil
+}
+
+func (c *serveConfig) validate() error {
+	switch {
+	case c.Parallel < 1 || c.Parallel > 256:
+		return fmt.Errorf("--parallel must be 1..256, got %d", c.Parallel)
+	case c.Ctx < 16:
+		return fmt.Errorf("--ctx must be at least 16, got %d", c.Ctx)
+	case c.Ctx/c.Parallel < 16 && !c.KVUnified:
+		return fmt.Errorf("--ctx %d leaves under 16 tokens to each of %d sequences", c.Ctx, c.Parallel)
+	case c.Batch < 1:
+		return fmt.Errorf("--batch must be positive, got %d", c.Batch)
+	case c.StepTokens < 1:
+		return fmt.Errorf("--step-tokens must be positive, got %d", c.StepTokens)
+	case c.MaxQueue < 1:
+		return fmt.Errorf("--max-queue must be positive, got %d", c.MaxQueue)
+	case c.Threads < 0 || c.GPULayers < 0 || c.ReadyQueue < 0:
+		return errors.New("--threads, --gpu-layers and --ready-queue cannot be negative")
+	case c.BodyLimit < 1024:
+		return fmt.Errorf("--body-limit must be at least 1024, got %d", c.BodyLimit)
+	case c.Flash != "auto" && c.Flash != "on" && c.Flash != "off":
+		return fmt.Errorf("--flash-attn must be auto, on or off, got %q", c.Flash)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	case c.ModelName == "":
+		return errors.New("--model-name cannot be empty")
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+// Command asi1d is a self-hosted inference server for the ASI1 (and OpenAI)
+// chat-completions API over GGUF models.
+//
+//	asi1d serve [flags]    serve a model (asi1d serve -h lists the flags)
+//	asi1d version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/asi1d/asi1d/engine/llamacpp"
+	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+const usage = `Usage: asi1d <command> [flags]
+
+Commands:
+  serve     serve a GGUF model over the ASI1 chat-completions API
+  version   print the version
+`
+
+// run is the whole program; it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		cfg, err := parseServe(args[1:], getenv)
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "asi1d: %v\n", err)
+			return 2
+		}
+		if err := serve(ctx, cfg, stderr); err != nil {
+			fmt.Fprintf(stderr, "asi1d: %v\n", err)
+			return 1
+		}
+		return 0
+	case "version":
+		fmt.Fprintf(stdout, "asi1d %s (%s)\n", version, runtime.Version())
+		return 0
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "asi1d: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))); err != nil {
+		lvl = slog.LevelInfo
+	}
+	o := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// serve runs the server until ctx ends (first signal): then it drains, and a
+// second signal exits at once.
+func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	slog.SetDefault(log)
+	if cfg.Model == "" {
+		if _, err := os.Stat(defaultModel); err != nil {
+			return errors.New("no model: pass --model FILE.gguf or set ASI1D_MODEL")
+		}
+		cfg.Model = defaultModel
+	}
+	// Check the file before listening, so a bad path fails fast and plainly.
+	if st, err := os.Stat(cfg.Model); err != nil {
+		return fmt.Errorf("model %s: %w", cfg.Model, err)
+	} else if st.IsDir() {
+		return fmt.Errorf("model %s: is a directory, not a GGUF file", cfg.Model)
+	}
+
+	srv := server.New(server.Options{
+		ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
+		ReadyQueue: cfg.ReadyQueue, Version: version, Logger: log,
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Serve(ln) }()
+	closeHTTP := func() {
+		_ = hs.Close()
+		<-httpDone
+	}
+
+	// Load while /health answers 503 loading.
+	be, err := llamacpp.Open(cfg.Model, llamacpp.Options{
+		CtxSize: cfg.Ctx, Parallel: cfg.Parallel, Batch: cfg.Batch, Threads: cfg.Threads,
+		GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, Logger: log,
+	})
+	if err != nil {
+		closeHTTP()
+		return err
+	}
+	defer be.Close()
+	maxQueue := cfg.MaxQueue
+	sched := scheduler.New(be, scheduler.Options{StepTokens: cfg.StepTokens, MaxQueue: maxQueue, OnStep: srv.OnStep, Logger: log})
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	defer stopLoop()
+	go sched.Run(loopCtx)
+	m, err := server.NewModel(be, sched, version)
+	if err != nil {
+		stopLoop()
+		<-sched.Done()
+		closeHTTP()
+		return err
+	}
+	srv.SetModel(m)
+	info := be.Info()
+	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.ModelName, "ctx_per_request", info.NCtxSeq,
+		"parallel", info.Parallel, "step_tokens", cfg.StepTokens, "max_queue", maxQueue, "auth", len(cfg.APIKeys) > 0,
+		"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
+
+	select {
+	case err := <-httpDone:
+		stopLoop()
+		<-sched.Done()
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Drain: refuse new work, let running sequences finish, then stop.
+	log.Info("shutting down: draining", "timeout", cfg.DrainTimeout)
+	srv.SetDraining()
+	sched.Drain(cfg.DrainTimeout)
+	second := make(chan os.Signal, 1)
+	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(second)
+	select {
+	case <-sched.Done():
+	case <-second:
+		log.Warn("second signal: exiting now")
+		stopLoop()
+		<-sched.Done()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		_ = hs.Close()
+	}
+	<-httpDone
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,515 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/models"
+	"github.com/asi1d/asi1d/sampler"
+)
+
+// writeTimeout bounds one SSE write: a client that stops reading is dropped.
+const writeTimeout = 30 * time.Second
+
+// chatJob is one chat completion on its way through the handler.
+type chatJob struct {
+	id      string
+	created int64
+	model   string
+	fp      string
+	req     *ChatRequest
+	prompt  []engine.Token
+	t0      time.Time
+	tok     Tokenizer
+}
+
+func (s *Server) chat(c *gin.Context) {
+	t0 := time.Now()
+	m := s.model.Load()
+	if m == nil {
+		WriteError(c, &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeModelLoading,
+			Message: "The model is still loading", RetryAfter: 5})
+		return
+	}
+	if s.draining.Load() {
+		WriteError(c, &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
+			Message: "The server is shutting down", RetryAfter: 1})
+		return
+	}
+	body, aerr := ReadBody(c)
+	if aerr != nil {
+		WriteError(c, aerr)
+		return
+	}
+	req, aerr := DecodeChatRequest(body)
+	if aerr != nil {
+		WriteError(c, aerr)
+		return
+	}
+	if !s.knownModel(req.Model) {
+		WriteError(c, modelNotFound(req.Model))
+		return
+	}
+	prompt, aerr := s.buildPrompt(m, req)
+	if aerr != nil {
+		WriteError(c, aerr)
+		return
+	}
+	info := m.Tok.Info()
+	limit := info.NCtxSeq
+	if len(prompt.tokens) >= limit {
+		WriteError(c, badRequest(CodeContextLength, "messages",
+			"This model's maximum context length is %d tokens, but the prompt has %d tokens", limit, len(prompt.tokens)))
+		return
+	}
+	budget := limit - len(prompt.tokens)
+	if req.MaxTokens > 0 && req.MaxTokens < int64(budget) {
+		budget = int(req.MaxTokens)
+	}
+	sp, aerr := samplingParams(req, info.NVocab)
+	if aerr != nil {
+		WriteError(c, aerr)
+		return
+	}
+	sr := scheduler.Request{
+		Prompt: prompt.tokens, MaxTokens: budget, Sampling: sp, Stop: req.Stop,
+		Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, SessionID: SessionIDFrom(c),
+	}
+	if m.Tags.Open != "" {
+		sr.Splitter = &splitter{p: models.NewThoughtParser(m.Tags, models.PromptOpensThought(prompt.text, m.Tags.Open))}
+	}
+
+	j := &chatJob{id: NewCompletionID(), created: t0.Unix(), model: req.Model, fp: m.Fingerprint, req: req,
+		prompt: prompt.tokens, t0: t0, tok: m.Tok}
+	SetRequestID(c, j.id)
+	ctx := c.Request.Context()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	st, err := m.Sched.Submit(ctx, sr)
+	if err != nil {
+		WriteError(c, submitError(err))
+		return
+	}
+	log := s.log.With("req_id", j.id, "stream", req.Stream)
+	if sid := SessionIDFrom(c); sid != "" {
+		log = log.With("session", sid)
+	}
+	var final scheduler.Event
+	if req.Stream {
+		final = s.stream(c, j, st, log)
+	} else {
+		final = s.complete(c, j, st, log)
+	}
+	if final.Done && final.Finish != scheduler.FinishCancelled {
+		s.metrics.prompt.WithLabelValues(req.Model).Add(float64(final.Usage.PromptTokens))
+		s.metrics.completion.WithLabelValues(req.Model).Add(float64(final.Usage.CompletionTokens))
+		if final.FirstTok > 0 {
+			s.metrics.ttft.WithLabelValues(req.Model).Observe(final.FirstTok.Seconds())
+		}
+		if n := final.Usage.CompletionTokens - 1; n > 0 {
+			gap := final.Generated.Seconds() / float64(n)
+			for range n {
+				s.metrics.itl.Observe(gap)
+			}
+		}
+		s.metrics.queue.Observe(final.Queued.Seconds())
+		s.metrics.e2e.Observe(time.Since(t0).Seconds())
+	}
+	log.Debug("chat completion", "finish", final.Finish, "prompt_tokens", final.Usage.PromptTokens,
+		"completion_tokens", final.Usage.CompletionTokens, "cached_tokens", final.Usage.CachedTokens,
+		"dur", time.Since(t0))
+}
+
+func submitError(err error) *APIError {
+	switch {
+	case errors.Is(err, scheduler.ErrQueueFull):
+		return &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
+			Message: "The server is overloaded: too many requests are waiting; retry later", RetryAfter: 1}
+	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrClosed):
+		return &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
+			Message: "The server is shutting down", RetryAfter: 1}
+	}
+	return &APIError{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeInvalidValue, Message: err.Error()}
+}
+
+// eventError maps a failed sequence to the error the client sees.
+func eventError(ev scheduler.Event) *APIError {
+	if errors.Is(ev.Err, scheduler.ErrShutdown) {
+		return &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
+			Message: "The server is shutting down", RetryAfter: 1}
+	}
+	return &APIError{Status: http.StatusInternalServerError, Type: TypeServer, Code: CodeInternal,
+		Message: "Generation failed: " + fmt.Sprint(ev.Err)}
+}
+
+type builtPrompt struct {
+	text   string
+	tokens []engine.Token
+}
+
+// buildPrompt renders the messages with the model's template (or the plain
+// rule) and tokenizes the result.
+func (s *Server) buildPrompt(m *Model, req *ChatRequest) (builtPrompt, *APIError) {
+	msgs := make([]models.Message, len(req.Messages))
+	for i, cm := range req.Messages {
+		mm := models.Message{Role: cm.Role, Content: cm.Content, HasContent: cm.HasContent, Name: cm.Name,
+			ToolCallID: cm.ToolCallID, ReasoningContent: cm.ReasoningContent}
+		for _, tc := range cm.ToolCalls {
+			mm.ToolCalls = append(mm.ToolCalls, models.ToolCall{ID: tc.ID, Name: tc.Name, Arguments: tc.Arguments})
+		}
+		msgs[i] = mm
+	}
+	var (
+		text                     string
+		addSpecial, parseSpecial bool
+	)
+	if m.Template != nil {
+		in := models.RenderInput{Messages: msgs, AddGenerationPrompt: true}
+		for _, t := range req.Tools {
+			in.Tools = append(in.Tools, t.Raw)
+		}
+		out, err := m.Template.Render(in)
+		if err != nil {
+			var re *models.RaiseError
+			if errors.As(err, &re) {
+				return builtPrompt{}, badRequest(CodeInvalidValue, "messages", "%s", re.Message)
+			}
+			return builtPrompt{}, badRequest(CodeInvalidValue, "messages", "The chat template could not render these messages: %v", err)
+		}
+		text = out
+		// Templates write BOS themselves when they want it; add it only when
+		// the vocabulary asks for it and the template did not.
+		addSpecial = m.bosText == "" || !strings.HasPrefix(out, m.bosText)
+		parseSpecial = true
+	} else {
+		text = models.RenderPlain(msgs)
+		addSpecial = true
+	}
+	toks, err := m.Tok.Tokenize(text, addSpecial, parseSpecial)
+	if err != nil {
+		return builtPrompt{}, badRequest(CodeInvalidValue, "messages", "The prompt could not be tokenized: %v", err)
+	}
+	if len(toks) == 0 {
+		return builtPrompt{}, badRequest(CodeInvalidValue, "messages", "The prompt is empty")
+	}
+	return builtPrompt{text: text, tokens: toks}, nil
+}
+
+func samplingParams(req *ChatRequest, nvocab int) (sampler.Params, *APIError) {
+	p := sampler.Params{
+		Temperature:      float32(req.Temperature),
+		TopP:             float32(req.TopP),
+		PresencePenalty:  float32(req.PresencePenalty),
+		FrequencyPenalty: float32(req.FrequencyPenalty),
+	}
+	if req.Seed != nil {
+		p.Seed, p.HasSeed = uint64(*req.Seed), true
+	}
+	if len(req.LogitBias) > 0 {
+		p.LogitBias = make(map[int32]float32, len(req.LogitBias))
+		for tok, v := range req.LogitBias {
+			if int(tok) >= nvocab || tok < 0 {
+				return p, badRequest(CodeInvalidValue, "logit_bias",
+					"logit_bias names token %d, but the vocabulary has %d tokens", tok, nvocab)
+			}
+			p.LogitBias[tok] = float32(v)
+		}
+	}
+	return p, nil
+}
+
+// splitter adapts models.ThoughtParser to scheduler.Splitter.
+type splitter struct{ p *models.ThoughtParser }
+
+func (s *splitter) Push(text string) []scheduler.Fragment { return convert(s.p.Push(text)) }
+func (s *splitter) Flush() []scheduler.Fragment           { return convert(s.p.Flush()) }
+
+func convert(fs []models.Fragment) []scheduler.Fragment {
+	if len(fs) == 0 {
+		return nil
+	}
+	out := make([]scheduler.Fragment, len(fs))
+	for i, f := range fs {
+		out[i] = scheduler.Fragment{Thought: f.Thought, Block: f.Block, Text: f.Text}
+	}
+	return out
+}
+
+// answer accumulates a completion from events.
+type answer struct {
+	content  strings.Builder
+	thoughts []string
+	lp       []tokenLogprob
+}
+
+func (a *answer) add(ev scheduler.Event, tok Tokenizer, want bool) {
+	for _, f := range ev.Fragments {
+		if f.Thought {
+			for len(a.thoughts) <= f.Block {
+				a.thoughts = append(a.thoughts, "")
+			}
+			a.thoughts[f.Block] += f.Text
+		} else {
+			a.content.WriteString(f.Text)
+		}
+	}
+	if want {
+		a.lp = append(a.lp, wireLogprobs(ev.Logprobs)...)
+	}
+}
+
+func wireLogprobs(in []scheduler.TokenLogprob) []tokenLogprob {
+	out := make([]tokenLogprob, 0, len(in))
+	for _, t := range in {
+		e := tokenLogprob{Token: string(t.Text), Logprob: t.Logprob, Bytes: bytesOf(t.Text), TopLogprobs: []topLogprob{}}
+		for _, a := range t.Top {
+			e.TopLogprobs = append(e.TopLogprobs, topLogprob{Token: string(a.Text), Logprob: a.Logprob, Bytes: bytesOf(a.Text)})
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func bytesOf(b []byte) []int {
+	out := make([]int, len(b))
+	for i, c := range b {
+		out[i] = int(c)
+	}
+	return out
+}
+
+func wireUsage(u scheduler.Usage) usage {
+	return usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		TotalTokens: u.PromptTokens + u.CompletionTokens, PromptTokensDetails: &promptDetails{CachedTokens: u.CachedTokens}}
+}
+
+// complete answers a non-streaming request once generation ends.
+func (s *Server) complete(c *gin.Context, j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
+	ctx := c.Request.Context()
+	var a answer
+	for {
+		ev, err := st.Next(ctx)
+		if err != nil {
+			if err != io.EOF {
+				c.Set(ctxAbandoned, true) // client gone; the scheduler reaps the sequence
+			}
+			return scheduler.Event{Finish: scheduler.FinishCancelled}
+		}
+		a.add(ev, j.tok, j.req.Logprobs)
+		if !ev.Done {
+			continue
+		}
+		if ev.Finish == scheduler.FinishError || ev.Finish == scheduler.FinishCancelled {
+			if ev.Finish == scheduler.FinishError {
+				log.Warn("generation failed", "err", ev.Err)
+				WriteError(c, eventError(ev))
+			}
+			return ev
+		}
+		content := a.content.String()
+		resp := completion{
+			ID: j.id, Object: "chat.completion", Created: j.created, Model: j.model, SystemFingerprint: j.fp,
+			ExecutableData: []any{}, Thought: thoughtList(a.thoughts), ToolThought: []string{},
+			Choices: []choice{{Message: message{Role: "assistant", Content: &content, ReasoningContent: strings.Join(thoughtList(a.thoughts), "\n\n")},
+				FinishReason: string(ev.Finish)}},
+			Usage: wireUsage(ev.Usage),
+		}
+		if j.req.Logprobs {
+			resp.Choices[0].Logprobs = &logprobs{Content: a.lp}
+		}
+		c.JSON(http.StatusOK, resp)
+		return ev
+	}
+}
+
+// thoughtList drops empty blocks (the parser already trims them).
+func thoughtList(ts []string) []string {
+	out := []string{}
+	for _, t := range ts {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// sseWriter writes server-sent events with a deadline per write.
+type sseWriter struct {
+	w   gin.ResponseWriter
+	rc  *http.ResponseController
+	buf []byte
+	err error
+}
+
+func (w *sseWriter) event(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		w.err = fmt.Errorf("encode chunk: %w", err)
+		return
+	}
+	w.buf = append(append(append(w.buf[:0], "data: "...), b...), "\n\n"...)
+	w.write(w.buf)
+}
+
+func (w *sseWriter) write(b []byte) {
+	if w.err != nil {
+		return
+	}
+	_ = w.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := w.w.Write(b); err != nil {
+		w.err = err
+		return
+	}
+	w.w.Flush()
+}
+
+// stream answers a streaming request as server-sent events. Headers are
+// committed at the first event (or the first keep-alive), so an early
+// failure is still a plain JSON error.
+func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
+	ctx := c.Request.Context()
+	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer)}
+	committed := false
+	commit := func() {
+		if committed {
+			return
+		}
+		committed = true
+		h := c.Writer.Header()
+		h.Set("Content-Type", "text/event-stream; charset=utf-8")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no")
+		c.Status(http.StatusOK)
+		c.Writer.WriteHeaderNow()
+		w.w.Flush()
+	}
+	var usageNull json.RawMessage
+	if j.req.IncludeUsage {
+		usageNull = rawNull
+	}
+	base := func() chunk {
+		return chunk{ID: j.id, Object: "chat.completion.chunk", Created: j.created, Model: j.model, SystemFingerprint: j.fp, Usage: usageNull}
+	}
+	one := func(d delta, lp *logprobs, finish *string) []chunkChoice {
+		return []chunkChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}
+	}
+	roleSent := false
+	sendRole := func() {
+		if roleSent {
+			return
+		}
+		roleSent = true
+		commit()
+		ch := base()
+		ch.ExecutableData, ch.ConversationID, ch.ToolThought = rawEmptyArray, rawNull, rawEmptyArray
+		empty := ""
+		ch.Choices = one(delta{Role: "assistant", Content: &empty}, nil, nil)
+		w.event(ch)
+	}
+	seenBlocks := map[int]bool{}
+	keep := time.NewTicker(s.opts.KeepAlive)
+	defer keep.Stop()
+	for {
+		ev, ok, err := st.TryNext()
+		if err != nil { // io.EOF: cannot happen before Done returns
+			return scheduler.Event{Finish: scheduler.FinishCancelled}
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+				c.Set(ctxAbandoned, true)
+				return scheduler.Event{Finish: scheduler.FinishCancelled}
+			case <-keep.C:
+				commit()
+				w.write([]byte(": keep-alive\n\n"))
+			case <-st.Ready():
+			}
+			if w.err != nil {
+				c.Set(ctxAbandoned, true)
+				log.Debug("client write failed", "err", w.err)
+				return scheduler.Event{Finish: scheduler.FinishCancelled}
+			}
+			continue
+		}
+		if ev.Done && ev.Finish == scheduler.FinishError && !roleSent {
+			// Nothing was sent yet: a plain JSON error.
+			log.Warn("generation failed", "err", ev.Err)
+			if !committed {
+				WriteError(c, eventError(ev))
+				return ev
+			}
+		}
+		if ev.Done && ev.Finish == scheduler.FinishCancelled {
+			return ev
+		}
+		sendRole()
+		var lps []tokenLogprob
+		if j.req.Logprobs {
+			lps = wireLogprobs(ev.Logprobs)
+		}
+		for _, f := range ev.Fragments {
+			text := f.Text
+			ch := base()
+			if f.Thought {
+				if !seenBlocks[f.Block] {
+					seenBlocks[f.Block] = true
+					if f.Block > 0 {
+						text = "\n\n" + text
+					}
+				}
+				ch.Thought = &text
+				ch.Choices = one(delta{ReasoningContent: text}, nil, nil)
+			} else {
+				var lp *logprobs
+				if len(lps) > 0 {
+					lp, lps = &logprobs{Content: lps}, nil
+				}
+				ch.Choices = one(delta{Content: &text}, lp, nil)
+			}
+			w.event(ch)
+		}
+		if ev.Done {
+			if ev.Finish == scheduler.FinishError {
+				log.Warn("generation failed mid-stream", "err", ev.Err)
+				w.event(eventError(ev).Body())
+			} else {
+				ch := base()
+				fin := string(ev.Finish)
+				var lp *logprobs
+				if len(lps) > 0 {
+					lp = &logprobs{Content: lps}
+				}
+				ch.Choices = one(delta{}, lp, &fin)
+				w.event(ch)
+				if j.req.IncludeUsage {
+					u := wireUsage(ev.Usage)
+					ub, _ := json.Marshal(u)
+					ch := base()
+					ch.Choices = []chunkChoice{}
+					ch.Usage = ub
+					w.event(ch)
+				}
+			}
+			w.write([]byte("data: [DONE]\n\n"))
+			return ev
+		}
+		if w.err != nil {
+			c.Set(ctxAbandoned, true)
+			log.Debug("client write failed", "err", w.err)
+			return scheduler.Event{Finish: scheduler.FinishCancelled}
+		}
+	}
+}
+
+var _ = context.Background

@@ -1,0 +1,234 @@
+// Package server is asi1d's HTTP layer: the ASI1 chat-completions API
+// (shared/ASI1-API.md) over Gin. Handlers validate requests, render the
+// prompt with the model's chat template, hand the job to the scheduler and
+// write its events as JSON or server-sent events. Nothing here calls the
+// engine except through the scheduler and the tokenizer.
+package server
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/models"
+)
+
+// Options configure New. Zero values take the Default* values.
+type Options struct {
+	// ModelID is the served model id; Aliases are also accepted in requests.
+	ModelID string
+	Aliases []string
+	// APIKeys: none turns auth off.
+	APIKeys []string
+	// BodyLimit is the largest accepted request body in bytes.
+	BodyLimit int64
+	// ReadyQueue: /ready answers 503 while this many requests wait (0: never
+	// for queue depth alone; the queue's own limit still applies).
+	ReadyQueue int
+	// KeepAlive is the interval of ": keep-alive" comments on a quiet stream.
+	KeepAlive time.Duration
+	// Version goes into system_fingerprint.
+	Version  string
+	Logger   *slog.Logger
+	Registry *prometheus.Registry // nil: a new one
+}
+
+// Defaults for Options.
+const (
+	DefaultModelID   = "asi1-mini"
+	DefaultBodyLimit = 4 << 20
+	DefaultKeepAlive = 15 * time.Second
+)
+
+// Tokenizer is what the server needs of the backend besides the scheduler:
+// facts and tokenization. Implementations must be safe for concurrent use.
+type Tokenizer interface {
+	Info() engine.Info
+	Tokenize(text string, addSpecial, parseSpecial bool) ([]engine.Token, error)
+	Piece(t engine.Token) []byte
+}
+
+// Model is a loaded model as the server serves it.
+type Model struct {
+	Tok      Tokenizer
+	Sched    *scheduler.Scheduler
+	Template *models.Template // nil: the plain-text rule
+	Tags     models.ThoughtTags
+	// Created is the model object's created time (Unix seconds).
+	Created     int64
+	Fingerprint string
+	bosText     string
+}
+
+// NewModel prepares a loaded backend for serving: parses its chat template
+// and finds its reasoning tags from the template and vocabulary.
+func NewModel(tok Tokenizer, sched *scheduler.Scheduler, version string) (*Model, error) {
+	info := tok.Info()
+	m := &Model{Tok: tok, Sched: sched, Created: time.Now().Unix()}
+	if info.BOS >= 0 {
+		m.bosText = string(tok.Piece(info.BOS))
+	}
+	eos := ""
+	if info.EOS >= 0 {
+		eos = string(tok.Piece(info.EOS))
+	}
+	if info.ChatTemplate != "" {
+		t, err := models.ParseTemplate(info.ChatTemplate, models.TemplateOptions{BOSToken: m.bosText, EOSToken: eos})
+		if err != nil {
+			return nil, fmt.Errorf("parse the model's chat template: %w", err)
+		}
+		m.Template = t
+	}
+	special := make(map[string]bool, len(info.SpecialTokens))
+	for k := range info.SpecialTokens {
+		special[k] = true
+	}
+	open, close, _ := models.DetectThoughtTags(info.ChatTemplate, special)
+	m.Tags = models.ThoughtTags{Open: open, Close: close}
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%d|%d|%d|%s", version, info.Arch, info.Name, info.Params, info.SizeBytes, info.NVocab, info.ChatTemplate))
+	m.Fingerprint = "fp_" + hex.EncodeToString(h[:5])
+	return m, nil
+}
+
+// Server serves the API. Its methods are safe for concurrent use.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	model    atomic.Pointer[Model]
+	draining atomic.Bool
+	metrics  *metrics
+	router   *gin.Engine
+}
+
+// New builds the server. Until SetModel is called, /health and /ready answer
+// 503 loading and chat completions 503 model_loading.
+func New(o Options) *Server {
+	if o.ModelID == "" {
+		o.ModelID = DefaultModelID
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = DefaultBodyLimit
+	}
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{opts: o, log: o.Logger}
+	s.metrics = newMetrics(o.Registry, s)
+	o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = false
+	r.Use(RequestID(NewCompletionID), Recovery(s.log))
+	r.NoRoute(NoRoute())
+	r.NoMethod(NoMethod())
+
+	r.GET("/health", s.health)
+	r.GET("/ready", s.ready)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+
+	v1 := r.Group("/v1", s.metrics.observe, Auth(o.APIKeys), SessionID())
+	v1.POST("/chat/completions", RequireJSON(), BodyLimit(o.BodyLimit), s.chat)
+	v1.GET("/models", s.listModels)
+	v1.GET("/models/:id", s.getModel)
+	s.router = r
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// SetModel makes the server ready to serve m.
+func (s *Server) SetModel(m *Model) { s.model.Store(m) }
+
+// SetDraining makes /ready answer 503 draining and new completions 503.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+func (s *Server) health(c *gin.Context) {
+	if s.model.Load() == nil {
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ok"})
+}
+
+func (s *Server) ready(c *gin.Context) {
+	m := s.model.Load()
+	switch {
+	case m == nil:
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
+	case s.draining.Load() || m.Sched.Stats().Draining:
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
+	case s.opts.ReadyQueue > 0 && m.Sched.Stats().Waiting >= s.opts.ReadyQueue:
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "overloaded"})
+	default:
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	}
+}
+
+// modelObject is one entry of /v1/models.
+type modelObject struct {
+	ID            string `json:"id"`
+	Object        string `json:"object"`
+	Created       int64  `json:"created"`
+	OwnedBy       string `json:"owned_by"`
+	ContextLength int    `json:"context_length"`
+}
+
+func (s *Server) modelObject(m *Model) modelObject {
+	return modelObject{ID: s.opts.ModelID, Object: "model", Created: m.Created, OwnedBy: "asi1-local", ContextLength: m.Tok.Info().NCtxSeq}
+}
+
+func (s *Server) listModels(c *gin.Context) {
+	m := s.model.Load()
+	data := []modelObject{}
+	if m != nil {
+		data = append(data, s.modelObject(m))
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+}
+
+func (s *Server) getModel(c *gin.Context) {
+	m := s.model.Load()
+	id := c.Param("id")
+	if m == nil || !s.knownModel(id) {
+		WriteError(c, modelNotFound(id))
+		return
+	}
+	c.JSON(http.StatusOK, s.modelObject(m))
+}
+
+func (s *Server) knownModel(id string) bool {
+	if id == s.opts.ModelID {
+		return true
+	}
+	for _, a := range s.opts.Aliases {
+		if id == a {
+			return true
+		}
+	}
+	return false
+}
+
+func modelNotFound(id string) *APIError {
+	return &APIError{Status: http.StatusNotFound, Type: TypeInvalidRequest, Param: "model", Code: CodeModelNotFound,
+		Message: fmt.Sprintf("The model '%s' does not exist", id)}
+}
