@@ -2,6 +2,8 @@
 // chat-completions API over GGUF models.
 //
 //	asi1d serve [flags]    serve a model (asi1d serve -h lists the flags)
+//	asi1d synth [flags]    write a dummy-weights GGUF for benchmarks and tests
+//	asi1d bench [flags]    load-test a server, or compare it with the raw engine
 //	asi1d version
 package main
 
@@ -39,6 +41,8 @@ const usage = `Usage: asi1d <command> [flags]
 
 Commands:
   serve     serve a GGUF model over the ASI1 chat-completions API
+  synth     write a GGUF model with deterministic dummy weights at real shapes
+  bench     load-test an OpenAI-compatible URL, or compare the server with the raw engine
   version   print the version
 `
 
@@ -63,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return 1
 		}
 		return 0
+	case "synth":
+		return runSynth(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "asi1d %s (%s)\n", version, runtime.Version())
 		return 0
