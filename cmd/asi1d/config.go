@@ -33,6 +33,7 @@ type serveConfig struct {
 	ReadyQueue   int
 	GPULayers    int
 	KVUnified    bool
+	NoMemCheck   bool
 	Flash        string
 	APIKeys      stringList
 	APIKeyFile   string
@@ -66,6 +67,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.IntVar(&c.ReadyQueue, "ready-queue", 0, "/ready answers 503 while this many requests wait (0: max-queue)")
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU (needs a GPU build)")
 	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences instead of ctx/parallel each")
+	fs.BoolVar(&c.NoMemCheck, "no-mem-check", false, "start even if weights and KV cache look larger than the available memory")
 	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto, on or off")
 	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")
 	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file with one API key per line")

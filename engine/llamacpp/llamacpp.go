@@ -55,7 +55,10 @@ type Options struct {
 	KVUnified bool
 	// FlashAttention: "auto" (default), "on" or "off".
 	FlashAttention string
-	Logger         *slog.Logger
+	// SkipMemCheck skips the check that weights and KV cache fit in the
+	// available memory (see MemoryError).
+	SkipMemCheck bool
+	Logger       *slog.Logger
 }
 
 // Defaults for Options.
@@ -144,6 +147,12 @@ func Open(path string, o Options) (*Backend, error) {
 	}
 	if o.Batch > nctx {
 		o.Batch = nctx
+	}
+	if !o.SkipMemCheck && o.GPULayers == 0 {
+		if err := checkMemory(path, model, nctx, o.Batch); err != nil {
+			C.llama_model_free(model)
+			return nil, err
+		}
 	}
 
 	cp := C.llama_context_default_params()
@@ -248,6 +257,62 @@ func (b *Backend) meta(key string) string {
 		n = C.llama_model_meta_val_str(b.model, ck, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
 	}
 	return string(buf[:n])
+}
+
+// MemoryError reports a model and context that do not fit in the memory
+// available: the server refuses to start rather than swap or be killed.
+type MemoryError struct {
+	Path                  string
+	Weights, KV, Overhead uint64
+	Available             uint64
+}
+
+func (e *MemoryError) Error() string {
+	mib := func(b uint64) uint64 { return b >> 20 }
+	return fmt.Sprintf("model %s needs about %d MiB (weights %d MiB + KV cache %d MiB + buffers %d MiB) but only %d MiB of memory is available; lower --ctx or --parallel, use a smaller quantization, or pass --no-mem-check",
+		e.Path, mib(e.Weights+e.KV+e.Overhead), mib(e.Weights), mib(e.KV), mib(e.Overhead), mib(e.Available))
+}
+
+// checkMemory compares weights + f16 KV cache + compute buffers with
+// MemAvailable. The weights are mapped, but every page is touched on each
+// token, so they must fit too.
+func checkMemory(path string, model *C.struct_llama_model, nctx, nbatch int) error {
+	avail, ok := memAvailable()
+	if !ok {
+		return nil
+	}
+	nl := uint64(C.llama_model_n_layer(model))
+	ne := uint64(C.llama_model_n_embd(model))
+	nh := uint64(max(C.llama_model_n_head(model), 1))
+	nkv := uint64(max(C.llama_model_n_head_kv(model), 1))
+	kv := uint64(nctx) * nl * 2 * (ne / nh * nkv) * 2 // K and V, f16
+	nv := uint64(C.llama_vocab_n_tokens(C.llama_model_get_vocab(model)))
+	overhead := uint64(nbatch)*nv*4 + uint64(nbatch)*ne*4*16 + 64<<20
+	e := &MemoryError{Path: path, Weights: uint64(C.llama_model_size(model)), KV: kv, Overhead: overhead, Available: avail}
+	if e.Weights+e.KV+e.Overhead > avail {
+		return e
+	}
+	return nil
+}
+
+// memAvailable is a variable so that tests can shrink the machine.
+var memAvailable = readMemAvailable
+
+// readMemAvailable reads MemAvailable from /proc/meminfo.
+func readMemAvailable() (uint64, bool) {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb uint64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err == nil {
+				return kb << 10, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // checkGGUF rejects what llama.cpp would crash on or report obscurely.
