@@ -21,7 +21,7 @@ setup:
 	@$(ENV) go mod download && echo "setup: ok"
 
 build: setup
-	@$(ENV) go build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/asi1d ./cmd/asi1d
+	@$(ENV) go build -ldflags "-X main.version=$(VERSION)" -o bin/asi1d ./cmd/asi1d
 	@echo "built bin/asi1d"
 
 # The pure-Go packages build and test without cgo; the rest needs the engine.

@@ -28,7 +28,7 @@ type env struct {
 
 func start(t *testing.T, parallel int, stepTokens int) *env {
 	t.Helper()
-	be, err := llamacpp.Open(testmodel.Path(t, testmodel.Stories260K), llamacpp.Options{CtxSize: 512 * parallel, Parallel: parallel, Threads: 2})
+	be, err := llamacpp.Open(testmodel.Path(t, testmodel.Stories260K), llamacpp.Options{CtxSize: 512 * parallel, Parallel: parallel, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
