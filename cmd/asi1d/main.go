@@ -112,9 +112,13 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return fmt.Errorf("model %s: is a directory, not a GGUF file", cfg.Model)
 	}
 
+	readyQueue := cfg.ReadyQueue
+	if readyQueue == 0 {
+		readyQueue = cfg.MaxQueue
+	}
 	srv := server.New(server.Options{
 		ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
-		ReadyQueue: cfg.ReadyQueue, Version: version, Logger: log,
+		ReadyQueue: readyQueue, Version: version, Logger: log,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
