@@ -61,6 +61,13 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, modelNotFound(req.Model))
 		return
 	}
+	if req.ResponseFormat != nil {
+		// No grammar-constrained sampling yet: the contract (3.2) asks for a
+		// refusal rather than silently unconstrained text.
+		WriteError(c, badRequest(CodeUnsupportedValue, "response_format",
+			"response_format %s is not supported by this server", quotedStr(req.ResponseFormat.Type)))
+		return
+	}
 	prompt, aerr := s.buildPrompt(m, req)
 	if aerr != nil {
 		WriteError(c, aerr)
@@ -314,6 +321,8 @@ func (s *Server) complete(c *gin.Context, j *chatJob, st *scheduler.Stream, log 
 			if ev.Finish == scheduler.FinishError {
 				log.Warn("generation failed", "err", ev.Err)
 				WriteError(c, eventError(ev))
+			} else {
+				c.Set(ctxAbandoned, true) // only the client's context cancels
 			}
 			return ev
 		}
@@ -418,6 +427,9 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		w.event(ch)
 	}
 	seenBlocks := map[int]bool{}
+	// Logprobs of tokens whose text is held back (a possible stop string)
+	// wait for the chunk that carries their text, or the finish chunk.
+	var lps []tokenLogprob
 	keep := time.NewTicker(s.opts.KeepAlive)
 	defer keep.Stop()
 	for {
@@ -451,12 +463,12 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			}
 		}
 		if ev.Done && ev.Finish == scheduler.FinishCancelled {
+			c.Set(ctxAbandoned, true) // only the client's context cancels
 			return ev
 		}
 		sendRole()
-		var lps []tokenLogprob
 		if j.req.Logprobs {
-			lps = wireLogprobs(ev.Logprobs)
+			lps = append(lps, wireLogprobs(ev.Logprobs)...)
 		}
 		for _, f := range ev.Fragments {
 			text := f.Text
