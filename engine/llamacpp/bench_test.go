@@ -23,7 +23,7 @@ func benchModel(b *testing.B) string {
 func BenchmarkDecode(b *testing.B) {
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
-			be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 2048, Threads: threads})
+			be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 2048, Threads: threads, FlashAttention: os.Getenv("ASI1D_BENCH_FA")})
 			if err != nil {
 				b.Fatal(err)
 			}

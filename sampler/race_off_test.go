@@ -1,0 +1,6 @@
+//go:build !race
+
+package sampler
+
+// raceOn: see race_on_test.go.
+const raceOn = false

@@ -1,0 +1,484 @@
+// Package sampler turns a row of logits into a token id.
+//
+// A Sampler is created per request with New and used once per generated token:
+//
+//	s := sampler.New(params)
+//	for ... {
+//		logits := model.Forward(...)          // []float32, len == vocab
+//		tok := s.Sample(logits)               // may modify logits in place
+//		s.Accept(tok)                         // feeds the penalties
+//	}
+//
+// # Order of operations
+//
+// Sample applies, in this order:
+//
+//  1. Logit bias: logits[t] += LogitBias[t] (ids outside the row are ignored).
+//  2. Penalties over the window of the last RepeatLastN Accepted tokens
+//     (all of them when RepeatLastN <= 0), once per distinct token t in the
+//     window, with c(t) its count there: first the repetition penalty
+//     (llama.cpp): logit /= RepeatPenalty if logit > 0, else
+//     logit *= RepeatPenalty; then OpenAI frequency/presence:
+//     logit -= c(t)*FrequencyPenalty + PresencePenalty.
+//  3. If Temperature <= 0: greedy argmax (ties go to the lowest id); the RNG
+//     is not consumed. Bias and penalties still apply.
+//  4. Otherwise: top_k (keep the TopK largest logits, ties by lower id),
+//     then temperature (x = (logit-max)/T), then softmax over the survivors,
+//     then top_p (the smallest prefix of the tokens sorted by probability
+//     descending, ties by lower id, whose cumulative probability is >= TopP),
+//     then min_p (drop tokens with p < MinP * p_max), then one draw from the
+//     remaining tokens proportionally to their probabilities, using a PCG
+//     generator (math/rand/v2) seeded from Seed (or from crypto/rand when
+//     HasSeed is false). Renormalisation after each filter is implicit: the
+//     draw is proportional to the unnormalised weights of the survivors.
+//
+// Note that this order differs from llama.cpp's default chain, which applies
+// temperature last; here top_p and min_p see the temperature-scaled
+// distribution (as in HF transformers / vLLM).
+//
+// # Cost
+//
+// Nothing sorts the vocabulary, and buffers live in the Sampler: after the
+// first call at a given vocabulary size Sample does not allocate.
+//
+//   - Greedy: one pass.
+//   - top_k: one pass with a bounded heap, then work on the k survivors only.
+//   - Temperature (and min_p) without top_k/top_p: one pass putting every
+//     token in a bucket of its scaled logit (32 buckets per nat, no exp),
+//     then exact rejection sampling: pick a bucket by count*upper bound, a
+//     member uniformly, accept with probability weight/upper bound (>= 0.97).
+//   - top_p without top_k: the same bucket pass; the bucket bounds give the
+//     smallest set of top buckets that must contain the nucleus, and only the
+//     tokens of those (and of the next few buckets, until the rest of the
+//     vocabulary can no longer move the cut) get an exp. Buckets above the
+//     cut's bucket are taken wholesale, only that bucket is ordered. Where
+//     the bounds cannot settle the cut (flat distributions), every token is
+//     weighed and the cut is exact (a large boundary bucket is refined by
+//     re-bucketing before sorting).
+//   - Vocabularies under 2048 tokens skip the bounds and weigh every token.
+//
+// Weights use a float32 exp with ~2e-7 relative error, sums are float64.
+// Tokens with p/p_max < e^-87 (float32 underflow) are never drawn.
+//
+// # Reproducibility
+//
+// With HasSeed, the same Params, the same sequence of logits rows and
+// Accept calls give the same tokens. The number of random numbers consumed
+// per Sample varies (rejection sampling), so sequences are not comparable
+// across different settings or versions of this package.
+//
+// # Special values
+//
+// NaN logits are treated as -Inf (never chosen unless every logit is NaN/-Inf,
+// in which case Sample returns the greedy result, id 0). If the maximum logit
+// is +Inf, the lowest id holding +Inf is returned. An empty row returns -1.
+package sampler
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// Params configures a Sampler. The zero value is greedy decoding without
+// penalties. Values are not clamped to the documented ranges; the caller
+// validates requests.
+type Params struct {
+	Temperature      float32           // 0 (or less, or NaN) = greedy argmax (ties: lowest token id). Range 0..2.
+	TopK             int               // <=0 (or >= vocab): off
+	TopP             float32           // <=0 or >=1: off
+	MinP             float32           // <=0: off
+	RepeatPenalty    float32           // llama.cpp semantics; 1 or <=0: off
+	RepeatLastN      int               // window for RepeatPenalty / presence / frequency; <=0 = all accepted tokens
+	PresencePenalty  float32           // OpenAI semantics over accepted tokens, -2..2
+	FrequencyPenalty float32           // OpenAI semantics over accepted tokens, -2..2
+	LogitBias        map[int32]float32 // added to logits; -100 effectively bans
+	Seed             uint64            // RNG seed, used when HasSeed is true
+	HasSeed          bool              // false: seed from crypto/rand
+}
+
+// Sampler draws tokens from logits according to Params. Create one per
+// request with New; it is not safe for concurrent use.
+type Sampler struct {
+	p Params
+
+	temp     float32
+	invT     float32
+	topK     int
+	topP     float32 // 0 when off
+	minP     float32 // 0 when off
+	lnMinP   float32 // ln(minP) (scaled-logit threshold), -Inf when off
+	penalize bool
+
+	// Tests only: forceExact skips the bucketed fast paths, forceBucket uses
+	// them even for small vocabularies; fastMiss counts fast-path attempts
+	// that fell back to the exact path.
+	forceExact  bool
+	forceBucket bool
+	fastMiss    int
+
+	rng rand.PCG
+
+	biasTok []int32
+	biasVal []float32
+
+	// Penalty window: history of accepted tokens, the window start, and the
+	// distinct tokens in the window with their counts (pos maps token ->
+	// index in distinct).
+	hist     []int32
+	winStart int
+	distinct []int32
+	dcount   []int32
+	pos      map[int32]int32
+
+	// Reused work buffers.
+	w         []float32 // per-token (or per-candidate) weights exp(x)
+	blk       []float64 // per-block weight sums (sampleFullExact)
+	cand      []int32   // top_p: weighed tokens
+	nuc       []int32   // top_p: nucleus
+	bnd       []int32   // top_p: boundary bucket members
+	heap      []entry   // top-k heap / sorted top-k
+	near      []int32   // tokens in the first nearLimit buckets (bucket.go)
+	nearValid bool      // near holds every token of those buckets
+	nearCap   int       // capacity of near: maxNear (tests lower it)
+	cntLast   int       // last bucket counted by the previous bucketize
+	cnt       [nBk]int32
+	cnt2      [nBk]int32
+	emass     [nBk]float64 // exact weight per bucket (top_p)
+	hmass     [nBuckets]float64
+}
+
+type entry struct {
+	v  float32
+	id int32
+}
+
+// New returns a Sampler for p. LogitBias is copied; later changes to the map
+// have no effect.
+func New(p Params) *Sampler {
+	s := &Sampler{p: p, nearCap: maxNear, cntLast: nBk - 1}
+	if p.Temperature > 0 {
+		s.temp = p.Temperature
+		s.invT = 1 / p.Temperature
+	}
+	if p.TopK > 0 {
+		s.topK = p.TopK
+	}
+	if p.TopP > 0 && p.TopP < 1 {
+		s.topP = p.TopP
+	}
+	s.lnMinP = float32(math.Inf(-1))
+	if p.MinP > 0 {
+		s.minP = p.MinP
+		s.lnMinP = float32(math.Log(float64(p.MinP)))
+	}
+	s.penalize = (p.RepeatPenalty > 0 && p.RepeatPenalty != 1) || p.PresencePenalty != 0 || p.FrequencyPenalty != 0
+	if len(p.LogitBias) > 0 {
+		s.biasTok = make([]int32, 0, len(p.LogitBias))
+		for t := range p.LogitBias {
+			s.biasTok = append(s.biasTok, t)
+		}
+		slices.Sort(s.biasTok)
+		s.biasVal = make([]float32, len(s.biasTok))
+		for i, t := range s.biasTok {
+			s.biasVal[i] = p.LogitBias[t]
+		}
+	}
+	var s1, s2 uint64
+	if p.HasSeed {
+		s1 = p.Seed
+		s2 = p.Seed ^ 0x9e3779b97f4a7c15
+	} else {
+		var b [16]byte
+		_, _ = crand.Read(b[:]) // never returns an error since Go 1.24
+		s1 = binary.LittleEndian.Uint64(b[:8])
+		s2 = binary.LittleEndian.Uint64(b[8:])
+	}
+	s.rng.Seed(s1, s2)
+	s.pos = make(map[int32]int32)
+	return s
+}
+
+// Params returns the parameters the Sampler was created with.
+func (s *Sampler) Params() Params { return s.p }
+
+// Accept records a generated token for the repetition, presence and frequency
+// penalties. Sample does not call it; the caller decides which tokens count
+// (normally every token returned by Sample).
+func (s *Sampler) Accept(tok int32) {
+	s.hist = append(s.hist, tok)
+	s.addCount(tok)
+	if n := s.p.RepeatLastN; n > 0 {
+		for len(s.hist)-s.winStart > n {
+			s.removeCount(s.hist[s.winStart])
+			s.winStart++
+		}
+		// Keep the history bounded: drop the prefix that left the window
+		// once it is as large as the window itself.
+		if s.winStart >= n && s.winStart >= 256 {
+			k := copy(s.hist, s.hist[s.winStart:])
+			s.hist = s.hist[:k]
+			s.winStart = 0
+		}
+	}
+}
+
+func (s *Sampler) addCount(tok int32) {
+	if i, ok := s.pos[tok]; ok {
+		s.dcount[i]++
+		return
+	}
+	s.pos[tok] = int32(len(s.distinct))
+	s.distinct = append(s.distinct, tok)
+	s.dcount = append(s.dcount, 1)
+}
+
+func (s *Sampler) removeCount(tok int32) {
+	i := s.pos[tok]
+	s.dcount[i]--
+	if s.dcount[i] > 0 {
+		return
+	}
+	last := int32(len(s.distinct) - 1)
+	if i != last {
+		moved := s.distinct[last]
+		s.distinct[i] = moved
+		s.dcount[i] = s.dcount[last]
+		s.pos[moved] = i
+	}
+	s.distinct = s.distinct[:last]
+	s.dcount = s.dcount[:last]
+	delete(s.pos, tok)
+}
+
+// Reset forgets the accepted tokens (the penalty window). The RNG state is
+// kept.
+func (s *Sampler) Reset() {
+	s.hist = s.hist[:0]
+	s.winStart = 0
+	s.distinct = s.distinct[:0]
+	s.dcount = s.dcount[:0]
+	clear(s.pos)
+}
+
+// Sample picks a token from a logits row (len = vocab). It modifies logits in
+// place by adding the logit bias and applying the penalties (and nothing
+// else); the caller owns the row and allows it. See the package
+// documentation for the order of operations. It returns -1 for an empty row.
+func (s *Sampler) Sample(logits []float32) int32 {
+	n := len(logits)
+	if n == 0 {
+		return -1
+	}
+	s.applyBias(logits)
+	if s.penalize {
+		s.applyPenalties(logits)
+	}
+	if s.temp == 0 {
+		return int32(argmax(logits))
+	}
+	if s.topK > 0 && s.topK < n {
+		return s.sampleTopK(logits)
+	}
+	mi := argmax(logits)
+	m := logits[mi]
+	if special(m) {
+		return int32(mi)
+	}
+	if s.topP > 0 {
+		return s.sampleTopP(logits, m)
+	}
+	if !s.exact(n) {
+		if tok, ok := s.sampleRejection(logits, m); ok {
+			return tok
+		}
+		s.fastMiss++
+	}
+	return s.sampleFullExact(logits, m)
+}
+
+func (s *Sampler) applyBias(logits []float32) {
+	n := len(logits)
+	for i, t := range s.biasTok {
+		if t >= 0 && int(t) < n {
+			logits[t] += s.biasVal[i]
+		}
+	}
+}
+
+func (s *Sampler) applyPenalties(logits []float32) {
+	n := len(logits)
+	rp := s.p.RepeatPenalty
+	useRP := rp > 0 && rp != 1
+	fp, pp := s.p.FrequencyPenalty, s.p.PresencePenalty
+	dc := s.dcount[:len(s.distinct)]
+	for i, t := range s.distinct {
+		if t < 0 || int(t) >= n {
+			continue
+		}
+		l := logits[t]
+		if useRP {
+			if l > 0 {
+				l /= rp
+			} else {
+				l *= rp
+			}
+		}
+		l -= float32(dc[i])*fp + pp
+		logits[t] = l
+	}
+}
+
+// smallVocab: below this many tokens the bucketed paths' fixed costs
+// (thousands of buckets) outweigh an exp per token.
+const smallVocab = 2048
+
+// exact reports whether to skip the bucketed fast paths for a row of n.
+func (s *Sampler) exact(n int) bool {
+	return s.forceExact || (!s.forceBucket && n < smallVocab)
+}
+
+// uniform returns a float64 in [0, 1).
+func (s *Sampler) uniform() float64 {
+	return float64(s.rng.Uint64()>>11) * (1.0 / (1 << 53))
+}
+
+// argmax returns the index of the largest value, the lowest index on ties;
+// NaNs are ignored; 0 if nothing is larger than -Inf.
+//
+// Kept out of line so that its tight loop sits at a fixed offset from an
+// aligned function start whatever the caller's code looks like.
+//
+//go:noinline
+func argmax(x []float32) int {
+	best := float32(math.Inf(-1))
+	bi := 0
+	i := 0
+	// Blocks of 8: one well-predicted test whether anything in the block
+	// beats the best so far (rare after the first blocks), and a scan of
+	// the block only then. NaN fails "<= best" and is then ignored by the
+	// scan's "> best"; the strict ">" keeps the lowest index on ties.
+	for ; i+8 <= len(x); i += 8 {
+		c := x[i : i+8 : i+8]
+		if c[0] <= best && c[1] <= best && c[2] <= best && c[3] <= best &&
+			c[4] <= best && c[5] <= best && c[6] <= best && c[7] <= best {
+			continue
+		}
+		for j, v := range c {
+			if v > best {
+				best, bi = v, i+j
+			}
+		}
+	}
+	for ; i < len(x); i++ {
+		if x[i] > best {
+			best, bi = x[i], i
+		}
+	}
+	return bi
+}
+
+// special handles a maximum logit that is not finite: -Inf (everything
+// banned, or all NaN) and +Inf both resolve to the greedy choice.
+func special(m float32) bool {
+	return math.IsInf(float64(m), 0)
+}
+
+// blockSize is the number of tokens per partial sum used by the draw.
+const blockSize = 256
+
+// sampleFullExact samples over the whole vocabulary with temperature and
+// optional min_p: one exp pass recording block sums, then a draw over the
+// block sums and one block. It is the fallback of sampleRejection (and the
+// reference for tests). m is the (finite) maximum logit.
+func (s *Sampler) sampleFullExact(logits []float32, m float32) int32 {
+	n := len(logits)
+	invT := s.invT
+	lo := float32(expLo)
+	if s.lnMinP > lo {
+		lo = s.lnMinP
+	}
+	w := growF32(&s.w, n)
+	nb := (n + blockSize - 1) / blockSize
+	blk := growF64(&s.blk, nb)
+	var z float64
+	for b := 0; b < nb; b++ {
+		start := b * blockSize
+		end := min(start+blockSize, n)
+		blk[b] = expShift(w[start:end], logits[start:end], m, invT, lo)
+		z += blk[b]
+	}
+	r := s.uniform() * z
+	var acc float64
+	pick := -1
+	for b := 0; b < nb; b++ {
+		if blk[b] == 0 {
+			continue
+		}
+		pick = b // rounding: the last block with weight if r is not reached
+		if acc+blk[b] > r {
+			break
+		}
+		acc += blk[b]
+	}
+	// pick >= 0: the block of the maximum has weight 1.
+	start := pick * blockSize
+	end := min(start+blockSize, n)
+	return int32(start + drawIn(w[start:end], r-acc))
+}
+
+// drawIn returns the first index whose cumulative weight exceeds r, or the
+// last positive weight if rounding leaves r unreached.
+func drawIn(w []float32, r float64) int {
+	var acc float64
+	last := -1
+	for j, e := range w {
+		if e > 0 {
+			acc += float64(e)
+			last = j
+			if acc > r {
+				return j
+			}
+		}
+	}
+	if last < 0 {
+		return 0
+	}
+	return last
+}
+
+// drawCand draws among candidate ids with weights w[id].
+func (s *Sampler) drawCand(cand []int32, w []float32, total float64) int32 {
+	r := s.uniform() * total
+	var acc float64
+	last := cand[0]
+	for _, id := range cand {
+		e := w[id]
+		if e > 0 {
+			acc += float64(e)
+			last = id
+			if acc > r {
+				return id
+			}
+		}
+	}
+	return last
+}
+
+func growF32(p *[]float32, n int) []float32 {
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	*p = (*p)[:n]
+	return *p
+}
+
+func growF64(p *[]float64, n int) []float64 {
+	if cap(*p) < n {
+		*p = make([]float64, n)
+	}
+	*p = (*p)[:n]
+	return *p
+}
