@@ -1,0 +1,903 @@
+// Package loadgen drives an OpenAI-compatible chat-completions server with
+// concurrent streaming requests and measures what a client sees: time to
+// first token, inter-token latency, end-to-end latency, output tokens per
+// second in aggregate and per stream, and errors by kind.
+//
+// Each of Config.Concurrency workers sends one streaming request at a time
+// (stream true, stream_options.include_usage true) until Config.Requests
+// requests were started or Config.Duration has passed; requests then in
+// flight finish. Token counts come from the usage chunk, never from counting
+// chunks, because a server may coalesce several tokens into one chunk.
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config describes a load test. Zero values take the Default* values where
+// one exists.
+type Config struct {
+	// URL is the server's base URL (http://host:port); the path
+	// /v1/chat/completions is appended unless the URL already ends with it.
+	URL    string
+	Model  string // model id sent in requests; "": DefaultModel
+	APIKey string // sent as a bearer token when set
+
+	Concurrency int           // parallel streams; 0: 1
+	Requests    int           // measured requests to start; 0: no count bound (Duration must be set)
+	Duration    time.Duration // no new request starts after it; 0: no time bound
+
+	PromptTokens int     // wanted prompt length in tokens (approximate unless calibrated)
+	MaxTokens    int     // max_tokens of every request
+	Temperature  float64 // 0: greedy
+	// SamePrompt sends the same prompt in every request (normally each
+	// request's prompt starts with its own number).
+	SamePrompt bool
+	// LogitBias is sent as logit_bias, e.g. {EOS: -100} so that requests run
+	// to MaxTokens on a server without ignore_eos.
+	LogitBias map[int]float64
+	// Calibrate sends a few short non-streamed probes first to find how many
+	// words make PromptTokens prompt tokens (usage.prompt_tokens, template
+	// included). Off: one word per token.
+	Calibrate bool
+	// PromptWords, when positive, is the number of words of Text in every
+	// prompt (e.g. from an earlier Report.PromptWords); Calibrate is then
+	// skipped.
+	PromptWords int
+
+	// Warmup requests run, unmeasured, before the measured ones (at most
+	// Concurrency at a time, max_tokens at most WarmupMaxTokens).
+	Warmup int
+
+	RequestTimeout time.Duration // per request; 0: DefaultRequestTimeout
+
+	// Progress receives a progress display; nil: none. ProgressTTY draws a
+	// bar redrawn in place (for a terminal); otherwise a plain line is
+	// written every ProgressEvery.
+	Progress      io.Writer
+	ProgressTTY   bool
+	ProgressEvery time.Duration
+
+	// Client to use; nil: one with a transport sized for Concurrency.
+	Client *http.Client
+}
+
+// Defaults for Config.
+const (
+	DefaultModel          = "asi1-mini"
+	DefaultRequestTimeout = 10 * time.Minute
+	WarmupMaxTokens       = 16
+	chatPath              = "/v1/chat/completions"
+)
+
+// Error kinds counted in Report.Errors (besides "http_<status>").
+const (
+	ErrConnect   = "connect"          // no response: refused, reset, DNS...
+	ErrTimeout   = "timeout"          // RequestTimeout passed
+	ErrStream    = "stream_error"     // the server sent an error event mid-stream
+	ErrTruncated = "stream_truncated" // the stream ended without [DONE], or a read failed
+	ErrBadChunk  = "bad_chunk"        // an event that is not valid JSON
+	// ErrCancelled marks requests cut short by the caller's context; they
+	// are counted in Report.Cancelled, not in Report.Errors.
+	ErrCancelled = "cancelled"
+)
+
+// RequestResult is what one request saw. Times are milliseconds from the
+// start of the measured window (Start) or from the request's start.
+type RequestResult struct {
+	Index            int     `json:"index"`
+	Stream           int     `json:"stream"` // worker number
+	Start            float64 `json:"start_ms"`
+	TTFT             float64 `json:"ttft_ms"` // to the first non-empty content or reasoning chunk
+	E2E              float64 `json:"e2e_ms"`
+	ITL              float64 `json:"itl_ms"` // (last chunk - first chunk) / (completion_tokens - 1)
+	StreamTokS       float64 `json:"stream_tok_s"`
+	Chunks           int     `json:"chunks"` // non-empty content/reasoning chunks
+	PromptTokens     int     `json:"prompt_tokens"`
+	CompletionTokens int     `json:"completion_tokens"`
+	CachedTokens     int     `json:"cached_tokens"`
+	Finish           string  `json:"finish_reason,omitempty"`
+	Error            string  `json:"error,omitempty"`
+	ErrorKind        string  `json:"error_kind,omitempty"`
+	HasUsage         bool    `json:"has_usage"`
+
+	start, first, last, end time.Time
+	gaps                    []time.Duration
+}
+
+// Report is the outcome of Run. Durations are in milliseconds, rates in
+// tokens per second.
+type Report struct {
+	URL          string  `json:"url"`
+	Model        string  `json:"model"`
+	Concurrency  int     `json:"concurrency"`
+	PromptTokens int     `json:"prompt_tokens_wanted"`
+	MaxTokens    int     `json:"max_tokens"`
+	Temperature  float64 `json:"temperature"`
+	PromptWords  int     `json:"prompt_words"`
+	Warmup       int     `json:"warmup"`
+
+	WallSeconds float64 `json:"wall_s"` // the measured window: first request start to last request end
+	Requests    int     `json:"requests"`
+	Succeeded   int     `json:"succeeded"`
+	Failed      int     `json:"failed"`
+	Cancelled   int     `json:"cancelled"` // cut short by the caller's context
+	// Errors counts failed requests by kind: http_<status>, connect, timeout,
+	// stream_error, stream_truncated, bad_chunk.
+	Errors       map[string]int `json:"errors"`
+	FinishReason map[string]int `json:"finish_reasons"`
+	MissingUsage int            `json:"missing_usage"` // successful streams without a usage chunk (tokens then = chunks)
+
+	PromptTokensTotal int     `json:"prompt_tokens_total"`
+	PromptTokensMean  float64 `json:"prompt_tokens_mean"`
+	CachedTokensTotal int     `json:"cached_tokens_total"`
+	OutputTokens      int     `json:"output_tokens"`
+	OutputTokensMean  float64 `json:"output_tokens_mean"`
+	// OutputTokS is OutputTokens over WallSeconds.
+	OutputTokS float64 `json:"output_tok_s"`
+	// DecodeTokS is sum(completion_tokens-1) over the window from the
+	// earliest first chunk to the latest last chunk: the decode rate without
+	// the first prefill.
+	DecodeTokS     float64 `json:"decode_tok_s"`
+	TokensPerChunk float64 `json:"tokens_per_chunk"`
+
+	// ProcessCPUSeconds is the CPU time this process used during the
+	// measured window: the client's cost against a remote server; in bench
+	// compare, the server's and the engine's too.
+	ProcessCPUSeconds float64 `json:"process_cpu_s"`
+	// CPUPerToken is ProcessCPUSeconds per output token, in microseconds.
+	CPUPerToken float64 `json:"cpu_us_per_token"`
+
+	TTFT     Dist `json:"ttft"`
+	ITL      Dist `json:"itl"`       // one value per request: its mean inter-token latency
+	ChunkGap Dist `json:"chunk_gap"` // every gap between consecutive content chunks
+	E2E      Dist `json:"e2e"`
+
+	// Per-stream decode rate (StreamTokS of each request): fairness is
+	// Min/Max.
+	StreamTokSMin  float64 `json:"stream_tok_s_min"`
+	StreamTokSMax  float64 `json:"stream_tok_s_max"`
+	StreamTokSMean float64 `json:"stream_tok_s_mean"`
+	Fairness       float64 `json:"fairness"`
+
+	Results []RequestResult `json:"results"`
+}
+
+// Run performs the load test described by cfg. It returns an error only
+// when the test cannot run at all (bad config, calibration impossible);
+// failed requests are counted in the report. When ctx ends, requests in
+// flight are cancelled and the report covers what finished.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	client := cfg.Client
+	if client == nil {
+		tr := NewTransport(cfg.Concurrency)
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
+	g := &gen{cfg: cfg, client: client, url: chatURL(cfg.URL)}
+
+	g.words = cfg.PromptTokens
+	if cfg.PromptWords > 0 {
+		g.words = cfg.PromptWords
+	} else if cfg.Calibrate {
+		w, err := g.calibrate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		g.words = w
+	}
+
+	if cfg.Warmup > 0 {
+		g.phase(ctx, "warmup", cfg.Warmup, 0, warmupBase, min(cfg.MaxTokens, WarmupMaxTokens))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cpu0 := ProcessCPU()
+	res, wall := g.phase(ctx, "", cfg.Requests, cfg.Duration, 0, cfg.MaxTokens)
+	cpu := ProcessCPU() - cpu0
+	rep := g.report(res, wall)
+	rep.ProcessCPUSeconds = cpu.Seconds()
+	if rep.OutputTokens > 0 {
+		rep.CPUPerToken = 1e6 * rep.ProcessCPUSeconds / float64(rep.OutputTokens)
+	}
+	return rep, nil
+}
+
+func (c *Config) normalize() error {
+	if c.URL == "" {
+		return errors.New("loadgen: no URL")
+	}
+	if !strings.HasPrefix(c.URL, "http://") && !strings.HasPrefix(c.URL, "https://") {
+		return fmt.Errorf("loadgen: URL %q: want http:// or https://", c.URL)
+	}
+	if c.Model == "" {
+		c.Model = DefaultModel
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 1
+	}
+	if c.Requests < 0 || c.Duration < 0 || c.Warmup < 0 {
+		return errors.New("loadgen: negative requests, duration or warmup")
+	}
+	if c.Requests == 0 && c.Duration == 0 {
+		return errors.New("loadgen: set a request count or a duration (or both)")
+	}
+	if c.PromptTokens <= 0 {
+		return errors.New("loadgen: prompt tokens must be positive")
+	}
+	if c.MaxTokens <= 0 {
+		return errors.New("loadgen: max tokens must be positive")
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = 5 * time.Second
+		if c.ProgressTTY {
+			c.ProgressEvery = 200 * time.Millisecond
+		}
+	}
+	return nil
+}
+
+func chatURL(base string) string {
+	base = strings.TrimRight(base, "/")
+	if strings.HasSuffix(base, chatPath) {
+		return base
+	}
+	return base + chatPath
+}
+
+// NewTransport returns an HTTP transport sized for n concurrent streams:
+// enough idle connections per host to reuse one per stream, and no
+// compression (which would buffer the event stream).
+func NewTransport(n int) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          2*n + 4,
+		MaxIdleConnsPerHost:   2*n + 4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ReadBufferSize:        32 << 10,
+	}
+}
+
+type gen struct {
+	cfg    Config
+	client *http.Client
+	url    string
+	words  int
+
+	// progress counters of the current phase
+	started, done, failed atomic.Int64
+	tokens                atomic.Int64
+}
+
+// phase runs n requests (0: unbounded) with up to Concurrency at a time,
+// stopping new ones after dur (0: never). Request i uses prompt base+i.
+func (g *gen) phase(ctx context.Context, name string, n int, dur time.Duration, base, maxTokens int) ([]RequestResult, time.Duration) {
+	g.started.Store(0)
+	g.done.Store(0)
+	g.failed.Store(0)
+	g.tokens.Store(0)
+	workers := g.cfg.Concurrency
+	if n > 0 {
+		workers = min(workers, n)
+	}
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		results []RequestResult
+		wg      sync.WaitGroup
+	)
+	t0 := time.Now()
+	var deadline time.Time
+	if dur > 0 {
+		deadline = t0.Add(dur)
+	}
+	stopProgress := g.progress(name, n, dur, t0)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if n > 0 && i >= n {
+					return
+				}
+				if !deadline.IsZero() && !time.Now().Before(deadline) {
+					return
+				}
+				g.started.Add(1)
+				idx := base + i
+				if g.cfg.SamePrompt {
+					idx = base
+				}
+				r := g.do(ctx, Prompt(idx, g.words), maxTokens)
+				r.Index, r.Stream = i, w
+				g.done.Add(1)
+				if r.ErrorKind != "" {
+					g.failed.Add(1)
+				}
+				g.tokens.Add(int64(r.CompletionTokens))
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(t0)
+	stopProgress()
+	for i := range results {
+		results[i].Start = ms(results[i].start.Sub(t0))
+	}
+	return results, wall
+}
+
+// progress starts the progress display; the returned func stops it.
+func (g *gen) progress(name string, n int, dur time.Duration, t0 time.Time) func() {
+	w := g.cfg.Progress
+	if w == nil {
+		return func() {}
+	}
+	if name == "" {
+		name = "bench"
+	}
+	line := func() string {
+		el := time.Since(t0)
+		done, tok := g.done.Load(), g.tokens.Load()
+		rate := 0.0
+		if s := el.Seconds(); s > 0 {
+			rate = float64(tok) / s
+		}
+		frac := 0.0
+		switch {
+		case n > 0:
+			frac = float64(done) / float64(n)
+		case dur > 0:
+			frac = min(1, el.Seconds()/dur.Seconds())
+		}
+		total := "?"
+		if n > 0 {
+			total = strconv.Itoa(n)
+		}
+		return fmt.Sprintf("%s %5.1f%% %d/%s done, %d running, %d failed, %d tokens, %.0f tok/s, %s",
+			name, 100*frac, done, total, g.started.Load()-done, g.failed.Load(), tok, rate, el.Round(100*time.Millisecond))
+	}
+	bar := func() string {
+		const width = 30
+		l := line()
+		frac := 0.0
+		if n > 0 {
+			frac = float64(g.done.Load()) / float64(n)
+		} else if dur > 0 {
+			frac = min(1, time.Since(t0).Seconds()/dur.Seconds())
+		}
+		k := int(frac * width)
+		return "\r\033[K[" + strings.Repeat("=", k) + strings.Repeat(" ", width-k) + "] " + l
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tk := time.NewTicker(g.cfg.ProgressEvery)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				if g.cfg.ProgressTTY {
+					fmt.Fprint(w, bar()+"\n")
+				} else {
+					fmt.Fprintln(w, line())
+				}
+				return
+			case <-tk.C:
+				if g.cfg.ProgressTTY {
+					fmt.Fprint(w, bar())
+				} else {
+					fmt.Fprintln(w, line())
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-finished
+	}
+}
+
+// body builds a request body.
+func (g *gen) body(prompt string, maxTokens int, stream bool) []byte {
+	type msg struct {
+		Role    string `json:"role"`
+		Content string `json:"content"`
+	}
+	req := map[string]any{
+		"model":       g.cfg.Model,
+		"messages":    []msg{{Role: "user", Content: prompt}},
+		"max_tokens":  maxTokens,
+		"temperature": g.cfg.Temperature,
+		"stream":      stream,
+	}
+	if stream {
+		req["stream_options"] = map[string]any{"include_usage": true}
+	}
+	if len(g.cfg.LogitBias) > 0 {
+		lb := make(map[string]float64, len(g.cfg.LogitBias))
+		for k, v := range g.cfg.LogitBias {
+			lb[strconv.Itoa(k)] = v
+		}
+		req["logit_bias"] = lb
+	}
+	b, _ := json.Marshal(req) // plain types: cannot fail
+	return b
+}
+
+func (g *gen) newRequest(ctx context.Context, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	if g.cfg.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
+	}
+	return req, nil
+}
+
+// wire types: only what the client reads.
+type wireUsage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+type wireChunk struct {
+	Choices []struct {
+		Delta struct {
+			Content          string `json:"content"`
+			ReasoningContent string `json:"reasoning_content"`
+			Reasoning        string `json:"reasoning"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *wireUsage `json:"usage"`
+	Error *struct {
+		Message string `json:"message"`
+		Type    string `json:"type"`
+	} `json:"error"`
+}
+
+// do sends one streaming request and reads it to the end.
+func (g *gen) do(parent context.Context, prompt string, maxTokens int) (r RequestResult) {
+	ctx, cancel := context.WithTimeout(parent, g.cfg.RequestTimeout)
+	defer cancel()
+	body := g.body(prompt, maxTokens, true)
+	req, err := g.newRequest(ctx, body)
+	if err != nil {
+		r.ErrorKind, r.Error = ErrConnect, err.Error()
+		return r
+	}
+	r.start = time.Now()
+	defer func() {
+		r.end = time.Now()
+		r.E2E = ms(r.end.Sub(r.start))
+		if r.ErrorKind != "" && parent.Err() != nil {
+			r.ErrorKind = ErrCancelled
+		} else if r.ErrorKind != "" && ctx.Err() == context.DeadlineExceeded {
+			r.ErrorKind = ErrTimeout
+		}
+	}()
+	resp, err := g.client.Do(req)
+	if err != nil {
+		r.ErrorKind, r.Error = ErrConnect, err.Error()
+		return r
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		r.ErrorKind = "http_" + strconv.Itoa(resp.StatusCode)
+		r.Error = strings.TrimSpace(string(b))
+		return r
+	}
+	g.readStream(resp.Body, &r)
+	return r
+}
+
+// readStream reads server-sent events until [DONE].
+func (g *gen) readStream(body io.Reader, r *RequestResult) {
+	br := bufio.NewReaderSize(body, 32<<10)
+	var data []byte // the data of the event being read
+	sawDone := false
+	for !sawDone {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// A very long line: gather the rest.
+			long := append([]byte(nil), line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+			}
+			line = long
+		}
+		if err != nil && len(line) == 0 {
+			if r.ErrorKind == "" {
+				r.ErrorKind = ErrTruncated
+				r.Error = "stream ended without [DONE]"
+				if err != io.EOF {
+					r.Error = err.Error()
+				}
+			}
+			return
+		}
+		now := time.Now()
+		line = bytes.TrimRight(line, "\r\n")
+		switch {
+		case len(line) == 0: // end of an event
+			if len(data) > 0 {
+				sawDone = g.event(data, now, r)
+				data = data[:0]
+			}
+		case line[0] == ':': // comment (keep-alive)
+		case bytes.HasPrefix(line, []byte("data:")):
+			v := bytes.TrimPrefix(line[5:], []byte(" "))
+			if len(data) > 0 {
+				data = append(data, '\n')
+			}
+			data = append(data, v...)
+		default: // event:, id:, retry: are not used by chat completions
+		}
+		if err != nil { // last line without a newline
+			if len(data) > 0 && !sawDone {
+				sawDone = g.event(data, now, r)
+			}
+			if !sawDone && r.ErrorKind == "" {
+				r.ErrorKind, r.Error = ErrTruncated, "stream ended without [DONE]"
+			}
+			return
+		}
+	}
+	if !r.HasUsage {
+		r.CompletionTokens = r.Chunks
+	}
+	g.finishTiming(r)
+}
+
+// event handles one event's data; it reports [DONE].
+func (g *gen) event(data []byte, now time.Time, r *RequestResult) bool {
+	if bytes.Equal(data, []byte("[DONE]")) {
+		return true
+	}
+	if c, ok := scanChunk(data); ok {
+		if c.text {
+			r.chunk(now)
+		}
+		if c.finish != "" {
+			r.Finish = c.finish
+		}
+		return false
+	}
+	var ch wireChunk
+	if err := json.Unmarshal(data, &ch); err != nil {
+		if r.ErrorKind == "" {
+			r.ErrorKind, r.Error = ErrBadChunk, fmt.Sprintf("%v: %.200s", err, data)
+		}
+		return false
+	}
+	if ch.Error != nil {
+		if r.ErrorKind == "" {
+			r.ErrorKind, r.Error = ErrStream, ch.Error.Message
+		}
+		return false
+	}
+	if ch.Usage != nil {
+		r.HasUsage = true
+		r.PromptTokens = ch.Usage.PromptTokens
+		r.CompletionTokens = ch.Usage.CompletionTokens
+		if d := ch.Usage.PromptTokensDetails; d != nil {
+			r.CachedTokens = d.CachedTokens
+		}
+	}
+	for _, c := range ch.Choices {
+		if c.Delta.Content != "" || c.Delta.ReasoningContent != "" || c.Delta.Reasoning != "" {
+			r.chunk(now)
+		}
+		if c.FinishReason != nil {
+			r.Finish = *c.FinishReason
+		}
+	}
+	return false
+}
+
+// chunk records the arrival of a chunk with text.
+func (r *RequestResult) chunk(now time.Time) {
+	if r.first.IsZero() {
+		r.first = now
+	} else {
+		r.gaps = append(r.gaps, now.Sub(r.last))
+	}
+	r.last = now
+	r.Chunks++
+}
+
+// scanned is what the fast path reads from a chunk.
+type scanned struct {
+	text   bool   // a non-empty content or reasoning delta
+	finish string // finish_reason, "" when null
+}
+
+// scanChunk reads the common chunk (one choice, a text delta, no usage, no
+// error) without decoding the JSON, which costs several microseconds a
+// chunk: the client shares the CPU with the server in bench compare. It
+// relies on a JSON property: a quote inside a string is escaped, so a key
+// such as "content": can only appear as a key. It declines (ok false) every
+// chunk it is not sure of; json.Unmarshal then reads it.
+func scanChunk(data []byte) (c scanned, ok bool) {
+	if bytes.Contains(data, []byte(`"usage":{`)) || bytes.Contains(data, []byte(`"error"`)) ||
+		bytes.Count(data, []byte(`"delta":`)) != 1 || bytes.Count(data, []byte(`"finish_reason":`)) != 1 {
+		return c, false
+	}
+	for _, key := range [][]byte{[]byte(`"content":`), []byte(`"reasoning_content":`), []byte(`"reasoning":`)} {
+		switch v := valueAfter(data, key); {
+		case v == nil, bytes.HasPrefix(v, []byte("null")), bytes.HasPrefix(v, []byte(`""`)):
+		case v[0] == '"':
+			c.text = true
+		default:
+			return c, false
+		}
+	}
+	switch v := valueAfter(data, []byte(`"finish_reason":`)); {
+	case bytes.HasPrefix(v, []byte("null")):
+	case len(v) > 1 && v[0] == '"':
+		end := bytes.IndexByte(v[1:], '"')
+		if end < 0 || bytes.IndexByte(v[1:1+end], '\\') >= 0 {
+			return c, false
+		}
+		c.finish = string(v[1 : 1+end])
+	default:
+		return c, false
+	}
+	return c, true
+}
+
+// valueAfter returns data after the first occurrence of key and any
+// whitespace; nil when key is absent.
+func valueAfter(data, key []byte) []byte {
+	i := bytes.Index(data, key)
+	if i < 0 {
+		return nil
+	}
+	v := data[i+len(key):]
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t' || v[0] == '\n' || v[0] == '\r') {
+		v = v[1:]
+	}
+	return v
+}
+
+func (g *gen) finishTiming(r *RequestResult) {
+	if r.first.IsZero() {
+		return
+	}
+	r.TTFT = ms(r.first.Sub(r.start))
+	if n := r.CompletionTokens; n > 1 && r.last.After(r.first) {
+		span := r.last.Sub(r.first)
+		r.ITL = ms(span) / float64(n-1)
+		r.StreamTokS = float64(n-1) / span.Seconds()
+	}
+}
+
+// calibrate finds how many words of Text make PromptTokens prompt tokens,
+// from usage.prompt_tokens of non-streamed probes with max_tokens 1.
+func (g *gen) calibrate(ctx context.Context) (int, error) {
+	want := g.cfg.PromptTokens
+	probes := 0
+	probe := func(words int) (int, error) {
+		probes++
+		body := g.body(Prompt(probeBase+probes, words), 1, false)
+		req, err := g.newRequest(ctx, body)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := g.client.Do(req)
+		if err != nil {
+			return 0, fmt.Errorf("calibration probe: %w", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("calibration probe: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
+		}
+		var c struct {
+			Usage *wireUsage `json:"usage"`
+		}
+		if err := json.Unmarshal(b, &c); err != nil || c.Usage == nil || c.Usage.PromptTokens <= 0 {
+			return 0, fmt.Errorf("calibration probe: no usage.prompt_tokens in %.200s", b)
+		}
+		return c.Usage.PromptTokens, nil
+	}
+	// Two points give the overhead (prefix, template) and tokens per word.
+	w1 := max(want, 2)
+	t1, err := probe(w1)
+	if err != nil {
+		return 0, err
+	}
+	w0 := max(w1/2, 1)
+	t0, err := probe(w0)
+	if err != nil {
+		return 0, err
+	}
+	best, bestErr := w1, abs(t1-want)
+	if d := abs(t0 - want); d < bestErr {
+		best, bestErr = w0, d
+	}
+	slope := float64(t1-t0) / float64(w1-w0)
+	if slope <= 0 {
+		return best, nil
+	}
+	w := w1
+	t := t1
+	for range 4 {
+		if bestErr == 0 {
+			break
+		}
+		nw := max(1, w+int(math.Round(float64(want-t)/slope)))
+		if nw == w {
+			nw = w + sign(want-t)*1
+			if nw < 1 {
+				break
+			}
+		}
+		w = nw
+		t, err = probe(w)
+		if err != nil {
+			return 0, err
+		}
+		if d := abs(t - want); d < bestErr {
+			best, bestErr = w, d
+		}
+	}
+	return best, nil
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func sign(x int) int {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return -1
+	}
+	return 0
+}
+
+func (g *gen) report(res []RequestResult, wall time.Duration) *Report {
+	rep := &Report{
+		URL: g.url, Model: g.cfg.Model, Concurrency: g.cfg.Concurrency, PromptTokens: g.cfg.PromptTokens,
+		MaxTokens: g.cfg.MaxTokens, Temperature: g.cfg.Temperature, PromptWords: g.words, Warmup: g.cfg.Warmup,
+		WallSeconds: wall.Seconds(), Requests: len(res),
+		Errors: map[string]int{}, FinishReason: map[string]int{},
+	}
+	Aggregate(rep, res)
+	return rep
+}
+
+// Aggregate fills rep's totals and distributions from per-request results
+// (it sorts res by Index). WallSeconds must be set.
+func Aggregate(rep *Report, res []RequestResult) {
+	sortByIndex(res)
+	rep.Results = res
+	if rep.Errors == nil {
+		rep.Errors = map[string]int{}
+	}
+	if rep.FinishReason == nil {
+		rep.FinishReason = map[string]int{}
+	}
+	var ttft, itl, e2e, gaps []time.Duration
+	var firstMin, lastMax time.Time
+	decodeTokens, chunks := 0, 0
+	rates := []float64{}
+	for i := range res {
+		r := &res[i]
+		switch {
+		case r.ErrorKind == ErrCancelled:
+			rep.Cancelled++
+			continue
+		case r.ErrorKind != "":
+			rep.Failed++
+			rep.Errors[r.ErrorKind]++
+			continue
+		}
+		rep.Succeeded++
+		if r.Finish != "" {
+			rep.FinishReason[r.Finish]++
+		}
+		if !r.HasUsage {
+			rep.MissingUsage++
+		}
+		rep.PromptTokensTotal += r.PromptTokens
+		rep.CachedTokensTotal += r.CachedTokens
+		rep.OutputTokens += r.CompletionTokens
+		chunks += r.Chunks
+		e2e = append(e2e, dur(r.E2E))
+		if r.first.IsZero() {
+			continue
+		}
+		ttft = append(ttft, dur(r.TTFT))
+		gaps = append(gaps, r.gaps...)
+		if r.CompletionTokens > 1 && r.last.After(r.first) {
+			itl = append(itl, dur(r.ITL))
+			rates = append(rates, r.StreamTokS)
+			decodeTokens += r.CompletionTokens - 1
+			if firstMin.IsZero() || r.first.Before(firstMin) {
+				firstMin = r.first
+			}
+			if r.last.After(lastMax) {
+				lastMax = r.last
+			}
+		}
+	}
+	if rep.Succeeded > 0 {
+		rep.PromptTokensMean = float64(rep.PromptTokensTotal) / float64(rep.Succeeded)
+		rep.OutputTokensMean = float64(rep.OutputTokens) / float64(rep.Succeeded)
+	}
+	if rep.WallSeconds > 0 {
+		rep.OutputTokS = float64(rep.OutputTokens) / rep.WallSeconds
+	}
+	if span := lastMax.Sub(firstMin); span > 0 {
+		rep.DecodeTokS = float64(decodeTokens) / span.Seconds()
+	}
+	if chunks > 0 {
+		rep.TokensPerChunk = float64(rep.OutputTokens) / float64(chunks)
+	}
+	rep.TTFT, rep.ITL, rep.ChunkGap, rep.E2E = Summarize(ttft), Summarize(itl), Summarize(gaps), Summarize(e2e)
+	if len(rates) > 0 {
+		lo, hi, sum := rates[0], rates[0], 0.0
+		for _, x := range rates {
+			lo, hi, sum = min(lo, x), max(hi, x), sum+x
+		}
+		rep.StreamTokSMin, rep.StreamTokSMax, rep.StreamTokSMean = lo, hi, sum/float64(len(rates))
+		if hi > 0 {
+			rep.Fairness = lo / hi
+		}
+	}
+}
+
+func sortByIndex(res []RequestResult) {
+	slices.SortStableFunc(res, func(a, b RequestResult) int { return a.Index - b.Index })
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func dur(msv float64) time.Duration { return time.Duration(msv * float64(time.Millisecond)) }
