@@ -24,11 +24,21 @@ import (
 type env struct {
 	url   string
 	sched *scheduler.Scheduler
+	model *server.Model
 }
 
 func start(t *testing.T, parallel int, stepTokens int) *env {
 	t.Helper()
-	be, err := llamacpp.Open(testmodel.Path(t, testmodel.Stories260K), llamacpp.Options{CtxSize: 512 * parallel, Parallel: parallel, Threads: 1})
+	e, _ := startOn(t, testmodel.Path(t, testmodel.Stories260K), parallel, stepTokens)
+	return e
+}
+
+// startOn serves a model file through the real engine, scheduler and
+// server. One engine thread: on a busy machine llama.cpp's spinning thread
+// barrier makes two threads tens of times slower on models this small.
+func startOn(t *testing.T, path string, parallel, stepTokens int) (*env, *llamacpp.Backend) {
+	t.Helper()
+	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: 512 * parallel, Parallel: parallel, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +48,9 @@ func start(t *testing.T, parallel int, stepTokens int) *env {
 	go sched.Run(ctx)
 	m, err := server.NewModel(be, sched, "test")
 	if err != nil {
+		cancel()
+		<-sched.Done()
+		be.Close()
 		t.Fatal(err)
 	}
 	srv.SetModel(m)
@@ -48,7 +61,7 @@ func start(t *testing.T, parallel int, stepTokens int) *env {
 		<-sched.Done()
 		be.Close()
 	})
-	return &env{url: hs.URL, sched: sched}
+	return &env{url: hs.URL, sched: sched, model: m}, be
 }
 
 func post(t *testing.T, url string, body any) *http.Response {

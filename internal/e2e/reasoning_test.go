@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"math"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,44 +13,18 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
-	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/models"
 	"github.com/asi1d/asi1d/models/synth"
-	"github.com/asi1d/asi1d/server"
 )
 
-// startModel is start on a given model file, with one engine thread; it
-// also returns the backend.
+// startModel is startOn for a model that must have reasoning tags.
 func startModel(t *testing.T, path string, parallel, stepTokens int) (*env, *llamacpp.Backend) {
 	t.Helper()
-	// One thread: on a busy machine llama.cpp's spinning thread barrier makes
-	// two threads tens of times slower on a model this small.
-	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: 512 * parallel, Parallel: parallel, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Options{})
-	sched := scheduler.New(be, scheduler.Options{StepTokens: stepTokens, OnStep: srv.OnStep})
-	ctx, cancel := context.WithCancel(context.Background())
-	go sched.Run(ctx)
-	m, err := server.NewModel(be, sched, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Tags.Open == "" {
-		be.Close()
-		cancel()
+	e, be := startOn(t, path, parallel, stepTokens)
+	if e.model.Tags.Open == "" {
 		t.Fatalf("no reasoning tags detected (special tokens %v)", be.Info().SpecialTokens)
 	}
-	srv.SetModel(m)
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		cancel()
-		<-sched.Done()
-		be.Close()
-	})
-	return &env{url: hs.URL, sched: sched}, be
+	return e, be
 }
 
 // Synthetic tiny models of every weight type and template load in
