@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,8 +28,6 @@ type chatJob struct {
 	model   string
 	fp      string
 	req     *ChatRequest
-	prompt  []engine.Token
-	t0      time.Time
 	tok     Tokenizer
 }
 
@@ -98,7 +95,7 @@ func (s *Server) chat(c *gin.Context) {
 	}
 
 	j := &chatJob{id: NewCompletionID(), created: t0.Unix(), model: req.Model, fp: m.Fingerprint, req: req,
-		prompt: prompt.tokens, t0: t0, tok: m.Tok}
+		tok: m.Tok}
 	SetRequestID(c, j.id)
 	ctx := c.Request.Context()
 	s.metrics.inFlight.Inc()
@@ -523,5 +520,3 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		}
 	}
 }
-
-var _ = context.Background
