@@ -117,15 +117,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), benchUsage+"\nFlags of asi1d bench:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "asi1d bench: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args, "asi1d bench", stderr); !ok {
+		return code
 	}
 	if c.URL == "" {
 		fmt.Fprint(stderr, "asi1d bench: --url is required\n\n"+benchUsage)
@@ -276,15 +269,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprint(fs.Output(), benchUsage+"\nFlags of asi1d bench compare:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "asi1d bench compare: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if code, ok := parseFlags(fs, args, "asi1d bench compare", stderr); !ok {
+		return code
 	}
 	var err error
 	if c.Concurrency, err = parseIntList(conc); err != nil {
@@ -538,4 +524,20 @@ func (r *compareReport) writeText(w io.Writer) {
 	if r.ScalingTo > 0 {
 		fmt.Fprintf(w, "scaling %d vs %d streams (output tok/s): raw %.2fx, server %.2fx\n", r.ScalingTo, r.ScalingFrom, r.RawScaling, r.ServerScaling)
 	}
+}
+
+// parseFlags parses a bench flag set; when it returns ok false the command
+// exits with code (0 for -h, 2 for a bad flag or a stray argument).
+func parseFlags(fs *flag.FlagSet, args []string, cmd string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n", cmd, fs.Arg(0))
+		return 2, false
+	}
+	return 0, true
 }
