@@ -268,13 +268,27 @@ func (s *Sampler) Reset() {
 // else); the caller owns the row and allows it. See the package
 // documentation for the order of operations. It returns -1 for an empty row.
 func (s *Sampler) Sample(logits []float32) int32 {
-	n := len(logits)
-	if n == 0 {
-		return -1
-	}
+	s.Prepare(logits)
+	return s.Pick(logits)
+}
+
+// Prepare is Sample's first half: it adds the logit bias and applies the
+// penalties to logits in place.
+func (s *Sampler) Prepare(logits []float32) {
 	s.applyBias(logits)
 	if s.penalize {
 		s.applyPenalties(logits)
+	}
+}
+
+// Pick is Sample's second half: it draws a token from logits that Prepare
+// has already adjusted, without modifying them. Calling Pick again after
+// masking tokens (setting their logits to -Inf) draws among the rest; each
+// call consumes randomness, so a seeded request stays reproducible.
+func (s *Sampler) Pick(logits []float32) int32 {
+	n := len(logits)
+	if n == 0 {
+		return -1
 	}
 	if s.temp == 0 {
 		return int32(argmax(logits))

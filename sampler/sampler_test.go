@@ -1037,3 +1037,46 @@ func TestSelectTopK(t *testing.T) {
 		}
 	}
 }
+
+// TestPickAfterMask is the grammar path: Prepare once, mask all but a few
+// tokens with -Inf, Pick again. Every draw must be one of the survivors, and
+// Prepare+Pick must equal Sample.
+func TestPickAfterMask(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 9))
+	for _, p := range []Params{
+		{},
+		{Temperature: 0.8, HasSeed: true, Seed: 1},
+		{Temperature: 1.5, TopK: 40, HasSeed: true, Seed: 2},
+		{Temperature: 0.7, TopP: 0.9, HasSeed: true, Seed: 3},
+		{Temperature: 1, MinP: 0.05, HasSeed: true, Seed: 4},
+		{Temperature: 1, PresencePenalty: 1, LogitBias: map[int32]float32{5: 100}, HasSeed: true, Seed: 5},
+	} {
+		for _, n := range []int{64, 32000} {
+			row := make([]float32, n)
+			for i := range row {
+				row[i] = float32(rng.NormFloat64() * 3)
+			}
+			a, b := New(p), New(p)
+			r1 := slices.Clone(row)
+			r2 := slices.Clone(row)
+			if x, y := a.Sample(r1), func() int32 { b.Prepare(r2); return b.Pick(r2) }(); x != y {
+				t.Fatalf("%+v n=%d: Sample %d != Prepare+Pick %d", p, n, x, y)
+			}
+			allowed := map[int32]bool{int32(n - 1): true, int32(n / 2): true, 3: true}
+			s := New(p)
+			for range 200 {
+				r := slices.Clone(row)
+				s.Prepare(r)
+				_ = s.Pick(r)
+				for i := range r {
+					if !allowed[int32(i)] {
+						r[i] = float32(math.Inf(-1))
+					}
+				}
+				if tok := s.Pick(r); !allowed[tok] {
+					t.Fatalf("%+v n=%d: picked masked token %d", p, n, tok)
+				}
+			}
+		}
+	}
+}

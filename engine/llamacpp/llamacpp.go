@@ -85,6 +85,10 @@ type Backend struct {
 
 	pieces [][]byte
 	eog    []bool
+
+	// Loop-owned scratch for grammar masks (see grammar.go), C memory.
+	cand  *C.llama_token_data
+	ncand int
 }
 
 var _ engine.Backend = (*Backend)(nil)
@@ -462,6 +466,10 @@ func (b *Backend) Close() error {
 	}
 	b.closed = true
 	C.llama_batch_free(b.batch)
+	if b.cand != nil {
+		C.free(unsafe.Pointer(b.cand))
+		b.cand = nil
+	}
 	C.llama_free(b.ctx)
 	C.llama_model_free(b.model)
 	b.ctx, b.model, b.vocab = nil, nil, nil

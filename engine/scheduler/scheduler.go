@@ -85,6 +85,14 @@ type job struct {
 	submitted time.Time
 }
 
+// end delivers a job's final event after freeing what the job owns.
+func (j *job) end(ev Event) {
+	if g := j.req.Grammar; g != nil {
+		g.Close()
+	}
+	j.stream.push(ev)
+}
+
 // slot is one sequence of the backend. Owned by the loop.
 type slot struct {
 	id       engine.SeqID
@@ -272,7 +280,7 @@ func (s *Scheduler) reap() {
 		if j.ctx.Err() != nil {
 			s.waiting.Add(-1)
 			s.st.cancelled.Add(1)
-			j.stream.push(Event{Done: true, Finish: FinishCancelled, Err: j.ctx.Err(), Usage: Usage{PromptTokens: len(j.req.Prompt)}})
+			j.end(Event{Done: true, Finish: FinishCancelled, Err: j.ctx.Err(), Usage: Usage{PromptTokens: len(j.req.Prompt)}})
 			continue
 		}
 		q = append(q, j)
@@ -485,7 +493,28 @@ func (s *Scheduler) sample(sl *slot, row []float32, now time.Time) {
 	if r.Logprobs {
 		sl.rowCopy = append(sl.rowCopy[:0], row...)
 	}
-	tok := engine.Token(sl.smp.Sample(row))
+	var tok engine.Token
+	if g := r.Grammar; g == nil {
+		tok = engine.Token(sl.smp.Sample(row))
+	} else {
+		// Draw first, mask only when the grammar refuses the draw.
+		sl.smp.Prepare(row)
+		tok = engine.Token(sl.smp.Pick(row))
+		if !g.Allows(tok) {
+			g.Mask(row)
+			tok = engine.Token(sl.smp.Pick(row))
+			if !g.Allows(tok) {
+				s.finish(sl, FinishError, ErrGrammarDeadEnd)
+				return
+			}
+		}
+		if !s.be.IsEOG(tok) {
+			if err := g.Accept(tok); err != nil {
+				s.finish(sl, FinishError, err)
+				return
+			}
+		}
+	}
 	sl.smp.Accept(tok)
 	if r.Logprobs {
 		l, top := sampler.Logprobs(sl.rowCopy, tok, r.TopLogprobs)
@@ -590,7 +619,7 @@ func (s *Scheduler) finish(sl *slot, reason FinishReason, err error) {
 	sl.lastUsed = time.Now()
 	s.running--
 	s.st.running.Add(-1)
-	j.stream.push(ev) // last, so a reader that sees Done sees the slot free
+	j.end(ev) // last, so a reader that sees Done sees the slot free
 }
 
 // endAll ends every running and queued request with err.
@@ -603,7 +632,7 @@ func (s *Scheduler) endAll(err error) {
 	for _, j := range s.queue {
 		s.waiting.Add(-1)
 		s.st.errored.Add(1)
-		j.stream.push(Event{Done: true, Finish: FinishError, Err: err, Usage: Usage{PromptTokens: len(j.req.Prompt)}})
+		j.end(Event{Done: true, Finish: FinishError, Err: err, Usage: Usage{PromptTokens: len(j.req.Prompt)}})
 	}
 	s.queue = s.queue[:0]
 }

@@ -18,6 +18,10 @@ var (
 	ErrClosed = errors.New("scheduler: closed")
 	// ErrShutdown ends sequences still running when the drain timeout passes.
 	ErrShutdown = errors.New("scheduler: server shutting down")
+	// ErrGrammarDeadEnd ends a constrained request whose grammar allows no
+	// token the sampler may draw (for example, only end-of-generation
+	// tokens remain and logit_bias banned them).
+	ErrGrammarDeadEnd = errors.New("scheduler: the grammar allows no token that may be sampled")
 )
 
 // FinishReason tells why a sequence ended.
@@ -65,6 +69,10 @@ type Request struct {
 	TopLogprobs int
 	// SessionID prefers the slot that served the same session last.
 	SessionID string
+	// Grammar, when set, constrains every sampled token. Once Submit has
+	// accepted the request the scheduler owns it and closes it when the
+	// request ends; when Submit fails the caller still owns it.
+	Grammar engine.Grammar
 }
 
 // TokenLogprob is one generated token with its log-probability.
