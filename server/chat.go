@@ -29,6 +29,16 @@ type chatJob struct {
 	fp      string
 	req     *ChatRequest
 	tok     Tokenizer
+	out     outputPlan
+}
+
+// toolParser returns the request's tool-call parser, nil when tool calls
+// are not read from this answer.
+func (j *chatJob) toolParser() *models.ToolCallParser {
+	if !j.out.tools {
+		return nil
+	}
+	return models.NewToolCallParser(j.out.format, j.out.names, j.out.parallel, newCallID)
 }
 
 func (s *Server) chat(c *gin.Context) {
@@ -58,13 +68,6 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, modelNotFound(req.Model))
 		return
 	}
-	if req.ResponseFormat != nil {
-		// No grammar-constrained sampling yet: the contract (3.2) asks for a
-		// refusal rather than silently unconstrained text.
-		WriteError(c, badRequest(CodeUnsupportedValue, "response_format",
-			"response_format %s is not supported by this server", quotedStr(req.ResponseFormat.Type)))
-		return
-	}
 	prompt, aerr := s.buildPrompt(m, req)
 	if aerr != nil {
 		WriteError(c, aerr)
@@ -90,22 +93,39 @@ func (s *Server) chat(c *gin.Context) {
 		Prompt: prompt.tokens, MaxTokens: budget, Sampling: sp, Stop: req.Stop,
 		Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, SessionID: SessionIDFrom(c),
 	}
+	closeThought := ""
 	if m.Tags.Open != "" {
-		sr.Splitter = &splitter{p: models.NewThoughtParser(m.Tags, models.PromptOpensThought(prompt.text, m.Tags.Open))}
+		opened := models.PromptOpensThought(prompt.text, m.Tags.Open)
+		if opened {
+			closeThought = m.Tags.Close
+		}
+		sr.Splitter = &splitter{p: models.NewThoughtParser(m.Tags, opened)}
 	}
+	plan, aerr := s.planOutput(m, req, closeThought)
+	if aerr != nil {
+		WriteError(c, aerr)
+		return
+	}
+	sr.Grammar = plan.grammar
 
 	j := &chatJob{id: NewCompletionID(), created: t0.Unix(), model: req.Model, fp: m.Fingerprint, req: req,
-		tok: m.Tok}
+		tok: m.Tok, out: plan}
 	SetRequestID(c, j.id)
 	ctx := c.Request.Context()
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 	st, err := m.Sched.Submit(ctx, sr)
 	if err != nil {
+		if sr.Grammar != nil {
+			sr.Grammar.Close() // not handed over
+		}
 		WriteError(c, submitError(err))
 		return
 	}
 	log := s.log.With("req_id", j.id, "stream", req.Stream)
+	if plan.grammar != nil {
+		log.Debug("grammar built", "dur", plan.build, "tools_forced", plan.forced)
+	}
 	if sid := SessionIDFrom(c); sid != "" {
 		log = log.With("session", sid)
 	}
@@ -324,12 +344,33 @@ func (s *Server) complete(c *gin.Context, j *chatJob, st *scheduler.Stream, log 
 			return ev
 		}
 		content := a.content.String()
+		thoughts := thoughtList(a.thoughts)
+		msg := message{Role: "assistant", Content: &content, ReasoningContent: strings.Join(thoughts, "\n\n")}
+		finish := string(ev.Finish)
+		thought, toolThought := thoughts, []string{}
+		if tp := j.toolParser(); tp != nil {
+			var text strings.Builder
+			for _, ch := range append(tp.Push(content), tp.Flush()...) {
+				text.WriteString(ch.Content)
+			}
+			if calls := tp.Calls(); len(calls) > 0 {
+				msg.ToolCalls = wireToolCalls(calls)
+				msg.Content = nil
+				if t := text.String(); strings.TrimSpace(t) != "" {
+					msg.Content = &t
+				}
+				if ev.Finish == scheduler.FinishStop {
+					finish = finishToolCalls
+				}
+				// Reasoning that led to tool calls is tool_thought (docs/API.md).
+				thought, toolThought = []string{}, thoughts
+			}
+		}
 		resp := completion{
 			ID: j.id, Object: "chat.completion", Created: j.created, Model: j.model, SystemFingerprint: j.fp,
-			ExecutableData: []any{}, Thought: thoughtList(a.thoughts), ToolThought: []string{},
-			Choices: []choice{{Message: message{Role: "assistant", Content: &content, ReasoningContent: strings.Join(thoughtList(a.thoughts), "\n\n")},
-				FinishReason: string(ev.Finish)}},
-			Usage: wireUsage(ev.Usage),
+			ExecutableData: []any{}, Thought: thought, ToolThought: toolThought,
+			Choices: []choice{{Message: msg, FinishReason: finish}},
+			Usage:   wireUsage(ev.Usage),
 		}
 		if j.req.Logprobs {
 			resp.Choices[0].Logprobs = &logprobs{Content: a.lp}
@@ -424,6 +465,33 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		w.event(ch)
 	}
 	seenBlocks := map[int]bool{}
+	var thoughts []string // reasoning blocks so far, for tool_thought
+	tp := j.toolParser()
+	ncalls := 0
+	// sendTools writes the parser's output: content chunks and tool-call
+	// deltas. The first call's chunk carries the reasoning so far as
+	// tool_thought.
+	sendTools := func(chs []models.ToolChunk, lp **logprobs) {
+		for _, tc := range chs {
+			ch := base()
+			if tc.Call == nil {
+				text := tc.Content
+				ch.Choices = one(delta{Content: &text}, *lp, nil)
+				*lp = nil
+				w.event(ch)
+				continue
+			}
+			if ncalls == 0 {
+				b, _ := json.Marshal(thoughtList(thoughts))
+				ch.ToolThought = b
+			}
+			if tc.Call.ID != "" {
+				ncalls++
+			}
+			ch.Choices = one(delta{ToolCalls: []deltaToolCall{wireDeltaCall(tc.Call)}}, nil, nil)
+			w.event(ch)
+		}
+	}
 	// Logprobs of tokens whose text is held back (a possible stop string)
 	// wait for the chunk that carries their text, or the finish chunk.
 	var lps []tokenLogprob
@@ -477,12 +545,23 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 						text = "\n\n" + text
 					}
 				}
+				for len(thoughts) <= f.Block {
+					thoughts = append(thoughts, "")
+				}
+				thoughts[f.Block] += f.Text
 				ch.Thought = &text
 				ch.Choices = one(delta{ReasoningContent: text}, nil, nil)
 			} else {
 				var lp *logprobs
 				if len(lps) > 0 {
 					lp, lps = &logprobs{Content: lps}, nil
+				}
+				if tp != nil {
+					sendTools(tp.Push(text), &lp)
+					if lp != nil { // text held by the parser: keep its logprobs for later
+						lps = append(lp.Content, lps...)
+					}
+					continue
 				}
 				ch.Choices = one(delta{Content: &text}, lp, nil)
 			}
@@ -493,11 +572,17 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 				log.Warn("generation failed mid-stream", "err", ev.Err)
 				w.event(eventError(ev).Body())
 			} else {
-				ch := base()
-				fin := string(ev.Finish)
 				var lp *logprobs
 				if len(lps) > 0 {
 					lp = &logprobs{Content: lps}
+				}
+				if tp != nil {
+					sendTools(tp.Flush(), &lp)
+				}
+				ch := base()
+				fin := string(ev.Finish)
+				if ncalls > 0 && ev.Finish == scheduler.FinishStop {
+					fin = finishToolCalls
 				}
 				ch.Choices = one(delta{}, lp, &fin)
 				w.event(ch)

@@ -1,6 +1,10 @@
 package server
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/asi1d/asi1d/models"
+)
 
 // Wire types of chat completions (contract sections 5 and 7).
 
@@ -26,9 +30,54 @@ type choice struct {
 }
 
 type message struct {
-	Role             string  `json:"role"`
-	Content          *string `json:"content"`
-	ReasoningContent string  `json:"reasoning_content,omitempty"`
+	Role             string     `json:"role"`
+	Content          *string    `json:"content"`
+	ReasoningContent string     `json:"reasoning_content,omitempty"`
+	ToolCalls        []toolCall `json:"tool_calls,omitempty"`
+}
+
+// finishToolCalls is the finish_reason of an answer that made tool calls.
+const finishToolCalls = "tool_calls"
+
+type toolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function functionCall `json:"function"`
+}
+
+type functionCall struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+// deltaToolCall is one item of delta.tool_calls: the first delta of a call
+// has id, type and name; later ones only argument fragments.
+type deltaToolCall struct {
+	Index    int           `json:"index"`
+	ID       string        `json:"id,omitempty"`
+	Type     string        `json:"type,omitempty"`
+	Function deltaFunction `json:"function"`
+}
+
+type deltaFunction struct {
+	Name      string `json:"name,omitempty"`
+	Arguments string `json:"arguments"`
+}
+
+func wireToolCalls(calls []models.ToolCall) []toolCall {
+	out := make([]toolCall, len(calls))
+	for i, c := range calls {
+		out[i] = toolCall{ID: c.ID, Type: "function", Function: functionCall{Name: c.Name, Arguments: c.Arguments}}
+	}
+	return out
+}
+
+func wireDeltaCall(d *models.ToolCallDelta) deltaToolCall {
+	out := deltaToolCall{Index: d.Index, ID: d.ID, Function: deltaFunction{Name: d.Name, Arguments: d.Arguments}}
+	if d.ID != "" {
+		out.Type = "function"
+	}
+	return out
 }
 
 type usage struct {
@@ -84,9 +133,10 @@ type chunkChoice struct {
 }
 
 type delta struct {
-	Role             string  `json:"role,omitempty"`
-	Content          *string `json:"content,omitempty"`
-	ReasoningContent string  `json:"reasoning_content,omitempty"`
+	Role             string          `json:"role,omitempty"`
+	Content          *string         `json:"content,omitempty"`
+	ReasoningContent string          `json:"reasoning_content,omitempty"`
+	ToolCalls        []deltaToolCall `json:"tool_calls,omitempty"`
 }
 
 var (

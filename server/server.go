@@ -65,6 +65,12 @@ type Model struct {
 	Sched    *scheduler.Scheduler
 	Template *models.Template // nil: the plain-text rule
 	Tags     models.ThoughtTags
+	// ToolFormat is how the model writes tool calls (from its template).
+	ToolFormat models.ToolFormat
+	// Grammar compiles grammars for structured output; nil when the backend
+	// cannot constrain sampling (response_format and forced tool calls are
+	// then refused with 400 unsupported_value).
+	Grammar engine.GrammarCompiler
 	// Created is the model object's created time (Unix seconds).
 	Created     int64
 	Fingerprint string
@@ -96,6 +102,10 @@ func NewModel(tok Tokenizer, sched *scheduler.Scheduler, version string) (*Model
 	}
 	open, close, _ := models.DetectThoughtTags(info.ChatTemplate, special)
 	m.Tags = models.ThoughtTags{Open: open, Close: close}
+	m.ToolFormat = models.DetectToolFormat(info.ChatTemplate, special)
+	if gc, ok := tok.(engine.GrammarCompiler); ok {
+		m.Grammar = gc
+	}
 	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%d|%d|%d|%s", version, info.Arch, info.Name, info.Params, info.SizeBytes, info.NVocab, info.ChatTemplate))
 	m.Fingerprint = "fp_" + hex.EncodeToString(h[:5])
 	return m, nil

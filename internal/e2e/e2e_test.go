@@ -38,7 +38,13 @@ func start(t *testing.T, parallel int, stepTokens int) *env {
 // barrier makes two threads tens of times slower on models this small.
 func startOn(t *testing.T, path string, parallel, stepTokens int) (*env, *llamacpp.Backend) {
 	t.Helper()
-	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: 512 * parallel, Parallel: parallel, Threads: 1})
+	return startOnCtx(t, path, parallel, stepTokens, 512)
+}
+
+// startOnCtx is startOn with ctxPerSeq KV cells per sequence.
+func startOnCtx(t *testing.T, path string, parallel, stepTokens, ctxPerSeq int) (*env, *llamacpp.Backend) {
+	t.Helper()
+	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: ctxPerSeq * parallel, Parallel: parallel, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

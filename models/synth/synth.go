@@ -102,6 +102,11 @@ type Options struct {
 	// Script[i] gives logit sqrt(NEmbd) to Script[i+1] and exactly 0 to
 	// every other token. output.weight is always written in this mode.
 	Script []string
+	// Pieces are extra normal tokens placed right after the template's
+	// special tokens, so that a Script can emit multi-character text (a
+	// JSON tool call, say) as one token. Tokenizing text never produces
+	// them unless their prefixes are pieces too.
+	Pieces []string
 }
 
 // Presets returns the named model shapes:
@@ -164,6 +169,7 @@ func Resolve(o Options) (Options, error) {
 	}
 	r.TieEmbeddings = r.TieEmbeddings || o.TieEmbeddings
 	r.Type, r.Seed, r.Template, r.Name, r.Script = o.Type, o.Seed, o.Template, o.Name, slices.Clone(o.Script)
+	r.Pieces = slices.Clone(o.Pieces)
 	if r.NHeadKV == 0 {
 		r.NHeadKV = r.NHead
 	}
@@ -370,7 +376,7 @@ func Write(w io.Writer, o Options) error {
 	if err != nil {
 		return err
 	}
-	v, err := buildVocab(r.NVocab, r.Template)
+	v, err := buildVocab(r.NVocab, r.Template, r.Pieces...)
 	if err != nil {
 		return err
 	}

@@ -95,12 +95,12 @@ const extraChars = ".,!?'\":;-()[]{}/\\_=+*&%$#@<>|~`^"
 // digits, the common words with and without "▁" (with their prefixes),
 // then generated lowercase pieces by length and alphabetical order ("▁aa",
 // ..., "aa", ..., "▁aaa", ...) until the vocabulary is full.
-func buildVocab(n int, template string) (*vocab, error) {
+func buildVocab(n int, template string, pieces ...string) (*vocab, error) {
 	specials, ok := templateSpecials[template]
 	if !ok {
 		return nil, fmt.Errorf("unknown template %q", template)
 	}
-	minN := 3 + 256 + len(specials) + 1
+	minN := 3 + 256 + len(specials) + len(pieces) + 1
 	if n < minN {
 		return nil, fmt.Errorf("vocabulary of %d tokens is too small: template %q needs at least %d", n, template, minN)
 	}
@@ -114,6 +114,11 @@ func buildVocab(n int, template string) (*vocab, error) {
 	}
 	for _, s := range specials {
 		v.add(s.text, 0, s.typ)
+	}
+	for _, p := range pieces {
+		if !v.add(p, 0, tokNormal) {
+			return nil, fmt.Errorf("extra piece %q is already in the vocabulary", p)
+		}
 	}
 	switch template {
 	case TemplateChatMLThink: // Qwen: no BOS in prompts, <|im_end|> ends a turn
