@@ -35,6 +35,7 @@ type serveConfig struct {
 	KVUnified    bool
 	NoMemCheck   bool
 	Flash        string
+	ThreadPoll   int
 	APIKeys      stringList
 	APIKeyFile   string
 	BodyLimit    int64
@@ -69,6 +70,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences instead of ctx/parallel each")
 	fs.BoolVar(&c.NoMemCheck, "no-mem-check", false, "start even if weights and KV cache look larger than the available memory")
 	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto, on or off")
+	fs.IntVar(&c.ThreadPoll, "thread-poll", 0, "CPU thread pool kept between decodes, its workers polling at this level (0-100; 0: sleep at once); -1: ggml's threads made per decode")
 	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")
 	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file with one API key per line")
 	fs.Int64Var(&c.BodyLimit, "body-limit", 4<<20, "largest request body in bytes")
@@ -158,6 +160,8 @@ func (c *serveConfig) validate() error {
 		return errors.New("--threads, --gpu-layers and --ready-queue cannot be negative")
 	case c.BodyLimit < 1024:
 		return fmt.Errorf("--body-limit must be at least 1024, got %d", c.BodyLimit)
+	case c.ThreadPoll < -1 || c.ThreadPoll > 100:
+		return fmt.Errorf("--thread-poll must be -1..100, got %d", c.ThreadPoll)
 	case c.Flash != "auto" && c.Flash != "on" && c.Flash != "off":
 		return fmt.Errorf("--flash-attn must be auto, on or off, got %q", c.Flash)
 	case c.LogFormat != "text" && c.LogFormat != "json":

@@ -135,7 +135,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	// Load while /health answers 503 loading.
 	be, err := llamacpp.Open(cfg.Model, llamacpp.Options{
 		CtxSize: cfg.Ctx, Parallel: cfg.Parallel, Batch: cfg.Batch, Threads: cfg.Threads,
-		GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, SkipMemCheck: cfg.NoMemCheck, Logger: log,
+		GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, ThreadPoll: cfg.ThreadPoll, SkipMemCheck: cfg.NoMemCheck, Logger: log,
 	})
 	if err != nil {
 		closeHTTP()

@@ -3,6 +3,8 @@ package llamacpp_test
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/asi1d/asi1d/engine"
@@ -18,12 +20,20 @@ func benchModel(b *testing.B) string {
 	return testmodel.Path(b, testmodel.Stories260K)
 }
 
+// benchPoll is $ASI1D_BENCH_POLL (llamacpp.Options.ThreadPoll), default -1.
+func benchPoll() int {
+	if v, err := strconv.Atoi(os.Getenv("ASI1D_BENCH_POLL")); err == nil {
+		return v
+	}
+	return -1
+}
+
 // BenchmarkDecode measures the raw engine's single-sequence decode: one
 // token per llama_decode, greedy, no scheduler. Reports tok/s.
 func BenchmarkDecode(b *testing.B) {
 	for _, threads := range []int{1, 2} {
 		b.Run(fmt.Sprintf("threads=%d", threads), func(b *testing.B) {
-			be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 2048, Threads: threads, FlashAttention: os.Getenv("ASI1D_BENCH_FA")})
+			be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 2048, Threads: threads, FlashAttention: os.Getenv("ASI1D_BENCH_FA"), ThreadPoll: benchPoll()})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -77,4 +87,146 @@ func BenchmarkPrefill(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "tok/s")
+}
+
+// largeSchema is an object of 120 properties of every supported kind (about
+// 9 kB of JSON Schema), for the cost of building a grammar.
+func largeSchema() []byte {
+	var b strings.Builder
+	b.WriteString(`{"type":"object","properties":{`)
+	var req []string
+	for i := range 120 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name := fmt.Sprintf("field_%03d", i)
+		req = append(req, `"`+name+`"`)
+		switch i % 6 {
+		case 0:
+			fmt.Fprintf(&b, `"%s":{"type":"string","maxLength":%d}`, name, 8+i%20)
+		case 1:
+			fmt.Fprintf(&b, `"%s":{"enum":["alpha","beta","gamma","delta","epsilon","zeta"]}`, name)
+		case 2:
+			fmt.Fprintf(&b, `"%s":{"type":"integer","minimum":%d,"maximum":%d}`, name, -i, 1000+i*37)
+		case 3:
+			fmt.Fprintf(&b, `"%s":{"type":"array","items":{"type":"number"},"maxItems":5}`, name)
+		case 4:
+			fmt.Fprintf(&b, `"%s":{"type":"object","properties":{"a":{"type":"boolean"},"b":{"type":"string","format":"date"},"c":{"anyOf":[{"type":"null"},{"type":"integer"}]}},"required":["a","b"],"additionalProperties":false}`, name)
+		default:
+			fmt.Fprintf(&b, `"%s":{"type":"string","pattern":"^[A-Z]{2}-[0-9]{3,5}$"}`, name)
+		}
+	}
+	fmt.Fprintf(&b, `},"required":[%s],"additionalProperties":false}`, strings.Join(req, ","))
+	return []byte(b.String())
+}
+
+// BenchmarkGrammarBuild is the cost of turning a large JSON Schema into a
+// grammar (llama.cpp's converter, then parsing the GBNF over the
+// vocabulary): what a request with response_format pays before queueing.
+func BenchmarkGrammarBuild(b *testing.B) {
+	be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 256, Threads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	schema := largeSchema()
+	b.ReportMetric(float64(len(schema)), "schema-bytes")
+	for b.Loop() {
+		gbnf, err := be.SchemaGrammar(schema, "")
+		if err != nil {
+			b.Fatal(err)
+		}
+		g, err := be.NewGrammar(gbnf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g.Close()
+	}
+}
+
+// BenchmarkGrammarDecode is single-sequence greedy decoding without and
+// with a grammar ({"type":"object"}: any JSON object), the grammar applied
+// as the scheduler applies it: check the drawn token, mask the whole
+// vocabulary only when it is refused. Reports tok/s and the share of tokens
+// that needed the mask. A sequence restarts when the grammar ends it or the
+// context fills.
+func BenchmarkGrammarDecode(b *testing.B) {
+	for _, mode := range []string{"free", "json"} {
+		b.Run(mode, func(b *testing.B) {
+			be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 512, Threads: 2, ThreadPoll: benchPoll()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer be.Close()
+			gbnf, err := be.SchemaGrammar([]byte(`{"type":"object"}`), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			prompt := testmodel.ReferenceTokens
+			var g engine.Grammar
+			pos, tok := int32(0), engine.Token(0)
+			restart := func() {
+				if g != nil {
+					g.Close()
+					g = nil
+				}
+				if mode == "json" {
+					if g, err = be.NewGrammar(gbnf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				be.RemoveKV(0, 0, -1)
+				batch := make([]engine.BatchEntry, len(prompt))
+				for i, t := range prompt {
+					batch[i] = engine.BatchEntry{Token: t, Pos: int32(i), Logits: i == len(prompt)-1}
+				}
+				if err := be.Decode(batch); err != nil {
+					b.Fatal(err)
+				}
+				pos = int32(len(prompt))
+				tok = pick(b, be, g, be.Logits(len(prompt)-1), nil)
+			}
+			restart()
+			masked := 0
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if be.IsEOG(tok) || pos >= int32(be.Info().NCtxSeq) {
+					b.StopTimer()
+					restart()
+					b.StartTimer()
+				}
+				if err := be.Decode([]engine.BatchEntry{{Token: tok, Pos: pos, Logits: true}}); err != nil {
+					b.Fatal(err)
+				}
+				pos++
+				tok = pick(b, be, g, be.Logits(0), &masked)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+			b.ReportMetric(float64(masked)/float64(b.N), "masked/tok")
+			if g != nil {
+				g.Close()
+			}
+		})
+	}
+}
+
+// pick is greedy sampling under an optional grammar, as the scheduler does it.
+func pick(b *testing.B, be engine.Backend, g engine.Grammar, row []float32, masked *int) engine.Token {
+	tok := argmax(row)
+	if g == nil {
+		return tok
+	}
+	if !g.Allows(tok) {
+		g.Mask(row)
+		tok = argmax(row)
+		if masked != nil {
+			*masked++
+		}
+	}
+	if !be.IsEOG(tok) {
+		if err := g.Accept(tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return tok
 }

@@ -11,6 +11,7 @@ package llamacpp
 #include <stdlib.h>
 #include <string.h>
 #include "llama.h"
+#include "ggml-cpu.h"
 
 extern void goLlamaLog(int level, char *text, void *user);
 static void asi1d_log_cb(enum ggml_log_level level, const char *text, void *user) {
@@ -58,7 +59,12 @@ type Options struct {
 	// SkipMemCheck skips the check that weights and KV cache fit in the
 	// available memory (see MemoryError).
 	SkipMemCheck bool
-	Logger       *slog.Logger
+	// ThreadPoll < 0 lets ggml create and join its CPU threads on every
+	// decode (its default without OpenMP). 0..100 keeps one thread pool for
+	// the context's life, its workers polling for work at that level
+	// between decodes (0: they sleep at once) before waiting on a condition.
+	ThreadPoll int
+	Logger     *slog.Logger
 }
 
 // Defaults for Options.
@@ -79,6 +85,7 @@ type Backend struct {
 
 	model *C.struct_llama_model
 	ctx   *C.struct_llama_context
+	pool  C.ggml_threadpool_t // nil: ggml's per-decode threads
 	vocab *C.struct_llama_vocab
 	batch C.struct_llama_batch
 	info  engine.Info
@@ -183,6 +190,14 @@ func Open(path string, o Options) (*Backend, error) {
 		return nil, fmt.Errorf("create llama context (n_ctx %d, parallel %d): failed, see the log above", nctx, o.Parallel)
 	}
 	b.batch = C.llama_batch_init(C.int32_t(o.Batch), 0, 1)
+	if o.ThreadPoll >= 0 && o.GPULayers == 0 {
+		tp := C.ggml_threadpool_params_default(C.int(o.Threads))
+		tp.poll = C.uint32_t(min(o.ThreadPoll, 100))
+		b.pool = C.ggml_threadpool_new(&tp)
+		if b.pool != nil {
+			C.llama_attach_threadpool(b.ctx, b.pool, b.pool)
+		}
+	}
 
 	realCtx := int(C.llama_n_ctx(b.ctx))
 	perSeq := realCtx
@@ -471,6 +486,10 @@ func (b *Backend) Close() error {
 		b.cand = nil
 	}
 	C.llama_free(b.ctx)
+	if b.pool != nil {
+		C.ggml_threadpool_free(b.pool)
+		b.pool = nil
+	}
 	C.llama_model_free(b.model)
 	b.ctx, b.model, b.vocab = nil, nil, nil
 	return nil
