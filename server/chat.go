@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -397,6 +398,48 @@ type sseWriter struct {
 	rc  *http.ResponseController
 	buf []byte
 	err error
+	// head and tail frame every chunk of the request around its "choices"
+	// (see textChunk).
+	head, tail []byte
+}
+
+// frame prepares textChunk: base is the request's chunk without choices.
+func (w *sseWriter) frame(base chunk) {
+	b, _ := json.Marshal(base) // plain strings and raw JSON: cannot fail
+	i := bytes.Index(b, []byte(`"choices":null`))
+	w.head = append([]byte("data: "), b[:i]...)
+	w.tail = append(b[i+len(`"choices":null`):], "\n\n"...)
+}
+
+// textChunk writes a content chunk, or with thought a reasoning chunk,
+// byte for byte as event(chunk{...}) would, without encoding the whole
+// chunk through reflection: this is the chunk of nearly every token.
+func (w *sseWriter) textChunk(text string, thought bool) {
+	b, err := w.appendTextChunk(w.buf[:0], text, thought)
+	if err != nil {
+		w.err = fmt.Errorf("encode chunk: %w", err)
+		return
+	}
+	w.buf = b
+	w.write(b)
+}
+
+func (w *sseWriter) appendTextChunk(b []byte, text string, thought bool) ([]byte, error) {
+	q, err := json.Marshal(text)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, w.head...)
+	if thought {
+		b = append(b, `"thought":`...)
+		b = append(b, q...)
+		b = append(b, `,"choices":[{"index":0,"delta":{"reasoning_content":`...)
+	} else {
+		b = append(b, `"choices":[{"index":0,"delta":{"content":`...)
+	}
+	b = append(b, q...)
+	b = append(b, `},"logprobs":null,"finish_reason":null}]`...)
+	return append(b, w.tail...), nil
 }
 
 func (w *sseWriter) event(v any) {
@@ -448,6 +491,7 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 	base := func() chunk {
 		return chunk{ID: j.id, Object: "chat.completion.chunk", Created: j.created, Model: j.model, SystemFingerprint: j.fp, Usage: usageNull}
 	}
+	w.frame(base())
 	one := func(d delta, lp *logprobs, finish *string) []chunkChoice {
 		return []chunkChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}
 	}
@@ -475,6 +519,10 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		for _, tc := range chs {
 			ch := base()
 			if tc.Call == nil {
+				if *lp == nil {
+					w.textChunk(tc.Content, false)
+					continue
+				}
 				text := tc.Content
 				ch.Choices = one(delta{Content: &text}, *lp, nil)
 				*lp = nil
@@ -549,8 +597,8 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 					thoughts = append(thoughts, "")
 				}
 				thoughts[f.Block] += f.Text
-				ch.Thought = &text
-				ch.Choices = one(delta{ReasoningContent: text}, nil, nil)
+				w.textChunk(text, true)
+				continue
 			} else {
 				var lp *logprobs
 				if len(lps) > 0 {
@@ -561,6 +609,10 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 					if lp != nil { // text held by the parser: keep its logprobs for later
 						lps = append(lp.Content, lps...)
 					}
+					continue
+				}
+				if lp == nil {
+					w.textChunk(text, false)
 					continue
 				}
 				ch.Choices = one(delta{Content: &text}, lp, nil)
