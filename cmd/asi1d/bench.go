@@ -166,6 +166,7 @@ type compareConfig struct {
 	GPULayers    int    `json:"gpu_layers"`
 	KVUnified    bool   `json:"kv_unified"`
 	Flash        string `json:"flash_attn"`
+	ThreadPoll   int    `json:"thread_poll"`
 	BanEOS       bool   `json:"ban_eos"`
 	Warmup       bool   `json:"warmup"`
 }
@@ -261,6 +262,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU")
 	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences")
 	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto, on or off")
+	fs.IntVar(&c.ThreadPoll, "thread-poll", 0, "CPU thread pool polling level, -1: threads made per decode (see asi1d serve -h)")
 	fs.BoolVar(&c.BanEOS, "ban-eos", true, "send logit_bias -100 on the end-of-generation tokens so that server requests run to max-tokens, as the raw loop does")
 	fs.BoolVar(&c.Warmup, "warmup", true, "a short unmeasured raw run and server requests before the measured runs of each concurrency")
 	fs.StringVar(&jsonOut, "json", "", "write the results as JSON to this file (- for stdout)")
@@ -349,7 +351,7 @@ func compareOne(ctx context.Context, c compareConfig, n int, log *slog.Logger, s
 	row := compareRow{Concurrency: n}
 	be, err := llamacpp.Open(c.Model, llamacpp.Options{
 		CtxSize: c.CtxPerSeq * n, Parallel: n, Batch: c.Batch, Threads: c.Threads, GPULayers: c.GPULayers,
-		KVUnified: c.KVUnified, FlashAttention: c.Flash, Logger: log,
+		KVUnified: c.KVUnified, FlashAttention: c.Flash, ThreadPoll: c.ThreadPoll, Logger: log,
 	})
 	if err != nil {
 		return row, err
