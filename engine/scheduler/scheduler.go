@@ -167,8 +167,12 @@ func (s *Scheduler) Submit(ctx context.Context, r Request) (*Stream, error) {
 		return nil, ErrDraining
 	}
 	for {
+		// The queue holds MaxQueue requests beyond the free slots, so that
+		// a burst at an idle server is not refused before the loop has
+		// moved its first requests into slots.
 		n := s.waiting.Load()
-		if n >= int64(s.opts.MaxQueue) {
+		free := max(int64(len(s.slots))-s.st.running.Load(), 0)
+		if n >= int64(s.opts.MaxQueue)+free {
 			return nil, ErrQueueFull
 		}
 		if s.waiting.CompareAndSwap(n, n+1) {

@@ -44,12 +44,19 @@ func startOn(t *testing.T, path string, parallel, stepTokens int) (*env, *llamac
 // startOnCtx is startOn with ctxPerSeq KV cells per sequence.
 func startOnCtx(t *testing.T, path string, parallel, stepTokens, ctxPerSeq int) (*env, *llamacpp.Backend) {
 	t.Helper()
+	return startWith(t, path, parallel, ctxPerSeq, scheduler.Options{StepTokens: stepTokens})
+}
+
+// startWith is startOnCtx with any scheduler options (OnStep is the server's).
+func startWith(t *testing.T, path string, parallel, ctxPerSeq int, so scheduler.Options) (*env, *llamacpp.Backend) {
+	t.Helper()
 	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: ctxPerSeq * parallel, Parallel: parallel, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := server.New(server.Options{})
-	sched := scheduler.New(be, scheduler.Options{StepTokens: stepTokens, OnStep: srv.OnStep})
+	so.OnStep = srv.OnStep
+	sched := scheduler.New(be, so)
 	ctx, cancel := context.WithCancel(context.Background())
 	go sched.Run(ctx)
 	m, err := server.NewModel(be, sched, "test")
