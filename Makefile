@@ -37,7 +37,7 @@ bench: setup
 
 fuzz: setup
 	@$(ENV) for t in FuzzDetokenizer FuzzStopMatcher; do go test -run '^$$' -fuzz $$t -fuzztime 60s ./tokenizer/ || exit 1; done; \
-	go test -run '^$$' -fuzz FuzzThoughtParser -fuzztime 60s ./models/ && \
+	for t in FuzzThoughtParser FuzzToolCallHermes FuzzToolCallLlama3 FuzzToolCallMistral FuzzToolJSONScanner; do go test -run '^$$' -fuzz $$t -fuzztime 60s ./models/ || exit 1; done; \
 	go test -run '^$$' -fuzz FuzzDecodeChatRequest -fuzztime 60s ./server/
 
 clean:
