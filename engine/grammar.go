@@ -12,6 +12,8 @@ type Grammar interface {
 	// Allows reports whether t may come next. An end-of-generation token is
 	// allowed only where the grammar may end.
 	Allows(t Token) bool
+	// AllowsEach sets ok[i] to Allows(toks[i]), in one call.
+	AllowsEach(toks []Token, ok []bool)
 	// Mask sets the logit of every token that may not come next to -Inf.
 	// len(logits) is the vocabulary size.
 	Mask(logits []float32)

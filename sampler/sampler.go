@@ -148,6 +148,8 @@ type Sampler struct {
 	cnt2      [nBk]int32
 	emass     [nBk]float64 // exact weight per bucket (top_p)
 	hmass     [nBuckets]float64
+	cids      []int32 // ConstrainTop's candidates
+	cok       []bool
 }
 
 type entry struct {

@@ -1080,3 +1080,52 @@ func TestPickAfterMask(t *testing.T) {
 		}
 	}
 }
+
+func TestConstrainTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	row := make([]float32, 1000)
+	for i := range row {
+		row[i] = float32(rng.NormFloat64())
+	}
+	best := make([]int32, 0, 1000)
+	for i := range row {
+		best = append(best, int32(i))
+	}
+	slices.SortFunc(best, func(a, b int32) int { return cmp.Compare(row[b], row[a]) })
+	s := New(Params{Temperature: 1, HasSeed: true, Seed: 1})
+
+	// Allowed: even ids. Among the 10 best some are even: only those stay.
+	r := slices.Clone(row)
+	var asked []int32
+	if !s.ConstrainTop(r, 10, func(ids []int32, ok []bool) {
+		asked = append(asked, ids...)
+		for i, id := range ids {
+			ok[i] = id%2 == 0
+		}
+	}) {
+		t.Fatal("no even id among the 10 best?")
+	}
+	if !slices.Equal(asked, best[:10]) {
+		t.Fatalf("asked %v, want the 10 best %v", asked, best[:10])
+	}
+	for i, v := range r {
+		keep := slices.Contains(best[:10], int32(i)) && i%2 == 0
+		if keep && v != row[i] || !keep && !math.IsInf(float64(v), -1) {
+			t.Fatalf("token %d: %v (row %v, keep %v)", i, v, row[i], keep)
+		}
+	}
+	for range 100 {
+		if tok := s.Pick(r); tok%2 != 0 || !slices.Contains(best[:10], tok) {
+			t.Fatalf("picked %d", tok)
+		}
+	}
+
+	// Nothing allowed among the k best: the row is untouched, false.
+	r = slices.Clone(row)
+	if s.ConstrainTop(r, 10, func(ids []int32, ok []bool) {}) {
+		t.Fatal("reported success with nothing allowed")
+	}
+	if !slices.Equal(r, row) {
+		t.Fatal("row changed")
+	}
+}

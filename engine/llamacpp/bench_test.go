@@ -10,6 +10,7 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/sampler"
 )
 
 // benchModel is stories260K, or $ASI1D_BENCH_MODEL (e.g. a synth model).
@@ -19,6 +20,8 @@ func benchModel(b *testing.B) string {
 	}
 	return testmodel.Path(b, testmodel.Stories260K)
 }
+
+var greedySampler = sampler.New(sampler.Params{})
 
 // benchPoll is $ASI1D_BENCH_POLL (llamacpp.Options.ThreadPoll), default -1.
 func benchPoll() int {
@@ -202,7 +205,7 @@ func BenchmarkGrammarDecode(b *testing.B) {
 				tok = pick(b, be, g, be.Logits(0), &masked)
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
-			b.ReportMetric(float64(masked)/float64(b.N), "masked/tok")
+			b.ReportMetric(float64(masked)/float64(b.N), "fullmask/tok")
 			if g != nil {
 				g.Close()
 			}
@@ -210,18 +213,21 @@ func BenchmarkGrammarDecode(b *testing.B) {
 	}
 }
 
-// pick is greedy sampling under an optional grammar, as the scheduler does it.
+// pick is greedy sampling under an optional grammar, as the scheduler does
+// it: check the draw, then the 256 most likely tokens, then the whole row.
 func pick(b *testing.B, be engine.Backend, g engine.Grammar, row []float32, masked *int) engine.Token {
 	tok := argmax(row)
 	if g == nil {
 		return tok
 	}
 	if !g.Allows(tok) {
-		g.Mask(row)
-		tok = argmax(row)
-		if masked != nil {
-			*masked++
+		if !greedySampler.ConstrainTop(row, 256, g.AllowsEach) {
+			g.Mask(row)
+			if masked != nil {
+				*masked++
+			}
 		}
+		tok = argmax(row)
 	}
 	if !be.IsEOG(tok) {
 		if err := g.Accept(tok); err != nil {
@@ -229,4 +235,48 @@ func pick(b *testing.B, be engine.Backend, g engine.Grammar, row []float32, mask
 		}
 	}
 	return tok
+}
+
+// BenchmarkGrammarMask is one full-vocabulary mask (what a token the
+// grammar refused costs on top of the check), inside a JSON string where
+// most tokens are allowed, and at a JSON value's start where few are.
+func BenchmarkGrammarMask(b *testing.B) {
+	be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 256, Threads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	row := make([]float32, be.Info().NVocab)
+	for _, state := range []string{"value-start", "in-string"} {
+		b.Run(state, func(b *testing.B) {
+			gbnf, err := be.SchemaGrammar([]byte(`{"type":"string"}`), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			g, err := be.NewGrammar(gbnf)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			if state == "in-string" {
+				quote := engine.Token(-1)
+				for t := range be.Info().NVocab {
+					if string(be.Piece(engine.Token(t))) == `"` {
+						quote = engine.Token(t)
+						break
+					}
+				}
+				if err := g.Accept(quote); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				for i := range row {
+					row[i] = float32(i % 7)
+				}
+				g.Mask(row)
+			}
+			b.ReportMetric(float64(len(row)), "vocab")
+		})
+	}
 }

@@ -76,6 +76,21 @@ func (g *grammar) Allows(t engine.Token) bool {
 	return bool(C.asi1d_grammar_allows(g.s, C.llama_token(t)))
 }
 
+func (g *grammar) AllowsEach(toks []engine.Token, ok []bool) {
+	if g.s == nil || len(toks) == 0 {
+		return
+	}
+	cand := g.b.candidates(len(toks))
+	for i, t := range toks {
+		cand[i] = C.llama_token_data{id: C.llama_token(t)}
+	}
+	failed := C.asi1d_grammar_allows_each(g.s, &cand[0], C.size_t(len(toks))) != 0
+	ninf := C.float(math.Inf(-1))
+	for i := range toks {
+		ok[i] = !failed && cand[i].logit != ninf
+	}
+}
+
 func (g *grammar) Mask(logits []float32) {
 	if g.s == nil || len(logits) == 0 {
 		return

@@ -99,6 +99,11 @@ extern "C" struct llama_sampler * asi1d_grammar_init(const struct llama_vocab * 
     }
 }
 
+extern "C" int asi1d_grammar_allows_each(struct llama_sampler * s, llama_token_data * cand, size_t n) {
+    llama_token_data_array cur = { cand, n, -1, false };
+    return asi1d_grammar_apply(s, &cur);
+}
+
 extern "C" bool asi1d_grammar_allows(struct llama_sampler * s, llama_token t) {
     llama_token_data one = { t, 0.0f, 0.0f };
     llama_token_data_array cur = { &one, 1, -1, false };

@@ -12,6 +12,9 @@ struct llama_sampler * asi1d_grammar_init(const struct llama_vocab * vocab, cons
 int asi1d_grammar_apply(struct llama_sampler * s, llama_token_data_array * cur);
 int asi1d_grammar_accept(struct llama_sampler * s, llama_token t);
 bool asi1d_grammar_allows(struct llama_sampler * s, llama_token t);
+// asi1d_grammar_allows_each applies the grammar to n candidates in place
+// (refused ones get logit -INFINITY); 0 on success.
+int asi1d_grammar_allows_each(struct llama_sampler * s, llama_token_data * cand, size_t n);
 #ifdef __cplusplus
 }
 #endif

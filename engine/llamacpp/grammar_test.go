@@ -135,3 +135,53 @@ func TestGrammarErrors(t *testing.T) {
 		t.Fatal("Accept of a refused token succeeded")
 	}
 }
+
+// AllowsEach agrees with Allows token by token, at the start of a JSON value
+// and inside a string.
+func TestGrammarAllowsEach(t *testing.T) {
+	b := open(t, llamacpp.Options{CtxSize: 256, Threads: 1})
+	gbnf, err := b.SchemaGrammar([]byte(`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := b.NewGrammar(gbnf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	n := b.Info().NVocab
+	all := make([]engine.Token, n)
+	for i := range all {
+		all[i] = engine.Token(i)
+	}
+	check := func(state string) {
+		ok := make([]bool, n)
+		g.AllowsEach(all, ok)
+		allowed := 0
+		for i, tok := range all {
+			if ok[i] != g.Allows(tok) {
+				t.Fatalf("%s: token %d (%q): AllowsEach %v, Allows %v", state, tok, b.Piece(tok), ok[i], !ok[i])
+			}
+			if ok[i] {
+				allowed++
+			}
+		}
+		if allowed == 0 || allowed == n {
+			t.Fatalf("%s: %d of %d tokens allowed", state, allowed, n)
+		}
+	}
+	check("start")
+	for _, piece := range []string{"{", `"`, "a", `"`, ":", `"`} {
+		tok := engine.Token(-1)
+		for i := range n {
+			if string(b.Piece(engine.Token(i))) == piece {
+				tok = engine.Token(i)
+				break
+			}
+		}
+		if err := g.Accept(tok); err != nil {
+			t.Fatalf("accept %q: %v", piece, err)
+		}
+	}
+	check("in-string")
+}

@@ -39,6 +39,10 @@ type Options struct {
 const (
 	DefaultStepTokens = 64
 	DefaultMaxQueue   = 64
+	// grammarTopK is how many of the most likely tokens a grammar checks
+	// before it masks the whole vocabulary (see sampler.ConstrainTop): a
+	// full mask of a 32k vocabulary costs milliseconds.
+	grammarTopK = 256
 	// minPrefill is the least number of prompt tokens a step carries when
 	// prompts are waiting, so that many decoders cannot starve prefill.
 	minPrefill = 8
@@ -501,11 +505,14 @@ func (s *Scheduler) sample(sl *slot, row []float32, now time.Time) {
 	if g := r.Grammar; g == nil {
 		tok = engine.Token(sl.smp.Sample(row))
 	} else {
-		// Draw first, mask only when the grammar refuses the draw.
+		// Draw first; when the grammar refuses the draw, constrain the
+		// most likely tokens, and the whole row only if none of them fits.
 		sl.smp.Prepare(row)
 		tok = engine.Token(sl.smp.Pick(row))
 		if !g.Allows(tok) {
-			g.Mask(row)
+			if !sl.smp.ConstrainTop(row, grammarTopK, g.AllowsEach) {
+				g.Mask(row)
+			}
 			tok = engine.Token(sl.smp.Pick(row))
 			if !g.Allows(tok) {
 				s.finish(sl, FinishError, ErrGrammarDeadEnd)
