@@ -26,6 +26,8 @@ const benchUsage = `Usage:
   asi1d bench --url URL [flags]           load-test an OpenAI-compatible server
   asi1d bench compare [--model FILE] [flags]
                                           the raw engine loop against the in-process server, side by side
+  asi1d bench scenario prefill|chat|overload --url URL [flags]
+                                          measure a serving target (asi1d bench scenario -h)
 
 asi1d bench -h or asi1d bench compare -h lists the flags.
 `
@@ -35,6 +37,9 @@ asi1d bench -h or asi1d bench compare -h lists the flags.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "compare" {
 		return runCompare(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "scenario" {
+		return runScenario(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && (args[0] == "help" || args[0] == "--help" || args[0] == "-help") {
 		fmt.Fprint(stdout, benchUsage)

@@ -118,6 +118,12 @@ type RequestResult struct {
 
 	start, first, last, end time.Time
 	gaps                    []time.Duration
+
+	// For the scenarios (see reqOpts): onFirst is called at the first text
+	// chunk; with keepText the content is gathered in content.
+	onFirst  func(time.Time)
+	keepText bool
+	content  []byte
 }
 
 // Report is the outcome of Run. Durations are in milliseconds, rates in
@@ -429,15 +435,22 @@ func (g *gen) progress(name string, n int, dur time.Duration, t0 time.Time) func
 	}
 }
 
-// body builds a request body.
+// message is a chat message of a request body.
+type message struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// body builds a request body with one user message.
 func (g *gen) body(prompt string, maxTokens int, stream bool) []byte {
-	type msg struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	}
+	return g.chatBody([]message{{Role: "user", Content: prompt}}, maxTokens, stream)
+}
+
+// chatBody builds a request body.
+func (g *gen) chatBody(msgs []message, maxTokens int, stream bool) []byte {
 	req := map[string]any{
 		"model":       g.cfg.Model,
-		"messages":    []msg{{Role: "user", Content: prompt}},
+		"messages":    msgs,
 		"max_tokens":  maxTokens,
 		"temperature": g.cfg.Temperature,
 		"stream":      stream,
@@ -495,14 +508,29 @@ type wireChunk struct {
 }
 
 // do sends one streaming request and reads it to the end.
-func (g *gen) do(parent context.Context, prompt string, maxTokens int) (r RequestResult) {
+func (g *gen) do(parent context.Context, prompt string, maxTokens int) RequestResult {
+	return g.doBody(parent, g.body(prompt, maxTokens, true), reqOpts{})
+}
+
+// reqOpts are the extras of a request sent by a scenario.
+type reqOpts struct {
+	header   http.Header     // added to the request's headers
+	onFirst  func(time.Time) // called (on the reading goroutine) at the first text chunk
+	keepText bool            // gather the content (RequestResult.content)
+}
+
+// doBody sends one streaming request with body and reads it to the end.
+func (g *gen) doBody(parent context.Context, body []byte, o reqOpts) (r RequestResult) {
+	r.onFirst, r.keepText = o.onFirst, o.keepText
 	ctx, cancel := context.WithTimeout(parent, g.cfg.RequestTimeout)
 	defer cancel()
-	body := g.body(prompt, maxTokens, true)
 	req, err := g.newRequest(ctx, body)
 	if err != nil {
 		r.ErrorKind, r.Error = ErrConnect, err.Error()
 		return r
+	}
+	for k, v := range o.header {
+		req.Header[k] = v
 	}
 	r.start = time.Now()
 	defer func() {
@@ -594,7 +622,7 @@ func (g *gen) event(data []byte, now time.Time, r *RequestResult) bool {
 	if bytes.Equal(data, []byte("[DONE]")) {
 		return true
 	}
-	if c, ok := scanChunk(data); ok {
+	if c, ok := scanChunk(data); ok && !r.keepText {
 		if c.text {
 			r.chunk(now)
 		}
@@ -628,6 +656,9 @@ func (g *gen) event(data []byte, now time.Time, r *RequestResult) bool {
 		if c.Delta.Content != "" || c.Delta.ReasoningContent != "" || c.Delta.Reasoning != "" {
 			r.chunk(now)
 		}
+		if r.keepText {
+			r.content = append(r.content, c.Delta.Content...)
+		}
 		if c.FinishReason != nil {
 			r.Finish = *c.FinishReason
 		}
@@ -639,6 +670,9 @@ func (g *gen) event(data []byte, now time.Time, r *RequestResult) bool {
 func (r *RequestResult) chunk(now time.Time) {
 	if r.first.IsZero() {
 		r.first = now
+		if r.onFirst != nil {
+			r.onFirst(now)
+		}
 	} else {
 		r.gaps = append(r.gaps, now.Sub(r.last))
 	}
@@ -715,6 +749,11 @@ func (g *gen) finishTiming(r *RequestResult) {
 // calibrate finds how many words of Text make PromptTokens prompt tokens,
 // from usage.prompt_tokens of non-streamed probes with max_tokens 1.
 func (g *gen) calibrate(ctx context.Context) (int, error) {
+	return g.calibrateFrom(ctx, g.cfg.PromptTokens)
+}
+
+// calibrateFrom is calibrate with a first probe of start words.
+func (g *gen) calibrateFrom(ctx context.Context, start int) (int, error) {
 	want := g.cfg.PromptTokens
 	probes := 0
 	probe := func(words int) (int, error) {
@@ -742,7 +781,7 @@ func (g *gen) calibrate(ctx context.Context) (int, error) {
 		return c.Usage.PromptTokens, nil
 	}
 	// Two points give the overhead (prefix, template) and tokens per word.
-	w1 := max(want, 2)
+	w1 := max(start, 2)
 	t1, err := probe(w1)
 	if err != nil {
 		return 0, err
