@@ -29,6 +29,7 @@ type serveConfig struct {
 	Threads      int
 	Batch        int
 	StepTokens   int
+	StepLatency  float64
 	MaxQueue     int
 	ReadyQueue   int
 	GPULayers    int
@@ -64,12 +65,13 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.IntVar(&c.Threads, "threads", 0, "CPU threads (0: all cores)")
 	fs.IntVar(&c.Batch, "batch", 512, "most tokens one llama_decode call may carry")
 	fs.IntVar(&c.StepTokens, "step-tokens", 64, "token budget of one scheduler step: decode tokens first, then prompt chunks")
+	fs.Float64Var(&c.StepLatency, "step-latency", 2, "a step that adds prompt work to running streams lasts at most this many decode-only steps (measured); negative: only --step-tokens bounds it")
 	fs.IntVar(&c.MaxQueue, "max-queue", 64, "requests that may wait for a sequence; beyond: 503 server_overloaded")
 	fs.IntVar(&c.ReadyQueue, "ready-queue", 0, "/ready answers 503 while this many requests wait (0: max-queue)")
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU (needs a GPU build)")
 	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences instead of ctx/parallel each")
 	fs.BoolVar(&c.NoMemCheck, "no-mem-check", false, "start even if weights and KV cache look larger than the available memory")
-	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto, on or off")
+	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto (off on CPU, llama.cpp's choice with --gpu-layers), on or off")
 	fs.IntVar(&c.ThreadPoll, "thread-poll", 0, "CPU thread pool kept between decodes, its workers polling at this level (0-100; 0: sleep at once); -1: ggml's threads made per decode")
 	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")
 	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file with one API key per line")

@@ -143,7 +143,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 	defer be.Close()
 	maxQueue := cfg.MaxQueue
-	sched := scheduler.New(be, scheduler.Options{StepTokens: cfg.StepTokens, MaxQueue: maxQueue, OnStep: srv.OnStep, Logger: log})
+	sched := scheduler.New(be, scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, OnStep: srv.OnStep, Logger: log})
 	loopCtx, stopLoop := context.WithCancel(context.Background())
 	defer stopLoop()
 	go sched.Run(loopCtx)

@@ -280,3 +280,40 @@ func BenchmarkGrammarMask(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkChunkAtDepth is one prompt chunk of 8 or 56 tokens decoded after
+// 1,536 tokens of the same sequence (the chunks of a long prompt late in
+// its prefill), the chunk removed again after each run. ASI1D_BENCH_FA
+// picks flash attention.
+func BenchmarkChunkAtDepth(b *testing.B) {
+	be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 2048, Batch: 512, Threads: 2, FlashAttention: os.Getenv("ASI1D_BENCH_FA")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	const depth = 1536
+	for p0 := 0; p0 < depth; p0 += 512 {
+		batch := make([]engine.BatchEntry, 512)
+		for i := range batch {
+			batch[i] = engine.BatchEntry{Token: engine.Token(3 + (p0+i)%200), Pos: int32(p0 + i)}
+		}
+		if err := be.Decode(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, n := range []int{1, 8, 56} {
+		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
+			batch := make([]engine.BatchEntry, n)
+			for i := range batch {
+				batch[i] = engine.BatchEntry{Token: engine.Token(5 + i), Pos: int32(depth + i), Logits: i == n-1}
+			}
+			for b.Loop() {
+				if err := be.Decode(batch); err != nil {
+					b.Fatal(err)
+				}
+				be.RemoveKV(0, depth, -1)
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n)/1000, "ms/token")
+		})
+	}
+}

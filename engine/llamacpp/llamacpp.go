@@ -54,7 +54,10 @@ type Options struct {
 	// KV copies between sequences become possible). Off: each sequence owns
 	// CtxSize/Parallel cells.
 	KVUnified bool
-	// FlashAttention: "auto" (default), "on" or "off".
+	// FlashAttention: "auto" (default), "on" or "off". "auto" is off when
+	// no layer is offloaded (ggml's CPU flash attention made a token at
+	// depth 1,536 of the small Q8_0 model 2x slower: BenchmarkChunkAtDepth)
+	// and llama.cpp's own choice otherwise.
 	FlashAttention string
 	// SkipMemCheck skips the check that weights and KV cache fit in the
 	// available memory (see MemoryError).
@@ -183,6 +186,9 @@ func Open(path string, o Options) (*Backend, error) {
 		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
 	default:
 		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_AUTO
+		if o.GPULayers == 0 {
+			cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
+		}
 	}
 	b.ctx = C.llama_init_from_model(model, cp)
 	if b.ctx == nil {

@@ -30,6 +30,11 @@ type Options struct {
 	StepTokens int
 	// MaxQueue is the capacity of the waiting queue.
 	MaxQueue int
+	// StepLatency bounds a step that carries prompt tokens next to running
+	// streams to this many times a decode-only step (measured as it runs),
+	// so that a long prompt never stalls them for more; StepTokens still
+	// caps the step. 0: DefaultStepLatency; < 0 turns the bound off.
+	StepLatency float64
 	// OnStep, when set, is called by the loop after each decode.
 	OnStep func(d time.Duration, tokens int)
 	Logger *slog.Logger
@@ -39,6 +44,9 @@ type Options struct {
 const (
 	DefaultStepTokens = 64
 	DefaultMaxQueue   = 64
+	// DefaultStepLatency keeps steps with prompt work under 2 decode
+	// steps (issue #3 asks running streams for at most 3x their idle ITL).
+	DefaultStepLatency = 2.0
 	// grammarTopK is how many of the most likely tokens a grammar checks
 	// before it masks the whole vocabulary (see sampler.ConstrainTop): a
 	// full mask of a 32k vocabulary costs milliseconds.
@@ -72,6 +80,9 @@ type Scheduler struct {
 	owners  []*slot // owners[i] is the slot of batch[i]
 	deadln  time.Time
 	running int
+	// decodeCost is the recent time of a decode-only step, promptCost of
+	// one prompt token on top of it (see promptLimit).
+	decodeCost, promptCost time.Duration
 
 	// Counters read by Stats.
 	st struct {
@@ -132,6 +143,9 @@ func New(be engine.Backend, o Options) *Scheduler {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.StepLatency == 0 {
+		o.StepLatency = DefaultStepLatency
 	}
 	info := be.Info()
 	if o.StepTokens > info.NBatch {
@@ -386,10 +400,16 @@ func (s *Scheduler) start(sl *slot, j *job, lcp int) {
 
 func (s *Scheduler) addKV(d int) { s.st.kvUsed.Add(int64(d)) }
 
-// step builds one batch, decodes it, samples and emits.
+// step builds one batch, decodes it, samples and emits. When streams are
+// generating and prompts wait, and Options.StepLatency is on, the prompt
+// chunks go into a second, prompt-only decode right after the streams'
+// decode-only one: in llama.cpp every token of a batch attends over the
+// longest sequence's cells in it, so a deep prompt chunk in the streams'
+// batch makes all of their tokens pay its depth. Split, the streams' batch
+// costs what it costs alone and the prompt chunk is sized so that both
+// together last at most StepLatency decode-only steps.
 func (s *Scheduler) step() {
 	s.batch, s.owners = s.batch[:0], s.owners[:0]
-	budget := s.opts.StepTokens
 	// 1. One token for every generating sequence.
 	for _, sl := range s.slots {
 		if sl.job == nil || !sl.hasTok {
@@ -398,24 +418,65 @@ func (s *Scheduler) step() {
 		s.batch = append(s.batch, engine.BatchEntry{Token: sl.pending, Seq: sl.id, Pos: int32(len(sl.cached)), Logits: true})
 		s.owners = append(s.owners, sl)
 	}
-	// 2. Prompt chunks: prompts that finish within the budget go first, then
-	// the others in admission order.
+	ndec := len(s.batch)
+	split := ndec > 0 && s.opts.StepLatency > 0 && s.prompting()
+	if split {
+		s.run(ndec)
+		s.batch, s.owners = s.batch[:0], s.owners[:0]
+	}
+	// 2. Prompt chunks.
+	s.addPrompts(ndec)
+	if len(s.batch) > 0 {
+		s.run(len(s.batch) - s.promptTokens())
+	}
+}
+
+// prompting reports whether a running request still has prompt tokens to
+// process.
+func (s *Scheduler) prompting() bool {
+	for _, sl := range s.slots {
+		if sl.job != nil && sl.nPast < len(sl.prompt) {
+			return true
+		}
+	}
+	return false
+}
+
+// promptTokens counts the prompt entries of the batch being built.
+func (s *Scheduler) promptTokens() int {
+	n := 0
+	for i, e := range s.batch {
+		if int(e.Pos) < len(s.owners[i].prompt) {
+			n++
+		}
+	}
+	return n
+}
+
+// addPrompts appends prompt chunks to the batch: the shortest remaining
+// prompt first (a short request is not held behind a long one), then in
+// admission order, within the step budget. ndec streams are generating
+// this step (in this batch or the one before it).
+func (s *Scheduler) addPrompts(ndec int) {
 	var pre []*slot
 	for _, sl := range s.slots {
 		if sl.job != nil && sl.nPast < len(sl.prompt) {
 			pre = append(pre, sl)
 		}
 	}
-	room := max(budget-len(s.batch), min(minPrefill, s.info.NBatch-len(s.batch)))
-	room = min(room, s.info.NBatch-len(s.batch))
+	if len(pre) == 0 {
+		return
+	}
+	used := len(s.batch)
+	room := max(s.opts.StepTokens-used, min(minPrefill, s.info.NBatch-used))
+	if lim := s.promptLimit(ndec); lim >= 0 {
+		room = min(room, max(lim, minPrefill))
+	}
+	room = min(room, s.info.NBatch-used)
 	if len(pre) > 1 {
 		slices.SortFunc(pre, func(a, b *slot) int {
-			fa, fb := len(a.prompt)-a.nPast <= room, len(b.prompt)-b.nPast <= room
-			if fa != fb {
-				if fa {
-					return -1
-				}
-				return 1
+			if ra, rb := len(a.prompt)-a.nPast, len(b.prompt)-b.nPast; ra != rb {
+				return ra - rb
 			}
 			return int(a.admitSeq - b.admitSeq)
 		})
@@ -433,15 +494,19 @@ func (s *Scheduler) step() {
 		}
 		room -= k
 	}
-	if len(s.batch) == 0 {
-		return
-	}
+}
 
+// run decodes the batch (ndec decode tokens, the rest prompt tokens),
+// records the KV, samples and emits.
+func (s *Scheduler) run(ndec int) {
 	t0 := time.Now()
 	err := s.be.Decode(s.batch)
 	d := time.Since(t0)
 	s.st.steps.Add(1)
 	s.st.stepTokens.Add(uint64(len(s.batch)))
+	if err == nil {
+		s.learnCost(d, ndec, len(s.batch)-ndec)
+	}
 	if s.opts.OnStep != nil {
 		s.opts.OnStep(d, len(s.batch))
 	}
@@ -472,6 +537,43 @@ func (s *Scheduler) step() {
 			continue // ended earlier in this loop
 		}
 		s.sample(sl, s.be.Logits(i), now)
+	}
+}
+
+// promptLimit is how many prompt tokens may follow a decode-only step of
+// ndec streams so that the two last at most Options.StepLatency times the
+// decode-only step, from the costs measured so far; -1 means no limit (no
+// streams to protect, or nothing learned yet). On a CPU a step's time grows
+// with every token in it, and a prompt token costs more the deeper it sits,
+// so a fixed token budget either stalls the running streams or starves the
+// prompt; a time budget does neither.
+func (s *Scheduler) promptLimit(ndec int) int {
+	if ndec == 0 || s.opts.StepLatency <= 0 || s.decodeCost <= 0 || s.promptCost <= 0 {
+		return -1
+	}
+	return int((s.opts.StepLatency - 1) * float64(s.decodeCost) / float64(s.promptCost))
+}
+
+// learnCost updates the decode-only step time and the marginal time of a
+// prompt token (moving averages) from a step of ndec decode and npr prompt
+// tokens that took d.
+func (s *Scheduler) learnCost(d time.Duration, ndec, npr int) {
+	const w = 0.25 // weight of the newest step
+	ewma := func(old, x time.Duration) time.Duration {
+		if old <= 0 {
+			return x
+		}
+		return time.Duration(w*float64(x) + (1-w)*float64(old))
+	}
+	switch {
+	case npr == 0 && ndec > 0:
+		s.decodeCost = ewma(s.decodeCost, d)
+	case npr > 0 && ndec == 0:
+		s.promptCost = ewma(s.promptCost, d/time.Duration(npr))
+	case npr > 0 && s.decodeCost > 0:
+		if extra := d - s.decodeCost; extra > 0 {
+			s.promptCost = ewma(s.promptCost, extra/time.Duration(npr))
+		}
 	}
 }
 

@@ -396,3 +396,62 @@ func TestSlowReaderDoesNotBlock(t *testing.T) {
 		t.Fatalf("slow reader: %d events, text ok=%v", r.events, r.text == expected(prompt("slow"), 300))
 	}
 }
+
+// With streams generating and prompts waiting, prompt chunks go into a
+// decode of their own after the streams' decode-only one (StepLatency on),
+// and the shortest waiting prompt is served first. With StepLatency off,
+// they share one batch.
+func TestSplitPrefillAndShortestFirst(t *testing.T) {
+	for _, lat := range []float64{0, -1} {
+		fake := enginetest.New(4, 2048, 256)
+		fake.StepDelay = time.Millisecond
+		var mu sync.Mutex
+		mixed, split := 0, 0
+		first := prompt("go")
+		fake.FailDecode = func(batch []engine.BatchEntry) error {
+			dec, pr := 0, 0
+			for _, e := range batch {
+				if e.Seq == 0 && int(e.Pos) >= len(first) {
+					dec++ // a generated token of the stream started first
+				} else if !e.Logits {
+					pr++
+				}
+			}
+			mu.Lock()
+			if dec > 0 && pr > 0 {
+				mixed++
+			} else if pr > 0 {
+				split++
+			}
+			mu.Unlock()
+			return nil
+		}
+		s := harness(t, fake, scheduler.Options{StepTokens: 32, StepLatency: lat})
+		ctx := context.Background()
+		st0, _ := s.Submit(ctx, scheduler.Request{Prompt: first, MaxTokens: 150})
+		if ev, err := st0.Next(ctx); err != nil || !ev.Started {
+			t.Fatal(ev, err)
+		}
+		long := prompt(strings.Repeat("a long prompt ", 30))
+		short := prompt("a short one")
+		stL, _ := s.Submit(ctx, scheduler.Request{Prompt: long, MaxTokens: 1})
+		stS, _ := s.Submit(ctx, scheduler.Request{Prompt: short, MaxTokens: 1})
+		var wg sync.WaitGroup
+		var doneL, doneS time.Time
+		wg.Go(func() { collect(t, ctx, stL); doneL = time.Now() })
+		wg.Go(func() { collect(t, ctx, stS); doneS = time.Now() })
+		wg.Wait()
+		collect(t, ctx, st0)
+		if !doneS.Before(doneL) {
+			t.Errorf("latency %v: the short prompt finished after the long one", lat)
+		}
+		mu.Lock()
+		if lat == 0 && (mixed > 0 || split == 0) {
+			t.Errorf("split on: %d mixed batches, %d prompt-only", mixed, split)
+		}
+		if lat < 0 && mixed == 0 {
+			t.Errorf("split off: no mixed batch")
+		}
+		mu.Unlock()
+	}
+}
