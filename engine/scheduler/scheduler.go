@@ -469,7 +469,10 @@ func (s *Scheduler) addPrompts(ndec int) {
 	}
 	used := len(s.batch)
 	room := max(s.opts.StepTokens-used, min(minPrefill, s.info.NBatch-used))
-	if lim := s.promptLimit(ndec); lim >= 0 {
+	// The streams' gaps are protected while they are at least as many as
+	// the requests still waiting for a first token; in a burst of new
+	// requests, getting them all started matters more.
+	if lim := s.promptLimit(ndec); lim >= 0 && ndec >= len(pre) {
 		room = min(room, max(lim, minPrefill))
 	}
 	room = min(room, s.info.NBatch-used)
