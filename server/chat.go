@@ -508,8 +508,7 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		ch.Choices = one(delta{Role: "assistant", Content: &empty}, nil, nil)
 		w.event(ch)
 	}
-	seenBlocks := map[int]bool{}
-	var thoughts []string // reasoning blocks so far, for tool_thought
+	var thoughts []string // reasoning blocks so far (tool_thought; their count marks new blocks)
 	tp := j.toolParser()
 	ncalls := 0
 	// sendTools writes the parser's output: content chunks and tool-call
@@ -587,11 +586,8 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			text := f.Text
 			ch := base()
 			if f.Thought {
-				if !seenBlocks[f.Block] {
-					seenBlocks[f.Block] = true
-					if f.Block > 0 {
-						text = "\n\n" + text
-					}
+				if f.Block >= len(thoughts) && f.Block > 0 {
+					text = "\n\n" + text // a new block: joined as in reasoning_content
 				}
 				for len(thoughts) <= f.Block {
 					thoughts = append(thoughts, "")
