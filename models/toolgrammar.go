@@ -85,6 +85,19 @@ func ToolCallGrammar(f ToolFormat, tools []ToolSpec, parallel bool, prefix strin
 	return schema, body
 }
 
+// Trigger is the marker that opens the calls of format f when it starts
+// the grammar of ToolCallGrammar: "<tool_call>" (Hermes), "[TOOL_CALLS]"
+// (Mistral); "" when the calls have none (Llama 3 writes bare JSON).
+func (f ToolFormat) Trigger() string {
+	switch f {
+	case ToolFormatHermes:
+		return hermesOpen
+	case ToolFormatMistral:
+		return mistralCalls
+	}
+	return ""
+}
+
 // SchemaRoot is the GBNF root body that puts prefix before a schema's value;
 // "" (the schema alone) when prefix is empty.
 func SchemaRoot(prefix string) string {

@@ -107,7 +107,7 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, aerr)
 		return
 	}
-	sr.Grammar = plan.grammar
+	sr.Grammar, sr.GrammarTriggers = plan.grammar, plan.triggers
 
 	j := &chatJob{id: NewCompletionID(), created: t0.Unix(), model: req.Model, fp: m.Fingerprint, req: req,
 		tok: m.Tok, out: plan}

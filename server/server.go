@@ -67,6 +67,9 @@ type Model struct {
 	Tags     models.ThoughtTags
 	// ToolFormat is how the model writes tool calls (from its template).
 	ToolFormat models.ToolFormat
+	// toolTrigger is the single token of ToolFormat.Trigger(), which starts
+	// the lazy call grammar of tool_choice "auto"; -1 when there is none.
+	toolTrigger engine.Token
 	// Grammar compiles grammars for structured output; nil when the backend
 	// cannot constrain sampling (response_format and forced tool calls are
 	// then refused with 400 unsupported_value).
@@ -103,6 +106,12 @@ func NewModel(tok Tokenizer, sched *scheduler.Scheduler, version string) (*Model
 	open, close, _ := models.DetectThoughtTags(info.ChatTemplate, special)
 	m.Tags = models.ThoughtTags{Open: open, Close: close}
 	m.ToolFormat = models.DetectToolFormat(info.ChatTemplate, special)
+	m.toolTrigger = -1
+	if mark := m.ToolFormat.Trigger(); mark != "" {
+		if toks, err := tok.Tokenize(mark, false, true); err == nil && len(toks) == 1 {
+			m.toolTrigger = toks[0]
+		}
+	}
 	if gc, ok := tok.(engine.GrammarCompiler); ok {
 		m.Grammar = gc
 	}

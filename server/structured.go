@@ -13,8 +13,10 @@ import (
 // that sampling must follow (response_format, forced tool calls) and whether
 // tool calls are parsed from the answer.
 type outputPlan struct {
-	grammar  engine.Grammar // nil: unconstrained; the scheduler owns it once submitted
-	tools    bool           // parse tool calls out of the answer
+	grammar engine.Grammar // nil: unconstrained; the scheduler owns it once submitted
+	// triggers make grammar lazy (scheduler.Request.GrammarTriggers).
+	triggers []engine.Token
+	tools    bool // parse tool calls out of the answer
 	format   models.ToolFormat
 	names    map[string]bool
 	parallel bool
@@ -51,6 +53,9 @@ func (s *Server) planOutput(m *Model, req *ChatRequest, closeThought string) (ou
 	}
 	forced := mode == "required" || mode == "function"
 	if !forced && req.ResponseFormat == nil {
+		if p.tools && m.Grammar != nil && m.toolTrigger >= 0 {
+			return s.lazyToolGrammar(m, req, p), nil
+		}
 		return p, nil
 	}
 	if forced && len(req.Tools) > 0 {
@@ -106,6 +111,31 @@ func (s *Server) toolGrammar(m *Model, req *ChatRequest, p outputPlan, closeThou
 	g, aerr := compileGrammar(m.Grammar, schema, root, "tools")
 	p.grammar, p.build, p.forced = g, time.Since(t0), true
 	return p, aerr
+}
+
+// lazyToolGrammar makes the calls of tool_choice "auto" valid by
+// construction: free text until the model writes its call marker (one
+// token), then a grammar of calls of the declared tools. When a tool's
+// parameters use what the grammar cannot enforce, or the grammar cannot be
+// built, the calls are only parsed, as they are for models without a
+// marker token.
+func (s *Server) lazyToolGrammar(m *Model, req *ChatRequest, p outputPlan) outputPlan {
+	specs := make([]models.ToolSpec, 0, len(req.Tools))
+	for _, t := range req.Tools {
+		if len(t.Parameters) > 0 && models.CheckSchema(t.Parameters) != nil {
+			return p
+		}
+		specs = append(specs, models.ToolSpec{Name: t.Name, Parameters: t.Parameters})
+	}
+	schema, root := models.ToolCallGrammar(p.format, specs, p.parallel, "")
+	t0 := time.Now()
+	g, aerr := compileGrammar(m.Grammar, schema, root, "tools")
+	if aerr != nil {
+		s.log.Debug("tool_choice auto: no call grammar, calls are parsed only", "err", aerr.Message)
+		return p
+	}
+	p.grammar, p.triggers, p.build = g, []engine.Token{m.toolTrigger}, time.Since(t0)
+	return p
 }
 
 func compileGrammar(gc engine.GrammarCompiler, schema []byte, root, param string) (engine.Grammar, *APIError) {

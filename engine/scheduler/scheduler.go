@@ -128,9 +128,12 @@ type slot struct {
 	firstTok time.Time
 	lastTok  time.Time
 	smp      *sampler.Sampler
-	detok    tokenizer.Detokenizer
-	stop     *tokenizer.StopMatcher
-	rowCopy  []float32
+	// constrained: the request's grammar applies (from the start, or since
+	// one of its trigger tokens was drawn).
+	constrained bool
+	detok       tokenizer.Detokenizer
+	stop        *tokenizer.StopMatcher
+	rowCopy     []float32
 }
 
 // New makes a scheduler for be. It does not start the loop: call Run.
@@ -388,7 +391,7 @@ func (s *Scheduler) start(sl *slot, j *job, lcp int) {
 		id: sl.id, cached: sl.cached, lastUsed: now, session: j.req.SessionID,
 		job: j, admitSeq: s.admits, prompt: j.req.Prompt, nPast: keep, cachedN: keep,
 		admitted: now, smp: sampler.New(j.req.Sampling), stop: tokenizer.NewStopMatcher(j.req.Stop),
-		rowCopy: sl.rowCopy,
+		rowCopy: sl.rowCopy, constrained: len(j.req.GrammarTriggers) == 0,
 	}
 	s.running++
 	s.st.running.Add(1)
@@ -607,8 +610,16 @@ func (s *Scheduler) sample(sl *slot, row []float32, now time.Time) {
 		sl.rowCopy = append(sl.rowCopy[:0], row...)
 	}
 	var tok engine.Token
-	if g := r.Grammar; g == nil {
+	if g := r.Grammar; g == nil || !sl.constrained {
 		tok = engine.Token(sl.smp.Sample(row))
+		if g != nil && slices.Contains(r.GrammarTriggers, tok) {
+			// A lazy grammar starts at its trigger, which it accepts.
+			if err := g.Accept(tok); err != nil {
+				s.finish(sl, FinishError, err)
+				return
+			}
+			sl.constrained = true
+		}
 	} else {
 		// Draw first; when the grammar refuses the draw, constrain the
 		// most likely tokens, and the whole row only if none of them fits.

@@ -73,6 +73,10 @@ type Request struct {
 	// accepted the request the scheduler owns it and closes it when the
 	// request ends; when Submit fails the caller still owns it.
 	Grammar engine.Grammar
+	// GrammarTriggers, when set, make the grammar lazy: sampling is free
+	// until one of these tokens is drawn; the grammar accepts it and
+	// constrains every token after it (a tool call after free text).
+	GrammarTriggers []engine.Token
 }
 
 // TokenLogprob is one generated token with its log-probability.

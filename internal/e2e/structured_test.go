@@ -463,3 +463,28 @@ func TestAutoToolCallWithToolThought(t *testing.T) {
 		t.Errorf("tool_choice none: finish %q calls %v content %q", a.Finish, a.Calls, deref(a.Content))
 	}
 }
+
+// tool_choice "auto" on random weights: a logit bias makes the model open a
+// call (<tool_call>) at once; from there the lazy call grammar must make
+// every call valid, where free sampling would write noise.
+func TestAutoToolCallsValidByGrammar(t *testing.T) {
+	e, be := startOnCtx(t, randomModel(t, synth.TemplateChatMLThink), 2, 0, 2048)
+	open, err := be.Tokenize("<tool_call>", false, true)
+	if err != nil || len(open) != 1 {
+		t.Fatalf("<tool_call> is %v (%v), want one token", open, err)
+	}
+	schemas := map[string]*jsonschema.Schema{"get_weather": compileSchema(t, weatherParams), "get_time": compileSchema(t, timeParams)}
+	for i := range 10 {
+		body := toolsBody(i%2 == 1, i, "auto", false)
+		body["logit_bias"] = map[string]any{fmt.Sprint(open[0]): 100}
+		a := ask(t, e.url, body)
+		if a.Finish != "tool_calls" || len(a.Calls) != 1 {
+			t.Fatalf("req %d: finish %q calls %v content %q", i, a.Finish, a.Calls, deref(a.Content))
+		}
+		s := schemas[a.Calls[0].Name]
+		if s == nil {
+			t.Fatalf("req %d: call of %q", i, a.Calls[0].Name)
+		}
+		validate(t, s, a.Calls[0].Arguments)
+	}
+}
