@@ -115,6 +115,9 @@ func (s *Server) chat(c *gin.Context) {
 	ctx := c.Request.Context()
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
+	// Time spent here before the scheduler saw the request (reading,
+	// validation, template, tokenizing, grammar) belongs to TTFT too.
+	before := time.Since(t0)
 	st, err := m.Sched.Submit(ctx, sr)
 	if err != nil {
 		if sr.Grammar != nil {
@@ -140,7 +143,7 @@ func (s *Server) chat(c *gin.Context) {
 		s.metrics.prompt.WithLabelValues(req.Model).Add(float64(final.Usage.PromptTokens))
 		s.metrics.completion.WithLabelValues(req.Model).Add(float64(final.Usage.CompletionTokens))
 		if final.FirstTok > 0 {
-			s.metrics.ttft.WithLabelValues(req.Model).Observe(final.FirstTok.Seconds())
+			s.metrics.ttft.WithLabelValues(req.Model).Observe((before + final.FirstTok).Seconds())
 		}
 		if n := final.Usage.CompletionTokens - 1; n > 0 {
 			gap := final.Generated.Seconds() / float64(n)
