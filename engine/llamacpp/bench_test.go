@@ -10,6 +10,7 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/models"
 	"github.com/asi1d/asi1d/sampler"
 )
 
@@ -132,18 +133,28 @@ func BenchmarkGrammarBuild(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer be.Close()
-	schema := largeSchema()
-	b.ReportMetric(float64(len(schema)), "schema-bytes")
-	for b.Loop() {
-		gbnf, err := be.SchemaGrammar(schema, "")
-		if err != nil {
-			b.Fatal(err)
-		}
-		g, err := be.NewGrammar(gbnf)
-		if err != nil {
-			b.Fatal(err)
-		}
-		g.Close()
+	twoTools, root := models.ToolCallGrammar(models.ToolFormatHermes, []models.ToolSpec{
+		{Name: "get_weather", Parameters: []byte(`{"type":"object","properties":{"city":{"type":"string"},"unit":{"enum":["c","f"]},"days":{"type":"integer","minimum":1,"maximum":7}},"required":["city","unit"]}`)},
+		{Name: "get_time", Parameters: []byte(`{"type":"object","properties":{"zone":{"type":"string"}},"required":["zone"]}`)},
+	}, true, "")
+	for _, c := range []struct {
+		name   string
+		schema []byte
+		root   string
+	}{{"large-schema", largeSchema(), ""}, {"two-tools", twoTools, root}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				gbnf, err := be.SchemaGrammar(c.schema, c.root)
+				if err != nil {
+					b.Fatal(err)
+				}
+				g, err := be.NewGrammar(gbnf)
+				if err != nil {
+					b.Fatal(err)
+				}
+				g.Close()
+			}
+		})
 	}
 }
 
