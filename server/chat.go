@@ -519,12 +519,12 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 	// tool_thought.
 	sendTools := func(chs []models.ToolChunk, lp **logprobs) {
 		for _, tc := range chs {
+			if tc.Call == nil && *lp == nil {
+				w.textChunk(tc.Content, false)
+				continue
+			}
 			ch := base()
 			if tc.Call == nil {
-				if *lp == nil {
-					w.textChunk(tc.Content, false)
-					continue
-				}
 				text := tc.Content
 				ch.Choices = one(delta{Content: &text}, *lp, nil)
 				*lp = nil
@@ -587,7 +587,6 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		}
 		for _, f := range ev.Fragments {
 			text := f.Text
-			ch := base()
 			if f.Thought {
 				if f.Block >= len(thoughts) && f.Block > 0 {
 					text = "\n\n" + text // a new block: joined as in reasoning_content
@@ -598,24 +597,24 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 				thoughts[f.Block] += f.Text
 				w.textChunk(text, true)
 				continue
-			} else {
-				var lp *logprobs
-				if len(lps) > 0 {
-					lp, lps = &logprobs{Content: lps}, nil
-				}
-				if tp != nil {
-					sendTools(tp.Push(text), &lp)
-					if lp != nil { // text held by the parser: keep its logprobs for later
-						lps = append(lp.Content, lps...)
-					}
-					continue
-				}
-				if lp == nil {
-					w.textChunk(text, false)
-					continue
-				}
-				ch.Choices = one(delta{Content: &text}, lp, nil)
 			}
+			var lp *logprobs
+			if len(lps) > 0 {
+				lp, lps = &logprobs{Content: lps}, nil
+			}
+			if tp != nil {
+				sendTools(tp.Push(text), &lp)
+				if lp != nil { // text held by the parser: keep its logprobs for later
+					lps = append(lp.Content, lps...)
+				}
+				continue
+			}
+			if lp == nil {
+				w.textChunk(text, false)
+				continue
+			}
+			ch := base()
+			ch.Choices = one(delta{Content: &text}, lp, nil)
 			w.event(ch)
 		}
 		if ev.Done {

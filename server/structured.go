@@ -91,25 +91,13 @@ func (s *Server) toolGrammar(m *Model, req *ChatRequest, p outputPlan, closeThou
 		return p, badRequest(CodeUnsupportedValue, "tool_choice",
 			"tool_choice %s needs grammar-constrained sampling, which this server's engine lacks", quotedStr(req.ToolChoice.Mode))
 	}
-	var specs []models.ToolSpec
-	for i, t := range req.Tools {
-		if req.ToolChoice.Mode == "function" && t.Name != req.ToolChoice.Name {
-			continue
-		}
-		if len(t.Parameters) > 0 {
-			if err := models.CheckSchema(t.Parameters); err != nil {
-				return p, badRequest(CodeUnsupportedValue, fmt.Sprintf("tools[%d].function.parameters", i), "%v", err)
-			}
-		}
-		specs = append(specs, models.ToolSpec{Name: t.Name, Parameters: t.Parameters})
-	}
+	only := ""
 	if req.ToolChoice.Mode == "function" {
-		p.names = map[string]bool{req.ToolChoice.Name: true}
+		only = req.ToolChoice.Name
+		p.names = map[string]bool{only: true}
 	}
-	schema, root := models.ToolCallGrammar(p.format, specs, p.parallel, closeThought)
-	t0 := time.Now()
-	g, aerr := compileGrammar(m.Grammar, schema, root, "tools")
-	p.grammar, p.build, p.forced = g, time.Since(t0), true
+	g, build, aerr := callGrammar(m, req, p, only, closeThought)
+	p.grammar, p.build, p.forced = g, build, true
 	return p, aerr
 }
 
@@ -120,22 +108,35 @@ func (s *Server) toolGrammar(m *Model, req *ChatRequest, p outputPlan, closeThou
 // built, the calls are only parsed, as they are for models without a
 // marker token.
 func (s *Server) lazyToolGrammar(m *Model, req *ChatRequest, p outputPlan) outputPlan {
-	specs := make([]models.ToolSpec, 0, len(req.Tools))
-	for _, t := range req.Tools {
-		if len(t.Parameters) > 0 && models.CheckSchema(t.Parameters) != nil {
-			return p
-		}
-		specs = append(specs, models.ToolSpec{Name: t.Name, Parameters: t.Parameters})
-	}
-	schema, root := models.ToolCallGrammar(p.format, specs, p.parallel, "")
-	t0 := time.Now()
-	g, aerr := compileGrammar(m.Grammar, schema, root, "tools")
+	g, build, aerr := callGrammar(m, req, p, "", "")
 	if aerr != nil {
 		s.log.Debug("tool_choice auto: no call grammar, calls are parsed only", "err", aerr.Message)
 		return p
 	}
-	p.grammar, p.triggers, p.build = g, []engine.Token{m.toolTrigger}, time.Since(t0)
+	p.grammar, p.triggers, p.build = g, []engine.Token{m.toolTrigger}, build
 	return p
+}
+
+// callGrammar builds the grammar of calls, in p's format, to the tool named
+// only ("" for any declared tool), after prefix. A tool's parameters that
+// the grammar cannot enforce are a 400 naming them.
+func callGrammar(m *Model, req *ChatRequest, p outputPlan, only, prefix string) (engine.Grammar, time.Duration, *APIError) {
+	t0 := time.Now()
+	var specs []models.ToolSpec
+	for i, t := range req.Tools {
+		if only != "" && t.Name != only {
+			continue
+		}
+		if len(t.Parameters) > 0 {
+			if err := models.CheckSchema(t.Parameters); err != nil {
+				return nil, 0, badRequest(CodeUnsupportedValue, fmt.Sprintf("tools[%d].function.parameters", i), "%v", err)
+			}
+		}
+		specs = append(specs, models.ToolSpec{Name: t.Name, Parameters: t.Parameters})
+	}
+	schema, root := models.ToolCallGrammar(p.format, specs, p.parallel, prefix)
+	g, aerr := compileGrammar(m.Grammar, schema, root, "tools")
+	return g, time.Since(t0), aerr
 }
 
 func compileGrammar(gc engine.GrammarCompiler, schema []byte, root, param string) (engine.Grammar, *APIError) {

@@ -422,15 +422,16 @@ func (s *Scheduler) step() {
 		s.owners = append(s.owners, sl)
 	}
 	ndec := len(s.batch)
-	split := ndec > 0 && s.opts.StepLatency > 0 && s.prompting()
-	if split {
+	inBatch := ndec // decode tokens in the batch that the prompt chunks join
+	if ndec > 0 && s.opts.StepLatency > 0 && s.prompting() {
 		s.run(ndec)
 		s.batch, s.owners = s.batch[:0], s.owners[:0]
+		inBatch = 0
 	}
 	// 2. Prompt chunks.
 	s.addPrompts(ndec)
 	if len(s.batch) > 0 {
-		s.run(len(s.batch) - s.promptTokens())
+		s.run(inBatch)
 	}
 }
 
@@ -443,17 +444,6 @@ func (s *Scheduler) prompting() bool {
 		}
 	}
 	return false
-}
-
-// promptTokens counts the prompt entries of the batch being built.
-func (s *Scheduler) promptTokens() int {
-	n := 0
-	for i, e := range s.batch {
-		if int(e.Pos) < len(s.owners[i].prompt) {
-			n++
-		}
-	}
-	return n
 }
 
 // addPrompts appends prompt chunks to the batch: the shortest remaining
