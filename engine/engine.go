@@ -7,6 +7,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Token is a vocabulary id.
@@ -65,7 +66,10 @@ type BatchEntry struct {
 //
 // KV limits of the llama.cpp binding: when Info().KVUnified is false each
 // sequence has its own NCtxSeq cells, and a partial KV copy between sequences
-// aborts the process, so CopySeq copies a whole sequence only.
+// aborts the process, so CopySeq copies a whole sequence only. Such a batch
+// is also split as Ubatches describes, and each part is a pass over all the
+// weights: callers that batch many sequences keep them in runs of
+// consecutive ids.
 type Backend interface {
 	Info() Info
 	// Tokenize turns text into tokens. addSpecial adds BOS/EOS as the
@@ -109,3 +113,46 @@ func (e *ModelError) Error() string {
 }
 
 func (e *ModelError) Unwrap() error { return e.Err }
+
+// Ubatches is how many parts llama.cpp splits a batch into before computing
+// it, when the KV cache is not unified (Info().KVUnified false; a unified
+// cache splits by size only, so a batch within NBatch is one part), and
+// whether every sequence's tokens stay in one part. It models
+// llama_batch_allocr::split_equal in sequential mode: scanning the batch in
+// order, a part starts with the sequence of the first token not yet taken
+// and adds a sequence only when its id is the last one added plus one; it
+// then takes the same number of tokens from each (the fewest any of them has
+// left). Every part reads all the weights and attends as deep as the
+// deepest of its sequences, so a batch is cheapest as runs of consecutive
+// ids with equal token counts, each one part: ascending within a run, and
+// the runs in descending order so that none continues into the next.
+func Ubatches(batch []BatchEntry) (parts int, whole bool) {
+	left := map[SeqID]int{}
+	for _, e := range batch {
+		left[e.Seq]++
+	}
+	whole = true
+	for {
+		var run []SeqID
+		for _, e := range batch {
+			if left[e.Seq] == 0 || slices.Contains(run, e.Seq) {
+				continue
+			}
+			if len(run) == 0 || e.Seq == run[len(run)-1]+1 {
+				run = append(run, e.Seq)
+			}
+		}
+		if len(run) == 0 {
+			return parts, whole
+		}
+		n := left[run[0]]
+		for _, s := range run {
+			n = min(n, left[s])
+		}
+		for _, s := range run {
+			left[s] -= n
+			whole = whole && left[s] == 0
+		}
+		parts++
+	}
+}

@@ -49,6 +49,9 @@ type Counters struct {
 	BatchSizes    []int
 	RemovedCells  int
 	PromptEntries int // entries without logits
+	// Ubatches counts the parts llama.cpp would split the batches into
+	// (engine.Ubatches; the fake's KV is not unified).
+	Ubatches int
 }
 
 // New makes a fake with parallel sequences of ctxPerSeq cells each.
@@ -168,6 +171,8 @@ func (f *Fake) Decode(batch []engine.BatchEntry) error {
 	}
 	f.stats.Decodes++
 	f.stats.Tokens += len(batch)
+	parts, _ := engine.Ubatches(batch)
+	f.stats.Ubatches += parts
 	f.stats.MaxBatch = max(f.stats.MaxBatch, len(batch))
 	f.stats.BatchSizes = append(f.stats.BatchSizes, len(batch))
 	d := f.StepDelay + time.Duration(len(batch))*f.PerToken

@@ -328,3 +328,50 @@ func BenchmarkChunkAtDepth(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSeqLayout decodes one token for each of 8 sequences (of 16) with
+// 64 tokens of KV each, the sequences laid out contiguously (0-7), with one
+// gap (0-3, 5-8) and strided (0, 2, ..., 14). Without a unified KV cache
+// llama.cpp splits a batch into one ubatch per run of consecutive sequence
+// ids, and each ubatch reads all the weights.
+func BenchmarkSeqLayout(b *testing.B) {
+	be, err := llamacpp.Open(benchModel(b), llamacpp.Options{CtxSize: 16 * 256, Parallel: 16, Threads: 2, ThreadPoll: benchPoll()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	const depth = 64
+	for seq := range 16 {
+		batch := make([]engine.BatchEntry, depth)
+		for i := range batch {
+			batch[i] = engine.BatchEntry{Token: engine.Token(3 + (seq+i)%200), Seq: engine.SeqID(seq), Pos: int32(i)}
+		}
+		if err := be.Decode(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	layouts := []struct {
+		name string
+		seqs []engine.SeqID
+	}{
+		{"contiguous", []engine.SeqID{0, 1, 2, 3, 4, 5, 6, 7}},
+		{"one-gap", []engine.SeqID{0, 1, 2, 3, 5, 6, 7, 8}},
+		{"strided", []engine.SeqID{0, 2, 4, 6, 8, 10, 12, 14}},
+	}
+	for _, l := range layouts {
+		b.Run(l.name, func(b *testing.B) {
+			batch := make([]engine.BatchEntry, len(l.seqs))
+			for i, s := range l.seqs {
+				batch[i] = engine.BatchEntry{Token: 7, Seq: s, Pos: depth, Logits: true}
+			}
+			for b.Loop() {
+				if err := be.Decode(batch); err != nil {
+					b.Fatal(err)
+				}
+				for _, s := range l.seqs {
+					be.RemoveKV(s, depth, -1)
+				}
+			}
+		})
+	}
+}

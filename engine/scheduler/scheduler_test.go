@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -453,5 +454,135 @@ func TestSplitPrefillAndShortestFirst(t *testing.T) {
 			t.Errorf("split off: no mixed batch")
 		}
 		mu.Unlock()
+	}
+}
+
+// partLog records, for each decode, whether it carried generated tokens,
+// prompt tokens or both, and how many parts llama.cpp would split it into.
+type partLog struct {
+	mu      sync.Mutex
+	decode  []int // parts of decode-only batches
+	prompts []int // parts of prompt-only batches
+	split   int   // prompt-only batches that cut a sequence's chunk
+}
+
+func (p *partLog) hook(batch []engine.BatchEntry) error {
+	dec := 0
+	for _, e := range batch {
+		if e.Logits {
+			dec++ // generated tokens and a prompt's last token
+		}
+	}
+	parts, whole := engine.Ubatches(batch)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case dec == len(batch):
+		p.decode = append(p.decode, parts)
+	case dec <= 1:
+		p.prompts = append(p.prompts, parts)
+		if !whole {
+			p.split++
+		}
+	}
+	return nil
+}
+
+func maxOf(xs []int) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, x)
+	}
+	return m
+}
+
+// Without a unified KV cache, llama.cpp computes a batch in parts, one per
+// run of consecutive sequences with equal token counts: each prompt chunk of
+// a step must stay whole in one part, not be cut and padded to another's depth.
+func TestPromptStepIsOnePart(t *testing.T) {
+	fake := enginetest.New(6, 2048, 256)
+	fake.StepDelay = time.Millisecond
+	var parts partLog
+	fake.FailDecode = parts.hook
+	s := harness(t, fake, scheduler.Options{StepTokens: 32})
+	ctx := context.Background()
+	st0, _ := s.Submit(ctx, scheduler.Request{Prompt: prompt("go"), MaxTokens: 120})
+	if ev, err := st0.Next(ctx); err != nil || !ev.Started {
+		t.Fatal(ev, err)
+	}
+	// Prompts of different lengths prefill while the stream decodes.
+	var wg sync.WaitGroup
+	for i, p := range []string{strings.Repeat("long ", 40), "a short one", strings.Repeat("mid ", 12), "x"} {
+		st, err := s.Submit(ctx, scheduler.Request{Prompt: prompt(p), MaxTokens: 4})
+		if err != nil {
+			t.Fatal(i, err)
+		}
+		wg.Go(func() { collect(t, ctx, st) })
+	}
+	wg.Wait()
+	collect(t, ctx, st0)
+	parts.mu.Lock()
+	prompts, split := slices.Clone(parts.prompts), parts.split
+	parts.mu.Unlock()
+	if len(prompts) == 0 || split > 0 || maxOf(prompts) < 2 {
+		t.Fatalf("prompt-only batches: %d cut a chunk; parts %v (some should carry two prompts)", split, prompts)
+	}
+
+	// A burst of equal prompts at an idle server shares steps, in one part.
+	before := fake.Counters()
+	var burst []*scheduler.Stream
+	for i := range 4 {
+		st, err := s.Submit(ctx, scheduler.Request{Prompt: prompt(fmt.Sprintf("burst %02d", i)), MaxTokens: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		burst = append(burst, st)
+	}
+	for _, st := range burst {
+		collect(t, ctx, st)
+	}
+	after := fake.Counters()
+	if d, u := after.Decodes-before.Decodes, after.Ubatches-before.Ubatches; u != d || d > 3 {
+		t.Fatalf("burst of 4 prompts of 9 tokens (budget 32): %d decodes in %d parts", d, u)
+	}
+}
+
+// Requests are placed next to the running ones, so that the streams' decode
+// batch stays one part, even when the least recently used slot is elsewhere.
+func TestSlotsStayContiguous(t *testing.T) {
+	fake := enginetest.New(4, 2048, 256)
+	fake.StepDelay = time.Millisecond
+	s := harness(t, fake, scheduler.Options{})
+	ctx := context.Background()
+	// Fill the four slots' caches with distinct prompts: slot i holds "cache i".
+	var warm []*scheduler.Stream
+	for i := range 4 {
+		st, err := s.Submit(ctx, scheduler.Request{Prompt: prompt(fmt.Sprintf("cache %d", i)), MaxTokens: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		warm = append(warm, st)
+	}
+	for _, st := range warm {
+		collect(t, ctx, st)
+	}
+	var parts partLog
+	fake.FailDecode = parts.hook
+	// A stream reusing slot 2's cache, then one that shares nothing: slot
+	// 0 is the least recently used, but 1 and 3 are next to the stream.
+	a, _ := s.Submit(ctx, scheduler.Request{Prompt: prompt("cache 2 and more"), MaxTokens: 60})
+	if ev, err := a.Next(ctx); err != nil || !ev.Started {
+		t.Fatal(ev, err)
+	}
+	b, _ := s.Submit(ctx, scheduler.Request{Prompt: prompt("zzz"), MaxTokens: 30})
+	rb := collect(t, ctx, b)
+	ra := collect(t, ctx, a)
+	if ra.final.Usage.CachedTokens == 0 || rb.final.Err != nil {
+		t.Fatalf("stream a reused %d tokens; b: %v", ra.final.Usage.CachedTokens, rb.final.Err)
+	}
+	parts.mu.Lock()
+	defer parts.mu.Unlock()
+	if maxOf(parts.decode) != 1 {
+		t.Fatalf("decode-only batches split into %v parts", parts.decode)
 	}
 }
