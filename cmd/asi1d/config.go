@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/asi1d/asi1d/engine/scheduler"
 )
 
 // stringList is a repeatable flag.
@@ -65,7 +67,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.IntVar(&c.Threads, "threads", 0, "CPU threads (0: all cores)")
 	fs.IntVar(&c.Batch, "batch", 512, "most tokens one llama_decode call may carry")
 	fs.IntVar(&c.StepTokens, "step-tokens", 64, "token budget of one scheduler step: decode tokens first, then prompt chunks")
-	fs.Float64Var(&c.StepLatency, "step-latency", 2, "a step that adds prompt work to running streams lasts at most this many decode-only steps (measured); negative: only --step-tokens bounds it")
+	fs.Float64Var(&c.StepLatency, "step-latency", scheduler.DefaultStepLatency, "a step that adds prompt work to running streams lasts at most this many decode-only steps (measured); negative: only --step-tokens bounds it")
 	fs.IntVar(&c.MaxQueue, "max-queue", 64, "requests that may wait for a sequence; beyond: 503 server_overloaded")
 	fs.IntVar(&c.ReadyQueue, "ready-queue", 0, "/ready answers 503 while this many requests wait (0: max-queue)")
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU (needs a GPU build)")

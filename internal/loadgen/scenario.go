@@ -251,6 +251,21 @@ func gapsIn(res []RequestResult, w span) (in, out []time.Duration) {
 	return in, out
 }
 
+// gapsWithin are the chunk gaps of res that lie wholly inside w: an idle
+// window's gaps, none of them begun in an earlier round's prefill.
+func gapsWithin(res []RequestResult, w span) []time.Duration {
+	var in []time.Duration
+	for i := range res {
+		ts := res[i].chunkTimes()
+		for k := 1; k < len(ts); k++ {
+			if !ts[k-1].Before(w.from) && !ts[k].After(w.to) {
+				in = append(in, ts[k].Sub(ts[k-1]))
+			}
+		}
+	}
+	return in
+}
+
 // ttftOf is r's time to first text chunk; ok false when it had none or failed.
 func ttftOf(r *RequestResult) (time.Duration, bool) {
 	if r.ErrorKind != "" || r.first.IsZero() {
@@ -441,9 +456,10 @@ type PrefillRound struct {
 	LongTTFTMs       float64   `json:"long_ttft_ms"`
 	LongPromptTokens int       `json:"long_prompt_tokens"`
 	LongCachedTokens int       `json:"long_cached_tokens"`
-	Gaps             Dist      `json:"gaps"`          // stream chunk gaps overlapping the window
-	ShortTTFTMs      []float64 `json:"short_ttft_ms"` // short requests sent in the window
-	ShortsLate       int       `json:"shorts_late"`   // sent after the long request's first token: not counted
+	Gaps             Dist      `json:"gaps"`            // stream chunk gaps overlapping the window
+	IdleGapP50Ms     float64   `json:"idle_gap_p50_ms"` // the streams' gaps in the idle window before the round
+	ShortTTFTMs      []float64 `json:"short_ttft_ms"`   // short requests sent in the window
+	ShortsLate       int       `json:"shorts_late"`     // sent after the long request's first token: not counted
 	Error            string    `json:"error,omitempty"`
 }
 
@@ -454,8 +470,9 @@ type PrefillReport struct {
 	LongWords   int           `json:"long_words"`
 
 	IdleWindowMs float64 `json:"idle_window_ms"`
-	// IdleGaps are the streams' chunk gaps in the idle window; IdleTTFT the
-	// TTFT of the short requests sent then (only the streams running).
+	// IdleGaps are the streams' chunk gaps in the idle windows, all rounds
+	// together; IdleTTFT the TTFT of the short requests sent then (only the
+	// streams running).
 	IdleGaps Dist `json:"idle_gaps"`
 	IdleTTFT Dist `json:"idle_ttft"`
 	// PrefillGaps are the streams' chunk gaps overlapping a long request's
@@ -489,11 +506,14 @@ const PrefillTarget = 3.0
 
 // RunPrefill runs the chunked-prefill scenario:
 //
-//  1. Streams streaming requests start; once each has had a first token and
-//     Pause passed, the idle window (Idle) begins: the streams' chunk gaps
-//     are recorded and Shorts short requests are sent one at a time, spread
-//     over the window.
-//  2. Each of Rounds rounds sends one request with a LongTokens prompt
+//  1. Streams streaming requests start and run until the end; once each has
+//     had a first token and Pause passed, the rounds begin.
+//  2. Each of Rounds rounds opens with an idle window (Idle): the streams'
+//     chunk gaps are recorded and Shorts short requests are sent one at a
+//     time, spread over the window. A window per round measures the idle
+//     gaps at the depth the streams have reached by then, since a stream's
+//     step slows as its KV grows.
+//  3. The round then sends one request with a LongTokens prompt
 //     (max_tokens 1). Its prefill window runs from its send to its first
 //     token. ShortDelay after the send, short requests are sent one at a
 //     time until the long request's first token; their TTFT and the
@@ -541,29 +561,37 @@ func RunPrefill(ctx context.Context, c PrefillConfig) (*PrefillReport, error) {
 		return nil, err
 	}
 
-	// Idle window.
-	c.logf("prefill: idle window %v with %d short requests", c.Idle, c.Shorts)
-	idle := span{from: time.Now()}
+	// Idle windows: one before each round, so that the streams' idle gaps
+	// are measured at the depths their prefill-window gaps reach (a
+	// stream's step slows as its KV grows).
+	var idles []span
 	var idleShorts []RequestResult
-	for k := range c.Shorts {
-		if err := sleepCtx(ctx, time.Until(idle.from.Add(c.Idle*time.Duration(k)/time.Duration(c.Shorts)))); err != nil {
-			break
+	idleWindow := func() {
+		c.logf("prefill: idle window %v with %d short requests", c.Idle, c.Shorts)
+		w := span{from: time.Now()}
+		for k := range c.Shorts {
+			if err := sleepCtx(ctx, time.Until(w.from.Add(c.Idle*time.Duration(k)/time.Duration(c.Shorts)))); err != nil {
+				break
+			}
+			idleShorts = append(idleShorts, short())
 		}
-		idleShorts = append(idleShorts, short())
+		_ = sleepCtx(ctx, time.Until(w.from.Add(c.Idle)))
+		w.to = time.Now()
+		idles = append(idles, w)
 	}
-	_ = sleepCtx(ctx, time.Until(idle.from.Add(c.Idle)))
-	idle.to = time.Now()
 
 	// Rounds.
 	type roundRun struct {
-		long   RequestResult
-		shorts []RequestResult
+		long    RequestResult
+		shorts  []RequestResult
+		idleP50 float64 // the streams' gaps in the idle window before it, ms
 	}
 	var runs []roundRun
 	for round := range c.Rounds {
 		if ctx.Err() != nil {
 			break
 		}
+		idleWindow()
 		c.logf("prefill: round %d/%d: long request (%d words)", round+1, c.Rounds, rep.LongWords)
 		longFirst := make(chan struct{})
 		done := make(chan RequestResult, 1)
@@ -601,8 +629,15 @@ func RunPrefill(ctx context.Context, c PrefillConfig) (*PrefillReport, error) {
 	}
 
 	// Arithmetic.
-	rep.IdleWindowMs = ms(idle.to.Sub(idle.from))
-	idleGaps, _ := gapsIn(streams, idle)
+	var idleGaps []time.Duration
+	for i, w := range idles {
+		rep.IdleWindowMs += ms(w.to.Sub(w.from))
+		gaps := gapsWithin(streams, w)
+		idleGaps = append(idleGaps, gaps...)
+		if i < len(runs) {
+			runs[i].idleP50 = Summarize(gaps).P50
+		}
+	}
 	rep.IdleGaps = Summarize(idleGaps)
 	var idleTTFT []time.Duration
 	for i := range idleShorts {
@@ -613,7 +648,7 @@ func RunPrefill(ctx context.Context, c PrefillConfig) (*PrefillReport, error) {
 	rep.IdleTTFT = Summarize(idleTTFT)
 	var allGaps, allTTFT, longTTFT []time.Duration
 	for _, rr := range runs {
-		pr := PrefillRound{StartMs: msSince(t0, rr.long.start), LongPromptTokens: rr.long.PromptTokens, LongCachedTokens: rr.long.CachedTokens}
+		pr := PrefillRound{StartMs: msSince(t0, rr.long.start), LongPromptTokens: rr.long.PromptTokens, LongCachedTokens: rr.long.CachedTokens, IdleGapP50Ms: rr.idleP50}
 		d, ok := ttftOf(&rr.long)
 		if !ok {
 			pr.Error = rr.long.ErrorKind + ": " + rr.long.Error
@@ -672,7 +707,7 @@ func (rep *PrefillReport) prefillWarnings() {
 	c := rep.Config
 	warn := func(format string, args ...any) { rep.Warnings = append(rep.Warnings, fmt.Sprintf(format, args...)) }
 	if rep.IdleGaps.N == 0 {
-		warn("no stream chunk gaps in the idle window: lengthen --idle or raise --stream-max-tokens")
+		warn("no stream chunk gaps in the idle windows: lengthen --idle or raise --stream-max-tokens")
 	}
 	if rep.PrefillGaps.N == 0 {
 		warn("no stream chunk gaps during any prefill window")
@@ -714,7 +749,7 @@ func (rep *PrefillReport) WriteText(w io.Writer) {
 		name string
 		d    Dist
 	}{
-		{fmt.Sprintf("idle gap (%.0f ms window)", rep.IdleWindowMs), rep.IdleGaps},
+		{fmt.Sprintf("idle gap (%.0f ms windows)", rep.IdleWindowMs), rep.IdleGaps},
 		{"prefill gap", rep.PrefillGaps},
 		{"idle short ttft", rep.IdleTTFT},
 		{"prefill short ttft", rep.PrefillTTFT},
@@ -727,8 +762,8 @@ func (rep *PrefillReport) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "round %d     failed: %.200s\n", i+1, r.Error)
 			continue
 		}
-		fmt.Fprintf(w, "round %d     long ttft %.1f ms (prompt %d, cached %d), gaps n %d p99 %.3f max %.3f ms, shorts %d (ttft %s ms), late %d\n",
-			i+1, r.LongTTFTMs, r.LongPromptTokens, r.LongCachedTokens, r.Gaps.N, r.Gaps.P99, r.Gaps.Max,
+		fmt.Fprintf(w, "round %d     long ttft %.1f ms (prompt %d, cached %d), idle gap p50 %.3f ms, gaps n %d p50 %.3f p99 %.3f max %.3f ms, shorts %d (ttft %s ms), late %d\n",
+			i+1, r.LongTTFTMs, r.LongPromptTokens, r.LongCachedTokens, r.IdleGapP50Ms, r.Gaps.N, r.Gaps.P50, r.Gaps.P99, r.Gaps.Max,
 			len(r.ShortTTFTMs), fmtList(r.ShortTTFTMs), r.ShortsLate)
 	}
 	fmt.Fprintf(w, "itl         prefill gap p99 / idle gap p50 = %.3f / %.3f = %.2f (target <= %g): %s\n",

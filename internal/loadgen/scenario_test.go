@@ -322,8 +322,18 @@ func TestPrefillStall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rounds) != 2 || rep.IdleTTFT.N != 3 || rep.IdleGaps.N == 0 || rep.PrefillGaps.N == 0 || rep.PrefillTTFT.N == 0 {
+	if len(rep.Rounds) != 2 || rep.IdleTTFT.N != 2*3 || rep.IdleGaps.N == 0 || rep.PrefillGaps.N == 0 || rep.PrefillTTFT.N == 0 {
 		t.Fatalf("report %+v", rep)
+	}
+	// Each round has its idle window before it, holding no gap of the
+	// previous round's stall.
+	if rep.IdleGaps.Max > 50 {
+		t.Errorf("idle gaps reach %.1f ms (the fake's gap is 2 ms)", rep.IdleGaps.Max)
+	}
+	for i, r := range rep.Rounds {
+		if r.IdleGapP50Ms <= 0 || r.IdleGapP50Ms > 50 {
+			t.Errorf("round %d: idle gap p50 %.1f ms", i, r.IdleGapP50Ms)
+		}
 	}
 	for i, r := range rep.Rounds {
 		// "Story N." and 200 words, 4 template tokens; 3 cached, the rest at
