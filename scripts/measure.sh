@@ -16,7 +16,7 @@ M=$out/small-q8_0.gguf
 [ -f "$M" ] || $B synth --preset small --type q8_0 --out "$M"
 
 # Single stream and 16 streams: server vs raw engine loop (T1, T3, scaling).
-$B bench compare --model "$M" --threads 2 --concurrency 1,16 --prompt-tokens 128 --max-tokens 256 --runs 3 \
+$B bench compare --model "$M" --threads 2 --concurrency 1,16 --prompt-tokens 128 --max-tokens 256 --runs 5 \
 	--json "$out/compare.json" >"$out/compare.txt" 2>&1
 
 serve() { # port, extra flags...
@@ -41,11 +41,22 @@ $B bench scenario overload --url http://127.0.0.1:18092 --logit-bias 2=-100 --fi
 	--json "$out/overload.json" >"$out/overload.txt" 2>&1
 kill -9 "$pid"
 
-# Engine benchmarks: grammar cost (#5), flash attention at depth.
+# Slot layout: after a burst has warmed all 16 slots' caches, 6 streams of
+# distinct prompts. Least-recently-used ties used to spread them over the
+# slots, and llama.cpp computes a batch in one part per run of consecutive
+# sequences (BenchmarkSeqLayout below).
+serve 18093 --parallel 16 --ctx 8192
+$B bench --url http://127.0.0.1:18093 --concurrency 16 --requests 16 --prompt-tokens 64 --max-tokens 4 --progress=false >/dev/null 2>&1
+$B bench --url http://127.0.0.1:18093 --concurrency 6 --requests 30 --prompt-tokens 64 --max-tokens 128 --logit-bias 2=-100 \
+	--progress=false --json "$out/slots.json" >"$out/slots.txt" 2>&1
+kill -9 "$pid"
+
+# Engine benchmarks: grammar cost (#5), flash attention at depth, slot layout.
 eval "$(bash scripts/env.sh)"
 ASI1D_BENCH_MODEL=$M go test -run '^$' -bench 'Grammar' -count 3 ./engine/llamacpp >"$out/grammar.txt" 2>&1
 for fa in on off; do
 	ASI1D_BENCH_FA=$fa ASI1D_BENCH_MODEL=$M go test -run '^$' -bench 'ChunkAtDepth|Decode' -benchtime 20x \
 		./engine/llamacpp >"$out/depth-fa-$fa.txt" 2>&1
 done
+ASI1D_BENCH_MODEL=$M ASI1D_BENCH_POLL=0 go test -run '^$' -bench 'SeqLayout' -count 3 ./engine/llamacpp >"$out/seqlayout.txt" 2>&1
 echo "results in $out"
