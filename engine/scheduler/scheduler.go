@@ -47,8 +47,9 @@ const (
 	// DefaultStepLatency keeps a step with prompt work under 1.75 decode
 	// steps: issue #3 asks running streams for an inter-token p99 of at
 	// most 3x their idle p50, and on a shared 2-core machine a step's time
-	// alone spreads by half again at p99. At 2, a 2,000-token prompt's
-	// gaps measured 3.3-4.0x (p99); at 1.75, 2.7x.
+	// alone spreads by half again at p99. While a 2,000-token prompt
+	// prefilled, the streams' gap p99 measured 3.3x their idle p50 at 2,
+	// and 2.7-2.95x at 1.75 (asi1d bench scenario prefill).
 	DefaultStepLatency = 1.75
 	// grammarTopK is how many of the most likely tokens a grammar checks
 	// before it masks the whole vocabulary (see sampler.ConstrainTop): a
@@ -533,7 +534,8 @@ type promptRun struct {
 // another sequence: in the order of pre, each prompt not yet taken starts a
 // run that takes equal chunks from prompts in the sequences next to it, and
 // the runs go into the batch in descending order, where none can continue
-// into the next.
+// into the next. (Decode tokens ahead of them, in the mixed batches that a
+// negative StepLatency allows, may still join a run.)
 func (s *Scheduler) addPromptRuns(pre []*slot, room int) {
 	runs := s.runs[:0]
 	taken := func(id engine.SeqID) bool {
