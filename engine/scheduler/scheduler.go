@@ -2,9 +2,11 @@
 // goroutine (Run) owns the backend and makes every call into it; requests
 // arrive through Submit and leave through their Stream. Each step admits
 // waiting requests into free sequences (choosing the one whose cached tokens
-// share the longest prefix with the prompt), builds one batch with a token for
-// every generating sequence first and prompt chunks after it up to a token
-// budget, decodes, samples each sequence with its own sampler, and emits text.
+// share the longest prefix with the prompt, or one next to the running
+// sequences), decodes a token for every generating sequence and prompt chunks
+// up to a token and time budget, samples each sequence with its own sampler,
+// and emits text. Batches are built for llama.cpp's split into parts
+// (engine.Ubatches), each of which reads all the weights.
 package scheduler
 
 import (
