@@ -238,10 +238,23 @@ type span struct{ from, to time.Time }
 // ends after w.from and starts before w.to. A stall that begins before the
 // window or ends after it is thus still counted in it.
 func gapsIn(res []RequestResult, w span) (in, out []time.Duration) {
+	return splitGaps(res, func(from, to time.Time) bool { return to.After(w.from) && from.Before(w.to) })
+}
+
+// gapsWithin are the chunk gaps of res that lie wholly inside w: an idle
+// window's gaps, none of them begun in an earlier round's prefill.
+func gapsWithin(res []RequestResult, w span) []time.Duration {
+	in, _ := splitGaps(res, func(from, to time.Time) bool { return !from.Before(w.from) && !to.After(w.to) })
+	return in
+}
+
+// splitGaps splits the chunk gaps of res by whether keep holds for the
+// gap's start and end.
+func splitGaps(res []RequestResult, keep func(from, to time.Time) bool) (in, out []time.Duration) {
 	for i := range res {
 		ts := res[i].chunkTimes()
 		for k := 1; k < len(ts); k++ {
-			if ts[k].After(w.from) && ts[k-1].Before(w.to) {
+			if keep(ts[k-1], ts[k]) {
 				in = append(in, ts[k].Sub(ts[k-1]))
 			} else {
 				out = append(out, ts[k].Sub(ts[k-1]))
@@ -249,21 +262,6 @@ func gapsIn(res []RequestResult, w span) (in, out []time.Duration) {
 		}
 	}
 	return in, out
-}
-
-// gapsWithin are the chunk gaps of res that lie wholly inside w: an idle
-// window's gaps, none of them begun in an earlier round's prefill.
-func gapsWithin(res []RequestResult, w span) []time.Duration {
-	var in []time.Duration
-	for i := range res {
-		ts := res[i].chunkTimes()
-		for k := 1; k < len(ts); k++ {
-			if !ts[k-1].Before(w.from) && !ts[k].After(w.to) {
-				in = append(in, ts[k].Sub(ts[k-1]))
-			}
-		}
-	}
-	return in
 }
 
 // ttftOf is r's time to first text chunk; ok false when it had none or failed.
