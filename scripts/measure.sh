@@ -31,6 +31,10 @@ serve() { # port, extra flags...
 serve 18091 --parallel 10 --ctx 25600
 $B bench scenario prefill --url http://127.0.0.1:18091 --long-tokens 2000 --logit-bias 2=-100 --rounds 3 \
 	--progress=false --json "$out/prefill.json" >"$out/prefill.txt" 2>&1
+# The same with streams that restart every 256 tokens: their depth, and so
+# their own step time, stays about the same from window to window.
+$B bench scenario prefill --url http://127.0.0.1:18091 --long-tokens 2000 --logit-bias 2=-100 --rounds 3 \
+	--stream-max-tokens 256 --progress=false --json "$out/prefill-256.json" >"$out/prefill-256.txt" 2>&1
 kill -9 "$pid"
 
 # Prefix reuse over a 5-turn chat (T7) and overload (T14).
