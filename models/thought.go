@@ -2,7 +2,8 @@ package models
 
 import (
 	"strings"
-	"unicode/utf8"
+
+	"github.com/asi1d/asi1d/tokenizer"
 )
 
 // ThoughtTags are the markers a reasoning model writes around its thinking,
@@ -143,7 +144,7 @@ func (p *ThoughtParser) run(out []Fragment, buf string, final bool) []Fragment {
 		at, which, hold := nextThoughtTag(buf, tags, final)
 		if at < 0 {
 			if !final {
-				hold -= incompleteUTF8Tail(buf[:hold])
+				hold -= tokenizer.IncompleteUTF8Tail(buf[:hold])
 			}
 			out = p.text(out, buf[:hold])
 			p.held = strings.Clone(buf[hold:])
@@ -234,19 +235,4 @@ func (p *ThoughtParser) text(out []Fragment, s string) []Fragment {
 	p.pendingWS = append(p.pendingWS[:0], s[len(core):]...)
 	p.blocks[p.curBlock].WriteString(t)
 	return append(out, Fragment{Thought: true, Text: t, Block: p.curBlock})
-}
-
-// incompleteUTF8Tail returns the length of an incomplete UTF-8 character at the
-// end of s (0 to 3 bytes): a lead byte with fewer continuation bytes than it
-// needs. Invalid bytes are not incomplete: waiting would not fix them.
-func incompleteUTF8Tail(s string) int {
-	for i := len(s) - 1; i >= 0 && i >= len(s)-(utf8.UTFMax-1); i-- {
-		if utf8.RuneStart(s[i]) {
-			if utf8.FullRuneInString(s[i:]) {
-				return 0
-			}
-			return len(s) - i
-		}
-	}
-	return 0
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/asi1d/asi1d/tokenizer"
 )
 
 // ToolFormat is how a model family writes tool calls in its output.
@@ -284,7 +286,7 @@ func (p *ToolCallParser) run(out []ToolChunk, final bool) []ToolChunk {
 		if marker == "" { // no call can start in content
 			n := len(p.held)
 			if !final {
-				n -= incompleteUTF8Tail(string(p.held[max(0, n-3):]))
+				n -= tokenizer.IncompleteUTF8Tail(string(p.held[max(0, n-3):]))
 			}
 			out = p.content(out, p.held[:n])
 			p.consume(n)
@@ -299,7 +301,7 @@ func (p *ToolCallParser) run(out []ToolChunk, final bool) []ToolChunk {
 		n := len(p.held)
 		if !final {
 			n = partialMarkerStart(p.held, marker)
-			n -= incompleteUTF8Tail(string(p.held[max(0, n-3):n]))
+			n -= tokenizer.IncompleteUTF8Tail(string(p.held[max(0, n-3):n]))
 		}
 		out = p.content(out, p.held[:n])
 		p.consume(n)

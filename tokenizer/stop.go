@@ -101,7 +101,7 @@ func (m *StopMatcher) holdFrom(buf string) int {
 			break
 		}
 	}
-	return h - incompleteTail(buf[:h])
+	return h - IncompleteUTF8Tail(buf[:h])
 }
 
 // isPrefix reports whether tail is a proper prefix of some stop string.
@@ -133,10 +133,12 @@ func (m *StopMatcher) Stopped() bool { return m.stopped }
 // rule in StopMatcher), or "" if none has. Not safe for concurrent use.
 func (m *StopMatcher) Matched() string { return m.matched }
 
-// incompleteTail returns the length of an incomplete UTF-8 character at the
-// end of s: a lead byte followed by fewer continuation bytes than it needs
-// (0 to 3). Invalid bytes are not incomplete: waiting would not fix them.
-func incompleteTail(s string) int {
+// IncompleteUTF8Tail returns the length of an incomplete UTF-8 character
+// at the end of s: a lead byte followed by fewer continuation bytes than it
+// needs (0 to 3). Invalid bytes are not incomplete: waiting would not fix
+// them. Streaming parsers (this matcher, models' reasoning and tool-call
+// parsers) hold such a tail back until the character is whole.
+func IncompleteUTF8Tail(s string) int {
 	for i := len(s) - 1; i >= 0 && i >= len(s)-(utf8.UTFMax-1); i-- {
 		if utf8.RuneStart(s[i]) {
 			if utf8.FullRuneInString(s[i:]) {
