@@ -61,8 +61,14 @@ type BatchEntry struct {
 	Logits bool
 }
 
-// Backend is one loaded model with one context. It is not safe for
-// concurrent use: exactly one goroutine (the scheduler loop) owns it.
+// Backend is one loaded model with one context. The methods that touch the
+// context (Decode, Logits, RemoveKV, CopySeq, ClearKV) are not safe for
+// concurrent use: exactly one goroutine (the scheduler loop) calls them.
+// The vocabulary methods (Info, Tokenize, Piece, IsEOG) are safe for
+// concurrent use, also with a running Decode: they read only the vocabulary
+// and tables fixed at open (llama_tokenize reads the llama_vocab only), so
+// HTTP handlers tokenize prompts while the loop decodes. Close must not race
+// Decode; racing Tokenize, it makes Tokenize return ErrClosed.
 //
 // KV limits of the llama.cpp binding: when Info().KVUnified is false each
 // sequence has its own NCtxSeq cells, and a partial KV copy between sequences
@@ -87,7 +93,9 @@ type Backend interface {
 	Logits(i int) []float32
 	// RemoveKV drops positions [p0, p1) of a sequence; p1 < 0 means to the end.
 	RemoveKV(seq SeqID, p0, p1 int32) error
-	// CopySeq replaces dst's KV with a copy of src's whole KV.
+	// CopySeq replaces dst's KV with a copy of src's whole KV. The scheduler
+	// does not call it yet: it is the primitive for sharing one prompt's KV
+	// among the choices of parallel sampling (n > 1).
 	CopySeq(src, dst SeqID) error
 	// ClearKV drops every sequence's KV.
 	ClearKV()

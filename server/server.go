@@ -52,7 +52,8 @@ const (
 )
 
 // Tokenizer is what the server needs of the backend besides the scheduler:
-// facts and tokenization. Implementations must be safe for concurrent use.
+// facts and tokenization. Implementations must be safe for concurrent use,
+// also with the scheduler's Decode: engine.Backend's vocabulary methods are.
 type Tokenizer interface {
 	Info() engine.Info
 	Tokenize(text string, addSpecial, parseSpecial bool) ([]engine.Token, error)

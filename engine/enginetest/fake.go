@@ -23,7 +23,8 @@ const (
 // Fake is a deterministic backend: the next token depends only on the
 // sequence's tokens so far (by default a hash of the last three tokens and
 // the length, mapped to a lowercase letter or a space), so results do not
-// depend on batching or cache reuse. Safe for the scheduler's use pattern;
+// depend on batching or cache reuse. Safe for the scheduler's use pattern
+// (the vocabulary methods concurrently with Decode, as engine.Backend asks);
 // the counters are safe to read concurrently.
 type Fake struct {
 	// Next picks the token that follows history. Nil: the default rule.
