@@ -46,13 +46,11 @@ func (s *Server) chat(c *gin.Context) {
 	t0 := time.Now()
 	m := s.model.Load()
 	if m == nil {
-		WriteError(c, &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeModelLoading,
-			Message: "The model is still loading", RetryAfter: 5})
+		WriteError(c, ErrorFor(errModelLoading))
 		return
 	}
 	if s.draining.Load() {
-		WriteError(c, &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
-			Message: "The server is shutting down", RetryAfter: 1})
+		WriteError(c, ErrorFor(errShuttingDown))
 		return
 	}
 	body, aerr := ReadBody(c)
@@ -123,7 +121,7 @@ func (s *Server) chat(c *gin.Context) {
 		if sr.Grammar != nil {
 			sr.Grammar.Close() // not handed over
 		}
-		WriteError(c, submitError(err))
+		WriteError(c, ErrorFor(err))
 		return
 	}
 	log := s.log.With("req_id", j.id, "stream", req.Stream)
@@ -159,26 +157,9 @@ func (s *Server) chat(c *gin.Context) {
 		"dur", time.Since(t0))
 }
 
-func submitError(err error) *APIError {
-	switch {
-	case errors.Is(err, scheduler.ErrQueueFull):
-		return &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
-			Message: "The server is overloaded: too many requests are waiting; retry later", RetryAfter: 1}
-	case errors.Is(err, scheduler.ErrDraining), errors.Is(err, scheduler.ErrClosed):
-		return &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
-			Message: "The server is shutting down", RetryAfter: 1}
-	}
-	return &APIError{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: CodeInvalidValue, Message: err.Error()}
-}
-
 // eventError maps a failed sequence to the error the client sees.
 func eventError(ev scheduler.Event) *APIError {
-	if errors.Is(ev.Err, scheduler.ErrShutdown) {
-		return &APIError{Status: http.StatusServiceUnavailable, Type: TypeServer, Code: CodeOverloaded,
-			Message: "The server is shutting down", RetryAfter: 1}
-	}
-	return &APIError{Status: http.StatusInternalServerError, Type: TypeServer, Code: CodeInternal,
-		Message: "Generation failed: " + fmt.Sprint(ev.Err)}
+	return ErrorFor(fmt.Errorf("generation failed: %w", ev.Err))
 }
 
 type builtPrompt struct {

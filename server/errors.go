@@ -1,8 +1,12 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/scheduler"
 )
 
 // Error types and codes of the contract (shared/ASI1-API.md section 9).
@@ -76,7 +80,94 @@ func (e *APIError) Body() any {
 	return errorBody{Error: d}
 }
 
+// codeClass is the status and type that go with a code.
+type codeClass struct {
+	status int
+	typ    string
+}
+
+// errorCodes is the contract's table of codes (section 9): every code has
+// one status and one type. Nothing else decides a status.
+var errorCodes = map[string]codeClass{
+	CodeInvalidJSON:        {http.StatusBadRequest, TypeInvalidRequest},
+	CodeInvalidContentType: {http.StatusBadRequest, TypeInvalidRequest},
+	CodeInvalidType:        {http.StatusBadRequest, TypeInvalidRequest},
+	CodeInvalidValue:       {http.StatusBadRequest, TypeInvalidRequest},
+	CodeMissingRequired:    {http.StatusBadRequest, TypeInvalidRequest},
+	CodeUnsupportedValue:   {http.StatusBadRequest, TypeInvalidRequest},
+	CodeContextLength:      {http.StatusBadRequest, TypeInvalidRequest},
+	CodeInvalidAPIKey:      {http.StatusUnauthorized, TypeAuthentication},
+	CodeModelNotFound:      {http.StatusNotFound, TypeInvalidRequest},
+	CodeUnknownURL:         {http.StatusNotFound, TypeInvalidRequest},
+	CodeMethodNotAllowed:   {http.StatusMethodNotAllowed, TypeInvalidRequest},
+	CodeRequestTooLarge:    {http.StatusRequestEntityTooLarge, TypeInvalidRequest},
+	CodeInternal:           {http.StatusInternalServerError, TypeServer},
+	CodeOverloaded:         {http.StatusServiceUnavailable, TypeServer},
+	CodeModelLoading:       {http.StatusServiceUnavailable, TypeServer},
+}
+
+// newError builds the APIError of a code: its status and type come from
+// errorCodes. An unknown code is a bug here and answers 500.
+func newError(code, param, format string, args ...any) *APIError {
+	cl, ok := errorCodes[code]
+	if !ok {
+		cl = errorCodes[CodeInternal]
+	}
+	return &APIError{Status: cl.status, Type: cl.typ, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
 // badRequest builds a 400 invalid_request_error.
 func badRequest(code, param, format string, args ...any) *APIError {
-	return &APIError{Status: http.StatusBadRequest, Type: TypeInvalidRequest, Code: code, Param: param, Message: fmt.Sprintf(format, args...)}
+	return newError(code, param, format, args...)
+}
+
+// Errors of the server's own state, answered through ErrorFor.
+var (
+	errModelLoading = errors.New("the model is still loading")
+	errShuttingDown = errors.New("the server is shutting down")
+	errInternal     = errors.New("internal error")
+)
+
+// ErrorFor maps an error to what the client sees: the one place that turns
+// a Go error into a status, type and code. An *APIError (validation) is
+// answered as it is; the scheduler's, the engine's and the server's own
+// sentinel errors get their contract code, with Retry-After on the 503s;
+// anything else is the server's fault: 500 internal_error with err's text.
+func ErrorFor(err error) *APIError {
+	var ae *APIError
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return newError(CodeInternal, "", "internal error")
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &mbe):
+		return newError(CodeRequestTooLarge, "", "Request body too large: the limit is %d bytes", mbe.Limit)
+	case errors.Is(err, errModelLoading):
+		return retry(newError(CodeModelLoading, "", "The model is still loading"), 5)
+	case errors.Is(err, errShuttingDown), errors.Is(err, scheduler.ErrDraining),
+		errors.Is(err, scheduler.ErrClosed), errors.Is(err, scheduler.ErrShutdown):
+		return retry(newError(CodeOverloaded, "", "The server is shutting down"), 1)
+	case errors.Is(err, scheduler.ErrQueueFull):
+		return retry(newError(CodeOverloaded, "", "The server is overloaded: too many requests are waiting; retry later"), 1)
+	case errors.Is(err, engine.ErrClosed):
+		return retry(newError(CodeOverloaded, "", "The model is being replaced; retry"), 1)
+	case errors.Is(err, errInternal):
+		return newError(CodeInternal, "", "The server had an internal error while processing the request")
+	}
+	return newError(CodeInternal, "", "%s", upperFirst(err.Error()))
+}
+
+func retry(e *APIError, seconds int) *APIError {
+	e.RetryAfter = seconds
+	return e
+}
+
+// upperFirst capitalizes an ASCII first letter: Go errors start lower-case,
+// the contract's messages are sentences.
+func upperFirst(s string) string {
+	if s != "" && s[0] >= 'a' && s[0] <= 'z' {
+		return string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
 }

@@ -37,7 +37,7 @@ const MaxSessionIDBytes = 256
 // only aborts: the caller must report the error in-stream.
 func WriteError(c *gin.Context, err *APIError) {
 	if err == nil {
-		err = &APIError{Status: http.StatusInternalServerError, Type: TypeServer, Code: CodeInternal, Message: "internal error"}
+		err = ErrorFor(nil)
 	}
 	if c.Writer.Written() {
 		c.Abort()
@@ -96,12 +96,7 @@ func Recovery(logger *slog.Logger) gin.HandlerFunc {
 				"path", c.Request.URL.Path,
 				"request_id", RequestIDFrom(c),
 				"stack", string(debug.Stack()))
-			WriteError(c, &APIError{
-				Status:  http.StatusInternalServerError,
-				Type:    TypeServer,
-				Code:    CodeInternal,
-				Message: "The server had an internal error while processing the request",
-			})
+			WriteError(c, ErrorFor(errInternal))
 		}()
 		c.Next()
 	}
@@ -136,12 +131,7 @@ func Auth(keys []string) gin.HandlerFunc {
 		}
 		if !ok {
 			c.Header("WWW-Authenticate", "Bearer")
-			WriteError(c, &APIError{
-				Status:  http.StatusUnauthorized,
-				Type:    TypeAuthentication,
-				Code:    CodeInvalidAPIKey,
-				Message: "Invalid or missing API key",
-			})
+			WriteError(c, newError(CodeInvalidAPIKey, "", "Invalid or missing API key"))
 			return
 		}
 		c.Next()
@@ -163,16 +153,6 @@ func bearerToken(h string) (string, bool) {
 	return token, true
 }
 
-// errTooLarge builds the 413 for a body limit of limit bytes.
-func errTooLarge(limit int64) *APIError {
-	return &APIError{
-		Status:  http.StatusRequestEntityTooLarge,
-		Type:    TypeInvalidRequest,
-		Code:    CodeRequestTooLarge,
-		Message: fmt.Sprintf("Request body too large: the limit is %d bytes", limit),
-	}
-}
-
 // BodyLimit refuses a declared Content-Length above limit with 413
 // request_too_large without reading the body, and otherwise wraps the body
 // in http.MaxBytesReader so that reading past limit (for example a chunked
@@ -182,7 +162,7 @@ func errTooLarge(limit int64) *APIError {
 func BodyLimit(limit int64) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if c.Request.ContentLength > limit {
-			WriteError(c, errTooLarge(limit))
+			WriteError(c, ErrorFor(&http.MaxBytesError{Limit: limit}))
 			return
 		}
 		if c.Request.Body != nil && c.Request.Body != http.NoBody {
@@ -226,7 +206,7 @@ func ReadBody(c *gin.Context) ([]byte, *APIError) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errTooLarge(mbe.Limit)
+			return nil, ErrorFor(err)
 		}
 		return nil, badRequest(CodeInvalidJSON, "", "could not read the request body: %v", err)
 	}
@@ -271,12 +251,7 @@ func RequireJSON() gin.HandlerFunc {
 // engine.NoRoute.
 func NoRoute() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		WriteError(c, &APIError{
-			Status:  http.StatusNotFound,
-			Type:    TypeInvalidRequest,
-			Code:    CodeUnknownURL,
-			Message: fmt.Sprintf("Unknown request URL: %s %s", c.Request.Method, shortPath(c)),
-		})
+		WriteError(c, newError(CodeUnknownURL, "", "Unknown request URL: %s %s", c.Request.Method, shortPath(c)))
 	}
 }
 
@@ -291,12 +266,7 @@ func NoMethod() gin.HandlerFunc {
 		if allow := c.Writer.Header().Get("Allow"); allow != "" {
 			msg += "; allowed: " + allow
 		}
-		WriteError(c, &APIError{
-			Status:  http.StatusMethodNotAllowed,
-			Type:    TypeInvalidRequest,
-			Code:    CodeMethodNotAllowed,
-			Message: msg,
-		})
+		WriteError(c, newError(CodeMethodNotAllowed, "", "%s", msg))
 	}
 }
 

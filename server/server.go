@@ -249,6 +249,5 @@ func (s *Server) knownModel(id string) bool {
 }
 
 func modelNotFound(id string) *APIError {
-	return &APIError{Status: http.StatusNotFound, Type: TypeInvalidRequest, Param: "model", Code: CodeModelNotFound,
-		Message: fmt.Sprintf("The model '%s' does not exist", id)}
+	return newError(CodeModelNotFound, "model", "The model '%s' does not exist", id)
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -146,10 +145,7 @@ func compileGrammar(gc engine.GrammarCompiler, schema []byte, root, param string
 	}
 	g, err := gc.NewGrammar(gbnf)
 	if err != nil {
-		if errors.Is(err, engine.ErrClosed) {
-			return nil, &APIError{Status: 503, Type: TypeServer, Code: CodeOverloaded, Message: "The model is being replaced; retry", RetryAfter: 1}
-		}
-		return nil, &APIError{Status: 500, Type: TypeServer, Code: CodeInternal, Message: "Could not build the grammar: " + err.Error()}
+		return nil, ErrorFor(fmt.Errorf("could not build the grammar: %w", err))
 	}
 	return g, nil
 }
