@@ -3,7 +3,7 @@
 #
 #   make run                 build and serve ../shared/models/stories260K.gguf
 #   make run MODEL=x.gguf    serve another model
-#   make test                the test suite (what CI runs)
+#   make test                the test suite (what CI runs; includes tidy-check)
 #   make bench               benchmarks
 #   make build CPU_TARGET=x86-64-v3   a portable build (release images)
 
@@ -15,7 +15,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) bash scripts/env.sh)";
 PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/...
 
-.PHONY: setup build test test-pure run bench fuzz clean
+.PHONY: setup build test test-pure tidy-check run bench fuzz clean
 
 setup:
 	@$(ENV) go mod download && echo "setup: ok"
@@ -24,8 +24,13 @@ build: setup
 	@$(ENV) go build -ldflags "-X main.version=$(VERSION)" -o bin/asi1d ./cmd/asi1d
 	@echo "built bin/asi1d"
 
+# go.mod and go.sum stay as `go mod tidy` leaves them: nothing unused is
+# required, nothing used is missing (go mod tidy -diff changes no file).
+tidy-check:
+	@go mod tidy -diff || { echo "tidy-check: run go mod tidy" >&2; exit 1; }
+
 # The pure-Go packages build and test without cgo; the rest needs the engine.
-test: setup
+test: setup tidy-check
 	@$(ENV) CGO_ENABLED=0 go vet $(PURE) && CGO_ENABLED=0 go test -count=1 $(PURE)
 	@$(ENV) go vet ./... && go test -race -count=1 ./...
 
