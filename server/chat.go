@@ -31,6 +31,8 @@ type chatJob struct {
 	req     *ChatRequest
 	tok     Tokenizer
 	out     outputPlan
+	// callID makes tool-call ids; nil: newCallID.
+	callID func() string
 }
 
 // toolParser returns the request's tool-call parser, nil when tool calls
@@ -39,7 +41,11 @@ func (j *chatJob) toolParser() *models.ToolCallParser {
 	if !j.out.tools {
 		return nil
 	}
-	return models.NewToolCallParser(j.out.format, j.out.names, j.out.parallel, newCallID)
+	newID := j.callID
+	if newID == nil {
+		newID = newCallID
+	}
+	return models.NewToolCallParser(j.out.format, j.out.names, j.out.parallel, newID)
 }
 
 func (s *Server) chat(c *gin.Context) {
@@ -255,58 +261,10 @@ func convert(fs []models.Fragment) []scheduler.Fragment {
 	return out
 }
 
-// answer accumulates a completion from events.
-type answer struct {
-	content  strings.Builder
-	thoughts []string
-	lp       []tokenLogprob
-}
-
-func (a *answer) add(ev scheduler.Event, tok Tokenizer, want bool) {
-	for _, f := range ev.Fragments {
-		if f.Thought {
-			for len(a.thoughts) <= f.Block {
-				a.thoughts = append(a.thoughts, "")
-			}
-			a.thoughts[f.Block] += f.Text
-		} else {
-			a.content.WriteString(f.Text)
-		}
-	}
-	if want {
-		a.lp = append(a.lp, wireLogprobs(ev.Logprobs)...)
-	}
-}
-
-func wireLogprobs(in []scheduler.TokenLogprob) []tokenLogprob {
-	out := make([]tokenLogprob, 0, len(in))
-	for _, t := range in {
-		e := tokenLogprob{Token: string(t.Text), Logprob: t.Logprob, Bytes: bytesOf(t.Text), TopLogprobs: []topLogprob{}}
-		for _, a := range t.Top {
-			e.TopLogprobs = append(e.TopLogprobs, topLogprob{Token: string(a.Text), Logprob: a.Logprob, Bytes: bytesOf(a.Text)})
-		}
-		out = append(out, e)
-	}
-	return out
-}
-
-func bytesOf(b []byte) []int {
-	out := make([]int, len(b))
-	for i, c := range b {
-		out[i] = int(c)
-	}
-	return out
-}
-
-func wireUsage(u scheduler.Usage) usage {
-	return usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
-		TotalTokens: u.PromptTokens + u.CompletionTokens, PromptTokensDetails: &promptDetails{CachedTokens: u.CachedTokens}}
-}
-
 // complete answers a non-streaming request once generation ends.
 func (s *Server) complete(c *gin.Context, j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
 	ctx := c.Request.Context()
-	var a answer
+	a := newAnswer(j)
 	for {
 		ev, err := st.Next(ctx)
 		if err != nil {
@@ -315,65 +273,21 @@ func (s *Server) complete(c *gin.Context, j *chatJob, st *scheduler.Stream, log 
 			}
 			return scheduler.Event{Finish: scheduler.FinishCancelled}
 		}
-		a.add(ev, j.tok, j.req.Logprobs)
+		a.add(ev)
 		if !ev.Done {
 			continue
 		}
-		if ev.Finish == scheduler.FinishError || ev.Finish == scheduler.FinishCancelled {
-			if ev.Finish == scheduler.FinishError {
-				log.Warn("generation failed", "err", ev.Err)
-				WriteError(c, eventError(ev))
-			} else {
-				c.Set(ctxAbandoned, true) // only the client's context cancels
-			}
-			return ev
+		switch ev.Finish {
+		case scheduler.FinishError:
+			log.Warn("generation failed", "err", ev.Err)
+			WriteError(c, eventError(ev))
+		case scheduler.FinishCancelled:
+			c.Set(ctxAbandoned, true) // only the client's context cancels
+		default:
+			c.JSON(http.StatusOK, a.completion(ev))
 		}
-		content := a.content.String()
-		thoughts := thoughtList(a.thoughts)
-		msg := message{Role: "assistant", Content: &content, ReasoningContent: strings.Join(thoughts, "\n\n")}
-		finish := string(ev.Finish)
-		thought, toolThought := thoughts, []string{}
-		if tp := j.toolParser(); tp != nil {
-			var text strings.Builder
-			for _, ch := range append(tp.Push(content), tp.Flush()...) {
-				text.WriteString(ch.Content)
-			}
-			if calls := tp.Calls(); len(calls) > 0 {
-				msg.ToolCalls = wireToolCalls(calls)
-				msg.Content = nil
-				if t := text.String(); strings.TrimSpace(t) != "" {
-					msg.Content = &t
-				}
-				if ev.Finish == scheduler.FinishStop {
-					finish = finishToolCalls
-				}
-				// Reasoning that led to tool calls is tool_thought (docs/API.md).
-				thought, toolThought = []string{}, thoughts
-			}
-		}
-		resp := completion{
-			ID: j.id, Object: "chat.completion", Created: j.created, Model: j.model, SystemFingerprint: j.fp,
-			ExecutableData: []any{}, Thought: thought, ToolThought: toolThought,
-			Choices: []choice{{Message: msg, FinishReason: finish}},
-			Usage:   wireUsage(ev.Usage),
-		}
-		if j.req.Logprobs {
-			resp.Choices[0].Logprobs = &logprobs{Content: a.lp}
-		}
-		c.JSON(http.StatusOK, resp)
 		return ev
 	}
-}
-
-// thoughtList drops empty blocks (the parser already trims them).
-func thoughtList(ts []string) []string {
-	out := []string{}
-	for _, t := range ts {
-		if t = strings.TrimSpace(t); t != "" {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // sseWriter writes server-sent events with a deadline per write.
@@ -426,6 +340,18 @@ func (w *sseWriter) appendTextChunk(b []byte, text string, thought bool) ([]byte
 	return append(b, w.tail...), nil
 }
 
+// part writes one part of a stream.
+func (w *sseWriter) part(p *part) {
+	switch p.kind {
+	case partText, partThought:
+		w.textChunk(p.text, p.kind == partThought)
+	case partChunk:
+		w.event(p.ch)
+	case partError:
+		w.event(p.err.Body())
+	}
+}
+
 func (w *sseWriter) event(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -468,64 +394,9 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		c.Writer.WriteHeaderNow()
 		w.w.Flush()
 	}
-	var usageNull json.RawMessage
-	if j.req.IncludeUsage {
-		usageNull = rawNull
-	}
-	base := func() chunk {
-		return chunk{ID: j.id, Object: "chat.completion.chunk", Created: j.created, Model: j.model, SystemFingerprint: j.fp, Usage: usageNull}
-	}
-	w.frame(base())
-	one := func(d delta, lp *logprobs, finish *string) []chunkChoice {
-		return []chunkChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}
-	}
-	roleSent := false
-	sendRole := func() {
-		if roleSent {
-			return
-		}
-		roleSent = true
-		commit()
-		ch := base()
-		ch.ExecutableData, ch.ConversationID, ch.ToolThought = rawEmptyArray, rawNull, rawEmptyArray
-		empty := ""
-		ch.Choices = one(delta{Role: "assistant", Content: &empty}, nil, nil)
-		w.event(ch)
-	}
-	var thoughts []string // reasoning blocks so far (tool_thought; their count marks new blocks)
-	tp := j.toolParser()
-	ncalls := 0
-	// sendTools writes the parser's output: content chunks and tool-call
-	// deltas. The first call's chunk carries the reasoning so far as
-	// tool_thought.
-	sendTools := func(chs []models.ToolChunk, lp **logprobs) {
-		for _, tc := range chs {
-			if tc.Call == nil && *lp == nil {
-				w.textChunk(tc.Content, false)
-				continue
-			}
-			ch := base()
-			if tc.Call == nil {
-				text := tc.Content
-				ch.Choices = one(delta{Content: &text}, *lp, nil)
-				*lp = nil
-				w.event(ch)
-				continue
-			}
-			if ncalls == 0 {
-				b, _ := json.Marshal(thoughtList(thoughts))
-				ch.ToolThought = b
-			}
-			if tc.Call.ID != "" {
-				ncalls++
-			}
-			ch.Choices = one(delta{ToolCalls: []deltaToolCall{wireDeltaCall(tc.Call)}}, nil, nil)
-			w.event(ch)
-		}
-	}
-	// Logprobs of tokens whose text is held back (a possible stop string)
-	// wait for the chunk that carries their text, or the finish chunk.
-	var lps []tokenLogprob
+	a := newAnswer(j)
+	w.frame(a.base())
+	var parts []part
 	keep := time.NewTicker(s.opts.KeepAlive)
 	defer keep.Stop()
 	for {
@@ -550,10 +421,10 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			}
 			continue
 		}
-		if ev.Done && ev.Finish == scheduler.FinishError && !roleSent {
-			// Nothing was sent yet: a plain JSON error.
+		if ev.Done && ev.Finish == scheduler.FinishError {
 			log.Warn("generation failed", "err", ev.Err)
 			if !committed {
+				// Nothing was sent yet: a plain JSON error.
 				WriteError(c, eventError(ev))
 				return ev
 			}
@@ -562,70 +433,12 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			c.Set(ctxAbandoned, true) // only the client's context cancels
 			return ev
 		}
-		sendRole()
-		if j.req.Logprobs {
-			lps = append(lps, wireLogprobs(ev.Logprobs)...)
-		}
-		for _, f := range ev.Fragments {
-			text := f.Text
-			if f.Thought {
-				if f.Block >= len(thoughts) && f.Block > 0 {
-					text = "\n\n" + text // a new block: joined as in reasoning_content
-				}
-				for len(thoughts) <= f.Block {
-					thoughts = append(thoughts, "")
-				}
-				thoughts[f.Block] += f.Text
-				w.textChunk(text, true)
-				continue
-			}
-			var lp *logprobs
-			if len(lps) > 0 {
-				lp, lps = &logprobs{Content: lps}, nil
-			}
-			if tp != nil {
-				sendTools(tp.Push(text), &lp)
-				if lp != nil { // text held by the parser: keep its logprobs for later
-					lps = append(lp.Content, lps...)
-				}
-				continue
-			}
-			if lp == nil {
-				w.textChunk(text, false)
-				continue
-			}
-			ch := base()
-			ch.Choices = one(delta{Content: &text}, lp, nil)
-			w.event(ch)
+		commit()
+		parts = a.chunks(ev, parts[:0])
+		for i := range parts {
+			w.part(&parts[i])
 		}
 		if ev.Done {
-			if ev.Finish == scheduler.FinishError {
-				log.Warn("generation failed mid-stream", "err", ev.Err)
-				w.event(eventError(ev).Body())
-			} else {
-				var lp *logprobs
-				if len(lps) > 0 {
-					lp = &logprobs{Content: lps}
-				}
-				if tp != nil {
-					sendTools(tp.Flush(), &lp)
-				}
-				ch := base()
-				fin := string(ev.Finish)
-				if ncalls > 0 && ev.Finish == scheduler.FinishStop {
-					fin = finishToolCalls
-				}
-				ch.Choices = one(delta{}, lp, &fin)
-				w.event(ch)
-				if j.req.IncludeUsage {
-					u := wireUsage(ev.Usage)
-					ub, _ := json.Marshal(u)
-					ch := base()
-					ch.Choices = []chunkChoice{}
-					ch.Usage = ub
-					w.event(ch)
-				}
-			}
 			w.write([]byte("data: [DONE]\n\n"))
 			return ev
 		}

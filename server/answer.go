@@ -1,0 +1,280 @@
+package server
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/models"
+)
+
+// This file turns one request's scheduler events into its answer: the
+// completion of a plain request, or the chunks of a stream. It owns the
+// rules of the answer's shape (contract sections 5 to 7, docs/API.md):
+// reasoning blocks (thought, reasoning_content, joined with a blank line),
+// tool-call parsing, logprobs held back with text the tool-call parser
+// holds, finish_reason "tool_calls" when a stopped answer made calls, and
+// tool_thought (the reasoning that led to calls). It does no I/O: complete
+// and stream in chat.go write what it returns.
+
+// answer builds one request's answer from its events. For a completion,
+// add every event and call completion on the final one; for a stream, call
+// chunks for every event.
+type answer struct {
+	j        *chatJob
+	tp       *models.ToolCallParser // nil: tool calls are not parsed
+	thoughts []string               // reasoning blocks so far, by Block
+	content  strings.Builder        // content so far (completion only)
+	lps      []tokenLogprob         // logprobs collected (completion) or held (stream)
+
+	// Stream state.
+	roleSent bool
+	ncalls   int // tool calls started
+}
+
+func newAnswer(j *chatJob) *answer {
+	return &answer{j: j, tp: j.toolParser()}
+}
+
+// partKind says how a part of a stream is written.
+type partKind uint8
+
+const (
+	// partText and partThought are the chunk of nearly every token:
+	// content or reasoning text and nothing else, written by
+	// sseWriter.textChunk without reflection.
+	partText partKind = iota
+	partThought
+	// partChunk is any other chunk.
+	partChunk
+	// partError is an error event in the stream (after a failure mid-stream).
+	partError
+)
+
+// part is one server-sent event of a stream.
+type part struct {
+	kind partKind
+	text string    // partText, partThought
+	ch   chunk     // partChunk
+	err  *APIError // partError
+}
+
+// base is the chunk without choices that every chunk of the stream starts
+// from.
+func (a *answer) base() chunk {
+	ch := chunk{ID: a.j.id, Object: "chat.completion.chunk", Created: a.j.created, Model: a.j.model, SystemFingerprint: a.j.fp}
+	if a.j.req.IncludeUsage {
+		ch.Usage = rawNull
+	}
+	return ch
+}
+
+func (a *answer) chunk(d delta, lp *logprobs, finish *string) part {
+	ch := a.base()
+	ch.Choices = []chunkChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}
+	return part{kind: partChunk, ch: ch}
+}
+
+// addThought appends reasoning text to its block and returns the text as
+// the stream shows it: a new block after the first starts with a blank
+// line, as reasoning_content joins them.
+func (a *answer) addThought(f scheduler.Fragment) string {
+	text := f.Text
+	if f.Block >= len(a.thoughts) && f.Block > 0 {
+		text = "\n\n" + text
+	}
+	for len(a.thoughts) <= f.Block {
+		a.thoughts = append(a.thoughts, "")
+	}
+	a.thoughts[f.Block] += f.Text
+	return text
+}
+
+// add collects an event of a plain (non-streamed) request.
+func (a *answer) add(ev scheduler.Event) {
+	for _, f := range ev.Fragments {
+		if f.Thought {
+			a.addThought(f)
+		} else {
+			a.content.WriteString(f.Text)
+		}
+	}
+	if a.j.req.Logprobs {
+		a.lps = append(a.lps, wireLogprobs(ev.Logprobs)...)
+	}
+}
+
+// completion is the answer of a plain request whose final event ev ended
+// with stop or length.
+func (a *answer) completion(ev scheduler.Event) completion {
+	content := a.content.String()
+	thoughts := thoughtList(a.thoughts)
+	msg := message{Role: "assistant", Content: &content, ReasoningContent: strings.Join(thoughts, "\n\n")}
+	finish := string(ev.Finish)
+	thought, toolThought := thoughts, []string{}
+	if a.tp != nil {
+		var text strings.Builder
+		for _, ch := range append(a.tp.Push(content), a.tp.Flush()...) {
+			text.WriteString(ch.Content)
+		}
+		if calls := a.tp.Calls(); len(calls) > 0 {
+			msg.ToolCalls = wireToolCalls(calls)
+			msg.Content = nil
+			if t := text.String(); strings.TrimSpace(t) != "" {
+				msg.Content = &t
+			}
+			finish = a.finishReason(ev.Finish, true)
+			// Reasoning that led to tool calls is tool_thought (docs/API.md).
+			thought, toolThought = []string{}, thoughts
+		}
+	}
+	resp := completion{
+		ID: a.j.id, Object: "chat.completion", Created: a.j.created, Model: a.j.model, SystemFingerprint: a.j.fp,
+		ExecutableData: []any{}, Thought: thought, ToolThought: toolThought,
+		Choices: []choice{{Message: msg, FinishReason: finish}},
+		Usage:   wireUsage(ev.Usage),
+	}
+	if a.j.req.Logprobs {
+		resp.Choices[0].Logprobs = &logprobs{Content: a.lps}
+	}
+	return resp
+}
+
+// finishReason is "tool_calls" for an answer that stopped after making
+// calls, else the scheduler's reason.
+func (a *answer) finishReason(f scheduler.FinishReason, calls bool) string {
+	if calls && f == scheduler.FinishStop {
+		return finishToolCalls
+	}
+	return string(f)
+}
+
+// chunks appends to out the parts of a stream that event ev makes: the
+// role chunk first of all, then reasoning, content and tool-call deltas,
+// and after the final event the finish chunk and the usage chunk (or an
+// error event when generation failed). The writer adds "[DONE]". ev must
+// not be a cancellation.
+func (a *answer) chunks(ev scheduler.Event, out []part) []part {
+	if !a.roleSent {
+		a.roleSent = true
+		ch := a.base()
+		ch.ExecutableData, ch.ConversationID, ch.ToolThought = rawEmptyArray, rawNull, rawEmptyArray
+		empty := ""
+		ch.Choices = []chunkChoice{{Delta: delta{Role: "assistant", Content: &empty}}}
+		out = append(out, part{kind: partChunk, ch: ch})
+	}
+	if a.j.req.Logprobs {
+		a.lps = append(a.lps, wireLogprobs(ev.Logprobs)...)
+	}
+	for _, f := range ev.Fragments {
+		if f.Thought {
+			out = append(out, part{kind: partThought, text: a.addThought(f)})
+			continue
+		}
+		// Logprobs of tokens whose text was held back (a possible stop
+		// string) go with the chunk that carries their text.
+		var lp *logprobs
+		if len(a.lps) > 0 {
+			lp, a.lps = &logprobs{Content: a.lps}, nil
+		}
+		if a.tp != nil {
+			out = a.toolParts(a.tp.Push(f.Text), &lp, out)
+			if lp != nil { // text held by the parser: keep its logprobs for later
+				a.lps = append(lp.Content, a.lps...)
+			}
+			continue
+		}
+		if lp == nil {
+			out = append(out, part{kind: partText, text: f.Text})
+			continue
+		}
+		text := f.Text
+		out = append(out, a.chunk(delta{Content: &text}, lp, nil))
+	}
+	if !ev.Done {
+		return out
+	}
+	if ev.Finish == scheduler.FinishError {
+		return append(out, part{kind: partError, err: eventError(ev)})
+	}
+	var lp *logprobs
+	if len(a.lps) > 0 {
+		lp, a.lps = &logprobs{Content: a.lps}, nil
+	}
+	if a.tp != nil {
+		out = a.toolParts(a.tp.Flush(), &lp, out)
+	}
+	fin := a.finishReason(ev.Finish, a.ncalls > 0)
+	out = append(out, a.chunk(delta{}, lp, &fin))
+	if a.j.req.IncludeUsage {
+		ub, _ := json.Marshal(wireUsage(ev.Usage))
+		ch := a.base()
+		ch.Choices = []chunkChoice{}
+		ch.Usage = ub
+		out = append(out, part{kind: partChunk, ch: ch})
+	}
+	return out
+}
+
+// toolParts turns the tool-call parser's output into parts: content, and
+// tool-call deltas. *lp goes with the first content. The first call's
+// chunk carries the reasoning so far as tool_thought.
+func (a *answer) toolParts(chs []models.ToolChunk, lp **logprobs, out []part) []part {
+	for _, tc := range chs {
+		if tc.Call == nil && *lp == nil {
+			out = append(out, part{kind: partText, text: tc.Content})
+			continue
+		}
+		if tc.Call == nil {
+			text := tc.Content
+			out = append(out, a.chunk(delta{Content: &text}, *lp, nil))
+			*lp = nil
+			continue
+		}
+		p := a.chunk(delta{ToolCalls: []deltaToolCall{wireDeltaCall(tc.Call)}}, nil, nil)
+		if a.ncalls == 0 {
+			p.ch.ToolThought, _ = json.Marshal(thoughtList(a.thoughts))
+		}
+		if tc.Call.ID != "" {
+			a.ncalls++
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// thoughtList drops empty blocks (the parser already trims them).
+func thoughtList(ts []string) []string {
+	out := []string{}
+	for _, t := range ts {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func wireLogprobs(in []scheduler.TokenLogprob) []tokenLogprob {
+	out := make([]tokenLogprob, 0, len(in))
+	for _, t := range in {
+		e := tokenLogprob{Token: string(t.Text), Logprob: t.Logprob, Bytes: bytesOf(t.Text), TopLogprobs: []topLogprob{}}
+		for _, a := range t.Top {
+			e.TopLogprobs = append(e.TopLogprobs, topLogprob{Token: string(a.Text), Logprob: a.Logprob, Bytes: bytesOf(a.Text)})
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func bytesOf(b []byte) []int {
+	out := make([]int, len(b))
+	for i, c := range b {
+		out[i] = int(c)
+	}
+	return out
+}
+
+func wireUsage(u scheduler.Usage) usage {
+	return usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		TotalTokens: u.PromptTokens + u.CompletionTokens, PromptTokensDetails: &promptDetails{CachedTokens: u.CachedTokens}}
+}
