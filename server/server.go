@@ -153,24 +153,44 @@ func New(o Options) *Server {
 	s.metrics = newMetrics(o.Registry, s)
 	o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	s.router = newRouter(o, NewCompletionID, routes{
+		health: s.health, ready: s.ready, metrics: gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})),
+		observe: s.metrics.observe, chat: s.chat, listModels: s.listModels, getModel: s.getModel,
+	})
+	return s
+}
+
+// routes are the handlers newRouter serves.
+type routes struct {
+	health, ready, metrics     gin.HandlerFunc
+	observe                    gin.HandlerFunc // request metrics of /v1
+	chat, listModels, getModel gin.HandlerFunc
+}
+
+// newRouter is the one place that orders routes and middleware: a request
+// id and panic recovery for everything; unknown paths and methods answered
+// in the contract's shape; the probes and /metrics without auth; /v1 with
+// metrics, auth (before the body is read) and x-session-id; chat
+// completions with the JSON content type checked before the body limit.
+// newID makes request ids. The tests of the middleware serve this router.
+func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
-	r.Use(RequestID(NewCompletionID), Recovery(s.log))
+	r.Use(RequestID(newID), Recovery(o.Logger))
 	r.NoRoute(NoRoute())
 	r.NoMethod(NoMethod())
 
-	r.GET("/health", s.health)
-	r.GET("/ready", s.ready)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	r.GET("/health", rt.health)
+	r.GET("/ready", rt.ready)
+	r.GET("/metrics", rt.metrics)
 
-	v1 := r.Group("/v1", s.metrics.observe, Auth(o.APIKeys), SessionID())
-	v1.POST("/chat/completions", RequireJSON(), BodyLimit(o.BodyLimit), s.chat)
-	v1.GET("/models", s.listModels)
-	v1.GET("/models/:id", s.getModel)
-	s.router = r
-	return s
+	v1 := r.Group("/v1", rt.observe, Auth(o.APIKeys), SessionID())
+	v1.POST("/chat/completions", RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)
+	v1.GET("/models", rt.listModels)
+	v1.GET("/models/:id", rt.getModel)
+	return r
 }
 
 // Handler returns the HTTP handler.
