@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,8 +13,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
 
@@ -44,16 +45,16 @@ func BenchmarkServerPerToken(b *testing.B) {
 			// every token leaves in its own SSE chunk instead of being
 			// coalesced with the next.
 			fake.StepDelay = 500 * time.Microsecond
-			srv := server.New(server.Options{Registry: prometheus.NewRegistry(), Logger: ctQuiet})
-			sched := scheduler.New(fake, scheduler.Options{OnStep: srv.OnStep, Logger: ctQuiet})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go sched.Run(ctx)
-			m, err := server.NewModel(fake, sched, "bench")
-			if err != nil {
+			stk := stack.New(stack.Options{
+				Server:    server.Options{Registry: prometheus.NewRegistry(), Logger: ctQuiet, Version: "bench"},
+				Scheduler: scheduler.Options{Logger: ctQuiet},
+				Open:      func() (engine.Backend, error) { return fake, nil },
+			})
+			if err := stk.Load(); err != nil {
 				b.Fatal(err)
 			}
-			srv.SetModel(m)
+			defer stk.Unload()
+			srv := stk.Server
 			hs := httptest.NewServer(srv.Handler())
 			defer hs.Close()
 			body, _ := json.Marshal(map[string]any{

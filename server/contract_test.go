@@ -34,6 +34,7 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
 
@@ -57,6 +58,7 @@ type ctConfig struct {
 type ctEnv struct {
 	t     *testing.T
 	srv   *server.Server
+	stk   *stack.Stack
 	fake  *enginetest.Fake
 	sched *scheduler.Scheduler
 	reg   *prometheus.Registry
@@ -99,29 +101,27 @@ func ctStart(t *testing.T, cfg ctConfig) *ctEnv {
 	if o.Logger == nil {
 		o.Logger = ctQuiet
 	}
-	srv := server.New(o)
-	sched := scheduler.New(fake, scheduler.Options{MaxQueue: cfg.maxQueue, OnStep: srv.OnStep, Logger: ctQuiet})
-	ctx, cancel := context.WithCancel(context.Background())
-	go sched.Run(ctx)
+	so := stack.Options{
+		Server:    o,
+		Scheduler: scheduler.Options{MaxQueue: cfg.maxQueue, Logger: ctQuiet},
+		Open:      func() (engine.Backend, error) { return fake, nil },
+	}
+	if cfg.think {
+		so.Tokenizer = func(engine.Backend) server.Tokenizer { return ctThinkTok{fake} }
+	}
+	stk := stack.New(so)
 	if !cfg.noModel {
-		var tok server.Tokenizer = fake
-		if cfg.think {
-			tok = ctThinkTok{fake}
-		}
-		m, err := server.NewModel(tok, sched, "test")
-		if err != nil {
+		if err := stk.Load(); err != nil {
 			t.Fatal(err)
 		}
-		srv.SetModel(m)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(stk.Server.Handler())
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
-		cancel()
-		<-sched.Done()
+		stk.Unload()
 		hs.Close()
 	})
-	return &ctEnv{t: t, srv: srv, fake: fake, sched: sched, reg: reg, url: hs.URL}
+	return &ctEnv{t: t, srv: stk.Server, stk: stk, fake: fake, sched: stk.Sched, reg: reg, url: hs.URL}
 }
 
 type ctResp struct {
@@ -931,11 +931,9 @@ func TestContract8HealthReady(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Error("model_loading without Retry-After")
 	}
-	m, err := server.NewModel(e.fake, e.sched, "test")
-	if err != nil {
+	if err := e.stk.Load(); err != nil {
 		t.Fatal(err)
 	}
-	e.srv.SetModel(m)
 	for _, p := range []string{"/health", "/ready"} {
 		if s, b := status(p); s != 200 || b != "ok" {
 			t.Errorf("%s after SetModel: %d %q", p, s, b)

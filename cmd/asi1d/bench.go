@@ -15,10 +15,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/internal/loadgen"
 	"github.com/asi1d/asi1d/internal/rawloop"
+	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
 
@@ -354,14 +356,30 @@ func ratio(a, b float64) float64 {
 // loop alternating with the server on the same backend.
 func compareOne(ctx context.Context, c compareConfig, n int, log *slog.Logger, stderr io.Writer) (compareRow, error) {
 	row := compareRow{Concurrency: n}
-	be, err := llamacpp.Open(c.Model, llamacpp.Options{
-		CtxSize: c.CtxPerSeq * n, Parallel: n, Batch: c.Batch, Threads: c.Threads, GPULayers: c.GPULayers,
-		KVUnified: c.KVUnified, FlashAttention: c.Flash, ThreadPoll: c.ThreadPoll, Logger: log,
+	var steps []time.Duration // pure decode steps of the last server run
+	stk := stack.New(stack.Options{
+		Server: server.Options{Logger: log, Version: version},
+		Scheduler: scheduler.Options{StepTokens: c.StepTokens, MaxQueue: max(64, 2*n), Logger: log,
+			OnStep: func(d time.Duration, tokens int) {
+				if tokens == n {
+					steps = append(steps, d) // the loop goroutine only; read after Unload
+				}
+			}},
+		Open: func() (engine.Backend, error) {
+			return llamacpp.Open(c.Model, llamacpp.Options{
+				CtxSize: c.CtxPerSeq * n, Parallel: n, Batch: c.Batch, Threads: c.Threads, GPULayers: c.GPULayers,
+				KVUnified: c.KVUnified, FlashAttention: c.Flash, ThreadPoll: c.ThreadPoll, Logger: log,
+			})
+		},
 	})
-	if err != nil {
+	// The first Load opens the backend; the raw loop shares it between
+	// server runs (Unload keeps it open).
+	if err := stk.Load(); err != nil {
 		return row, err
 	}
-	defer be.Close()
+	stk.Unload()
+	defer stk.Close()
+	be := stk.Backend
 	info := be.Info()
 	if c.PromptTokens+c.MaxTokens > info.NCtxSeq {
 		return row, fmt.Errorf("prompt %d + max-tokens %d exceed the %d cells of a sequence (raise --ctx)", c.PromptTokens, c.MaxTokens, info.NCtxSeq)
@@ -374,12 +392,11 @@ func compareOne(ctx context.Context, c compareConfig, n int, log *slog.Logger, s
 		}
 	}
 
-	srv := server.New(server.Options{Logger: log, Version: version})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return row, err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: stk.Server.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
 	defer hs.Close()
 	url := "http://" + ln.Addr().String()
@@ -390,30 +407,16 @@ func compareOne(ctx context.Context, c compareConfig, n int, log *slog.Logger, s
 	// serverRun starts a scheduler on the backend, runs the load and stops
 	// the scheduler again, so that the raw loop can have the backend.
 	words := 0
-	var steps []time.Duration // pure decode steps of the last server run
 	serverRun := func(requests, warmup int) (*loadgen.Report, error) {
 		be.ClearKV()
 		steps = steps[:0]
-		onStep := func(d time.Duration, tokens int) {
-			srv.OnStep(d, tokens)
-			if tokens == n {
-				steps = append(steps, d) // the loop goroutine only; read after Done
-			}
-		}
-		sched := scheduler.New(be, scheduler.Options{StepTokens: c.StepTokens, MaxQueue: max(64, 2*n), OnStep: onStep, Logger: log})
-		loopCtx, stop := context.WithCancel(context.Background())
-		go sched.Run(loopCtx)
-		defer func() {
-			stop()
-			<-sched.Done()
-			srv.SetModel(nil)
-			be.ClearKV()
-		}()
-		m, err := server.NewModel(be, sched, version)
-		if err != nil {
+		if err := stk.Load(); err != nil {
 			return nil, err
 		}
-		srv.SetModel(m)
+		defer func() {
+			stk.Unload()
+			be.ClearKV()
+		}()
 		return loadgen.Run(ctx, loadgen.Config{
 			URL: url, Concurrency: n, Requests: requests, PromptTokens: c.PromptTokens, MaxTokens: c.MaxTokens,
 			PromptWords: words, Calibrate: words == 0, LogitBias: bias, Warmup: warmup, Client: client,

@@ -23,8 +23,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
 
@@ -116,10 +118,21 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if readyQueue == 0 {
 		readyQueue = cfg.MaxQueue
 	}
-	srv := server.New(server.Options{
-		ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
-		ReadyQueue: readyQueue, Version: version, Logger: log,
+	maxQueue := cfg.MaxQueue
+	stk := stack.New(stack.Options{
+		Server: server.Options{
+			ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
+			ReadyQueue: readyQueue, Version: version, Logger: log,
+		},
+		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log},
+		Open: func() (engine.Backend, error) {
+			return llamacpp.Open(cfg.Model, llamacpp.Options{
+				CtxSize: cfg.Ctx, Parallel: cfg.Parallel, Batch: cfg.Batch, Threads: cfg.Threads,
+				GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, ThreadPoll: cfg.ThreadPoll, SkipMemCheck: cfg.NoMemCheck, Logger: log,
+			})
+		},
 	})
+	srv := stk.Server
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -133,54 +146,36 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 
 	// Load while /health answers 503 loading.
-	be, err := llamacpp.Open(cfg.Model, llamacpp.Options{
-		CtxSize: cfg.Ctx, Parallel: cfg.Parallel, Batch: cfg.Batch, Threads: cfg.Threads,
-		GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, ThreadPoll: cfg.ThreadPoll, SkipMemCheck: cfg.NoMemCheck, Logger: log,
-	})
-	if err != nil {
+	if err := stk.Load(); err != nil {
+		_ = stk.Close()
 		closeHTTP()
 		return err
 	}
-	defer be.Close()
-	maxQueue := cfg.MaxQueue
-	sched := scheduler.New(be, scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, OnStep: srv.OnStep, Logger: log})
-	loopCtx, stopLoop := context.WithCancel(context.Background())
-	defer stopLoop()
-	go sched.Run(loopCtx)
-	m, err := server.NewModel(be, sched, version)
-	if err != nil {
-		stopLoop()
-		<-sched.Done()
-		closeHTTP()
-		return err
-	}
-	srv.SetModel(m)
-	info := be.Info()
+	defer stk.Close()
+	m := stk.Model
+	info := stk.Backend.Info()
 	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.ModelName, "ctx_per_request", info.NCtxSeq,
 		"parallel", info.Parallel, "step_tokens", cfg.StepTokens, "max_queue", maxQueue, "auth", len(cfg.APIKeys) > 0,
 		"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
 
 	select {
 	case err := <-httpDone:
-		stopLoop()
-		<-sched.Done()
+		stk.Unload()
 		return fmt.Errorf("http server: %w", err)
 	case <-ctx.Done():
 	}
 
 	// Drain: refuse new work, let running sequences finish, then stop.
 	log.Info("shutting down: draining", "timeout", cfg.DrainTimeout)
-	srv.SetDraining()
-	sched.Drain(cfg.DrainTimeout)
+	stk.Drain(cfg.DrainTimeout)
 	second := make(chan os.Signal, 1)
 	signal.Notify(second, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(second)
 	select {
-	case <-sched.Done():
+	case <-stk.Done():
 	case <-second:
 		log.Warn("second signal: exiting now")
-		stopLoop()
-		<-sched.Done()
+		stk.Unload()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

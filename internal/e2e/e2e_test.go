@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +14,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/internal/testmodel"
 	"github.com/asi1d/asi1d/server"
 )
@@ -47,34 +48,26 @@ func startOnCtx(t *testing.T, path string, parallel, stepTokens, ctxPerSeq int) 
 	return startWith(t, path, parallel, ctxPerSeq, scheduler.Options{StepTokens: stepTokens})
 }
 
-// startWith is startOnCtx with any scheduler options (OnStep is the server's).
+// startWith is startOnCtx with any scheduler options (stack chains OnStep after the server's).
 func startWith(t *testing.T, path string, parallel, ctxPerSeq int, so scheduler.Options) (*env, *llamacpp.Backend) {
 	t.Helper()
-	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: ctxPerSeq * parallel, Parallel: parallel, Threads: 1})
-	if err != nil {
+	stk := stack.New(stack.Options{
+		Server:    server.Options{Version: "test"},
+		Scheduler: so,
+		Open: func() (engine.Backend, error) {
+			return llamacpp.Open(path, llamacpp.Options{CtxSize: ctxPerSeq * parallel, Parallel: parallel, Threads: 1})
+		},
+	})
+	if err := stk.Load(); err != nil {
+		_ = stk.Close()
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{})
-	so.OnStep = srv.OnStep
-	sched := scheduler.New(be, so)
-	ctx, cancel := context.WithCancel(context.Background())
-	go sched.Run(ctx)
-	m, err := server.NewModel(be, sched, "test")
-	if err != nil {
-		cancel()
-		<-sched.Done()
-		be.Close()
-		t.Fatal(err)
-	}
-	srv.SetModel(m)
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(stk.Server.Handler())
 	t.Cleanup(func() {
 		hs.Close()
-		cancel()
-		<-sched.Done()
-		be.Close()
+		_ = stk.Close()
 	})
-	return &env{url: hs.URL, sched: sched, model: m}, be
+	return &env{url: hs.URL, sched: stk.Sched, model: stk.Model}, stk.Backend.(*llamacpp.Backend)
 }
 
 func post(t *testing.T, url string, body any) *http.Response {
