@@ -246,47 +246,154 @@ func TestLongPromptIsChunkedWhileOthersDecode(t *testing.T) {
 	}
 }
 
-func TestCancellation(t *testing.T) {
-	fake := enginetest.New(4, 4096, 64)
-	fake.StepDelay = 2 * time.Millisecond
-	s := harness(t, fake, scheduler.Options{StepTokens: 16})
-	bg := context.Background()
-	type run struct {
-		cancel context.CancelFunc
-		st     *scheduler.Stream
-		p      []engine.Token
+// fedCounter counts, in the fake's FailDecode hook (the loop goroutine),
+// the batch entries of sequence 0 and calls at(fed) before each decode with
+// the count so far. Read fed only after the streams ended.
+type fedCounter struct {
+	fed int
+	at  func(fed int, batch []engine.BatchEntry)
+}
+
+func (c *fedCounter) hook(batch []engine.BatchEntry) error {
+	if c.at != nil {
+		c.at(c.fed, batch)
 	}
-	var runs []run
-	for i := range 8 {
-		ctx, cancel := context.WithCancel(bg)
-		p := prompt(fmt.Sprintf("%d %s", i, strings.Repeat("abc ", 10+i*60)))
-		st, err := s.Submit(ctx, scheduler.Request{Prompt: p, MaxTokens: 60})
-		if err != nil {
-			t.Fatal(err)
+	for _, e := range batch {
+		if e.Seq == 0 {
+			c.fed++
 		}
-		runs = append(runs, run{cancel, st, p})
 	}
-	// Cancel half: some while queued, some mid-prompt, some mid-decode.
-	time.Sleep(30 * time.Millisecond)
-	for i := 0; i < 8; i += 2 {
-		runs[i].cancel()
-	}
-	for i, r := range runs {
-		res := collect(t, bg, r.st)
-		if i%2 == 0 {
-			if res.final.Finish != scheduler.FinishCancelled && res.final.Finish != scheduler.FinishLength {
-				t.Errorf("cancelled run %d ended %s", i, res.final.Finish)
+	return nil
+}
+
+// Cancelling a request while it waits in the queue ends it without it ever
+// reaching the model, and the running request is not disturbed.
+func TestCancelQueued(t *testing.T) {
+	fake := enginetest.New(1, 4096, 64)
+	pa := prompt("a")
+	gate := make(chan struct{})
+	gated, sawB := false, false
+	c := &fedCounter{at: func(fed int, batch []engine.BatchEntry) {
+		for _, e := range batch {
+			if e.Token >= enginetest.ByteBase+'A' && e.Token <= enginetest.ByteBase+'Z' {
+				sawB = true // only B's prompt has capitals
 			}
-			continue
 		}
-		if want := expected(r.p, 60); res.text != want || res.final.Finish != scheduler.FinishLength {
-			t.Errorf("run %d disturbed: %q (%s)", i, res.text, res.final.Finish)
+		// Hold the loop at A's first generation step until B is queued
+		// and cancelled.
+		if fed > len(pa) && !gated {
+			gated = true
+			<-gate
 		}
-		r.cancel()
+	}}
+	fake.FailDecode = c.hook
+	s := harness(t, fake, scheduler.Options{})
+	bg := context.Background()
+	sa, err := s.Submit(bg, scheduler.Request{Prompt: pa, MaxTokens: 20})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Finished[scheduler.FinishCancelled] == 0 {
-		t.Errorf("no cancellation counted: %+v", st.Finished)
+	if _, err := sa.Next(bg); err != nil { // A runs in the only slot
+		t.Fatal(err)
 	}
+	ctxB, cancelB := context.WithCancel(bg)
+	sb, err := s.Submit(ctxB, scheduler.Request{Prompt: prompt("QUEUED"), MaxTokens: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancelB()
+	close(gate)
+	rb := collect(t, bg, sb)
+	if rb.final.Finish != scheduler.FinishCancelled || rb.final.Started || rb.text != "" || rb.final.Usage.CompletionTokens != 0 {
+		t.Errorf("queued request: finish %s started %v text %q usage %+v", rb.final.Finish, rb.final.Started, rb.text, rb.final.Usage)
+	}
+	ra := collect(t, bg, sa)
+	if ra.final.Finish != scheduler.FinishLength || ra.final.Usage.CompletionTokens != 20 {
+		t.Errorf("running request: %s %+v", ra.final.Finish, ra.final.Usage)
+	}
+	if sawB {
+		t.Error("the cancelled queued request reached the model")
+	}
+}
+
+// Cancelling a request in the middle of its prompt stops the prompt at the
+// next step: the rest is never decoded, nothing is generated, and the slot
+// serves the next request correctly.
+func TestCancelMidPrompt(t *testing.T) {
+	fake := enginetest.New(1, 4096, 64)
+	p := prompt(strings.Repeat("abc ", 40)) // 161 tokens: 11 steps of 16
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &fedCounter{at: func(fed int, _ []engine.BatchEntry) {
+		if fed == 32 { // before the third prompt chunk
+			cancel()
+		}
+	}}
+	fake.FailDecode = c.hook
+	s := harness(t, fake, scheduler.Options{StepTokens: 16})
+	st, err := s.Submit(ctx, scheduler.Request{Prompt: p, MaxTokens: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, context.Background(), st)
+	if r.final.Finish != scheduler.FinishCancelled || r.text != "" || r.final.Usage.CompletionTokens != 0 {
+		t.Errorf("finish %s text %q usage %+v", r.final.Finish, r.text, r.final.Usage)
+	}
+	// The chunk in flight when it was cancelled may finish; no more.
+	if c.fed > 48 {
+		t.Errorf("%d of %d prompt tokens decoded after a cancel at 32", c.fed, len(p))
+	}
+	next := prompt("the next one")
+	r = collect(t, context.Background(), mustSubmit(t, s, scheduler.Request{Prompt: next, MaxTokens: 10}))
+	if want := expected(next, 10); r.text != want || r.final.Finish != scheduler.FinishLength {
+		t.Errorf("next request on the slot: %q (%s), want %q", r.text, r.final.Finish, want)
+	}
+	if st := s.Stats(); st.Finished[scheduler.FinishCancelled] != 1 {
+		t.Errorf("cancellations counted: %+v", st.Finished)
+	}
+}
+
+// Cancelling a request while it generates ends it at the next step with the
+// tokens generated so far (at most the one of the step in flight).
+func TestCancelMidDecode(t *testing.T) {
+	fake := enginetest.New(1, 4096, 64)
+	p := prompt("x")
+	ctx, cancel := context.WithCancel(context.Background())
+	// Cancelled before the decode that feeds back the 4th generated token:
+	// 4 were generated then, and the step in flight may add one.
+	const gen = 4
+	c := &fedCounter{at: func(fed int, _ []engine.BatchEntry) {
+		if fed == len(p)+gen-1 {
+			cancel()
+		}
+	}}
+	fake.FailDecode = c.hook
+	s := harness(t, fake, scheduler.Options{})
+	st, err := s.Submit(ctx, scheduler.Request{Prompt: p, MaxTokens: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, context.Background(), st)
+	n := r.final.Usage.CompletionTokens
+	if r.final.Finish != scheduler.FinishCancelled || n < gen || n > gen+1 {
+		t.Fatalf("finish %s after %d tokens, want cancelled after %d or %d", r.final.Finish, n, gen, gen+1)
+	}
+	if want := expected(p, 200); !strings.HasPrefix(want, r.text) {
+		t.Errorf("text %q is not a prefix of %q", r.text, want)
+	}
+	next := prompt("y")
+	r = collect(t, context.Background(), mustSubmit(t, s, scheduler.Request{Prompt: next, MaxTokens: 5}))
+	if want := expected(next, 5); r.text != want {
+		t.Errorf("next request on the slot: %q, want %q", r.text, want)
+	}
+}
+
+func mustSubmit(t *testing.T, s *scheduler.Scheduler, r scheduler.Request) *scheduler.Stream {
+	t.Helper()
+	st, err := s.Submit(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // A cancelled request frees its slot within one step: with one slot, a
