@@ -199,7 +199,9 @@ func TestRunAgainstScriptedServer(t *testing.T) {
 	defer hs.Close()
 	var progress bytes.Buffer
 	rep, err := Run(context.Background(), Config{
-		URL: hs.URL, APIKey: "k", Concurrency: 4, Requests: 8, PromptTokens: 20, MaxTokens: 9,
+		// max_tokens 20 (the script answers 9 tokens whatever is asked), so
+		// the warm-ups' cap (WarmupMaxTokens) shows in their bodies.
+		URL: hs.URL, APIKey: "k", Concurrency: 4, Requests: 8, PromptTokens: 20, MaxTokens: 20,
 		LogitBias: map[int]float64{2: -100}, Warmup: 2, Progress: &progress, ProgressEvery: time.Hour,
 	})
 	if err != nil {
@@ -246,9 +248,9 @@ func TestRunAgainstScriptedServer(t *testing.T) {
 		if len(strings.Fields(content)) != 22 {
 			t.Errorf("prompt of %d words, want 20 + prefix: %q", len(strings.Fields(content)), content)
 		}
-		want := 9.0
+		want := 20.0
 		if i < 2 {
-			want = 9 // warm-up: min(max_tokens, WarmupMaxTokens)
+			want = WarmupMaxTokens // warm-up: min(max_tokens, WarmupMaxTokens)
 		}
 		if b["max_tokens"] != want {
 			t.Errorf("max_tokens %v", b["max_tokens"])
