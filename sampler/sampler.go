@@ -112,12 +112,10 @@ type Sampler struct {
 	lnMinP   float32 // ln(minP) (scaled-logit threshold), -Inf when off
 	penalize bool
 
-	// Tests only: forceExact skips the bucketed fast paths, forceBucket uses
-	// them even for small vocabularies; fastMiss counts fast-path attempts
-	// that fell back to the exact path.
-	forceExact  bool
-	forceBucket bool
-	fastMiss    int
+	// simd: use the AVX2 kernels (tests clear it to run the Go kernels).
+	// fallbacks counts sampleFull's sorted fallbacks (tests).
+	simd      bool
+	fallbacks int
 
 	rng rand.PCG
 
@@ -134,22 +132,13 @@ type Sampler struct {
 	pos      map[int32]int32
 
 	// Reused work buffers.
-	w         []float32 // per-token (or per-candidate) weights exp(x)
-	blk       []float64 // per-block weight sums (sampleFullExact)
-	cand      []int32   // top_p: weighed tokens
-	nuc       []int32   // top_p: nucleus
-	bnd       []int32   // top_p: boundary bucket members
-	heap      []entry   // top-k heap / sorted top-k
-	near      []int32   // tokens in the first nearLimit buckets (bucket.go)
-	nearValid bool      // near holds every token of those buckets
-	nearCap   int       // capacity of near: maxNear (tests lower it)
-	cntLast   int       // last bucket counted by the previous bucketize
-	cnt       [nBk]int32
-	cnt2      [nBk]int32
-	emass     [nBk]float64 // exact weight per bucket (top_p)
-	hmass     [nBuckets]float64
-	cids      []int32 // ConstrainTop's candidates
-	cok       []bool
+	w    []float32 // per-token (or per-candidate) weights exp(x)
+	cum  []float64 // cumulative weight per block of blockSize tokens
+	heap []entry   // top-k heap / sorted top-k
+	ec   expConsts // expBlock's parameters
+	cids []int32   // ConstrainTop's candidates
+	cok  []bool
+	fbk  []int32 // top_p fallback: candidates to sort
 }
 
 type entry struct {
@@ -160,7 +149,7 @@ type entry struct {
 // New returns a Sampler for p. LogitBias is copied; later changes to the map
 // have no effect.
 func New(p Params) *Sampler {
-	s := &Sampler{p: p, nearCap: maxNear, cntLast: nBk - 1}
+	s := &Sampler{p: p, simd: useAVX2}
 	if p.Temperature > 0 {
 		s.temp = p.Temperature
 		s.invT = 1 / p.Temperature
@@ -293,26 +282,16 @@ func (s *Sampler) Pick(logits []float32) int32 {
 		return -1
 	}
 	if s.temp == 0 {
-		return int32(argmax(logits))
+		return int32(argmaxOf(logits, s.simd))
 	}
 	if s.topK > 0 && s.topK < n {
 		return s.sampleTopK(logits)
 	}
-	mi := argmax(logits)
-	m := logits[mi]
-	if special(m) {
-		return int32(mi)
+	m := maxf(logits, s.simd)
+	if special(m) || s.minP > 1 { // min_p > 1 keeps only the maximum
+		return int32(argmaxOf(logits, s.simd))
 	}
-	if s.topP > 0 {
-		return s.sampleTopP(logits, m)
-	}
-	if !s.exact(n) {
-		if tok, ok := s.sampleRejection(logits, m); ok {
-			return tok
-		}
-		s.fastMiss++
-	}
-	return s.sampleFullExact(logits, m)
+	return s.sampleFull(logits, m)
 }
 
 func (s *Sampler) applyBias(logits []float32) {
@@ -347,53 +326,9 @@ func (s *Sampler) applyPenalties(logits []float32) {
 	}
 }
 
-// smallVocab: below this many tokens the bucketed paths' fixed costs
-// (thousands of buckets) outweigh an exp per token.
-const smallVocab = 2048
-
-// exact reports whether to skip the bucketed fast paths for a row of n.
-func (s *Sampler) exact(n int) bool {
-	return s.forceExact || (!s.forceBucket && n < smallVocab)
-}
-
 // uniform returns a float64 in [0, 1).
 func (s *Sampler) uniform() float64 {
 	return float64(s.rng.Uint64()>>11) * (1.0 / (1 << 53))
-}
-
-// argmax returns the index of the largest value, the lowest index on ties;
-// NaNs are ignored; 0 if nothing is larger than -Inf.
-//
-// Kept out of line so that its tight loop sits at a fixed offset from an
-// aligned function start whatever the caller's code looks like.
-//
-//go:noinline
-func argmax(x []float32) int {
-	best := float32(math.Inf(-1))
-	bi := 0
-	i := 0
-	// Blocks of 8: one well-predicted test whether anything in the block
-	// beats the best so far (rare after the first blocks), and a scan of
-	// the block only then. NaN fails "<= best" and is then ignored by the
-	// scan's "> best"; the strict ">" keeps the lowest index on ties.
-	for ; i+8 <= len(x); i += 8 {
-		c := x[i : i+8 : i+8]
-		if c[0] <= best && c[1] <= best && c[2] <= best && c[3] <= best &&
-			c[4] <= best && c[5] <= best && c[6] <= best && c[7] <= best {
-			continue
-		}
-		for j, v := range c {
-			if v > best {
-				best, bi = v, i+j
-			}
-		}
-	}
-	for ; i < len(x); i++ {
-		if x[i] > best {
-			best, bi = x[i], i
-		}
-	}
-	return bi
 }
 
 // special handles a maximum logit that is not finite: -Inf (everything
@@ -405,44 +340,144 @@ func special(m float32) bool {
 // blockSize is the number of tokens per partial sum used by the draw.
 const blockSize = 256
 
-// sampleFullExact samples over the whole vocabulary with temperature and
-// optional min_p: one exp pass recording block sums, then a draw over the
-// block sums and one block. It is the fallback of sampleRejection (and the
-// reference for tests). m is the (finite) maximum logit.
-func (s *Sampler) sampleFullExact(logits []float32, m float32) int32 {
+// maxRejections bounds the top_p rejection loop before sampleFull settles
+// the nucleus by sorting (see there).
+const maxRejections = 64
+
+// sampleFull samples over the whole vocabulary: temperature, softmax, top_p,
+// min_p. m is the (finite) maximum logit.
+//
+// One pass (expBlock) computes every weight w = exp((logit-m)/T), zero below
+// the min_p threshold, with cumulative sums per block of blockSize tokens; a
+// draw is a binary search over the blocks and a scan of one block. The
+// nucleus is never built: the draw is proposed from the min_p survivors
+// and accepted when the token is in the nucleus, which gives exactly the
+// renormalised distribution over nucleus ∩ survivors. A token is in the
+// nucleus iff the mass of the tokens ranked above it (logit descending, ties
+// by lower id) is below TopP*Z (one more pass, massAbove); every answer
+// also decides all tokens ranked above (in) or below (out) it, so later
+// proposals mostly need no pass. The maximum is always in both sets, so
+// acceptance is at least p_max of the proposal.
+func (s *Sampler) sampleFull(logits []float32, m float32) int32 {
 	n := len(logits)
-	invT := s.invT
 	lo := float32(expLo)
 	if s.lnMinP > lo {
 		lo = s.lnMinP
 	}
+	s.ec.set(m, s.invT, lo)
 	w := growF32(&s.w, n)
 	nb := (n + blockSize - 1) / blockSize
-	blk := growF64(&s.blk, nb)
-	var z float64
+	cum := growF64(&s.cum, nb)
+	both := s.topP > 0 && lo > expLo // top_p needs the mass below min_p too
+	var z, zall float64
 	for b := 0; b < nb; b++ {
 		start := b * blockSize
 		end := min(start+blockSize, n)
-		blk[b] = expShift(w[start:end], logits[start:end], m, invT, lo)
-		z += blk[b]
+		a, all := expBlock(w[start:end], logits[start:end], &s.ec, both, s.simd)
+		z += a
+		zall += all
+		cum[b] = z
 	}
-	r := s.uniform() * z
-	var acc float64
-	pick := -1
-	for b := 0; b < nb; b++ {
-		if blk[b] == 0 {
-			continue
+	if s.topP == 0 {
+		return int32(s.draw(w, cum))
+	}
+	if !both {
+		zall = z
+	}
+	target := float64(s.topP) * zall
+	// Ranked above: larger logit, or equal logit and lower id.
+	above := func(la float32, a int, lb float32, b int) bool {
+		return la > lb || (la == lb && a < b)
+	}
+	outI := -1 // the highest-ranked token known to be outside the nucleus
+	var outL float32
+	for range maxRejections {
+		i := s.draw(w, cum)
+		li := logits[i]
+		if outI >= 0 && !above(li, i, outL, outI) {
+			continue // ranked at or below a token outside the nucleus
 		}
-		pick = b // rounding: the last block with weight if r is not reached
-		if acc+blk[b] > r {
+		if s.massBefore(logits, w, i) < target {
+			return int32(i)
+		}
+		outI, outL = i, li
+	}
+	s.fallbacks++
+	return s.sortedNucleus(logits, w, target, outI, outL)
+}
+
+// massBefore returns the weight of the tokens ranked above token i (logit
+// descending, ties by lower id). w[j] > 0 wherever logits[j] > logits[i]
+// matters: all those tokens have x >= x_i >= lo, so they were weighed.
+func (s *Sampler) massBefore(logits, w []float32, i int) float64 {
+	li := logits[i]
+	a, eq := massAbove(logits, w, li, s.simd)
+	if eq > 1 {
+		// Equal logits have equal weights: count the ties before i.
+		_, before := massAbove(logits[:i], w[:i], li, s.simd)
+		a += float64(before) * float64(w[i])
+	}
+	return a
+}
+
+// sortedNucleus is sampleFull's last resort after maxRejections proposals
+// fell outside the nucleus (a nucleus holding a tiny part of the mass of a
+// flat row): the tokens ranked above the best known outsider (outI, or all
+// weighed ones when outI < 0) are sorted and cut at target, then one is
+// drawn. Slow but exact.
+func (s *Sampler) sortedNucleus(logits, w []float32, target float64, outI int, outL float32) int32 {
+	c := s.fbk[:0]
+	for i, l := range logits {
+		if w[i] > 0 && (outI < 0 || l > outL || (l == outL && i < outI)) {
+			c = append(c, int32(i))
+		}
+	}
+	s.fbk = c
+	sortByLogit(logits, c)
+	var acc float64
+	k := len(c)
+	for j, id := range c {
+		if acc >= target {
+			k = j
 			break
 		}
-		acc += blk[b]
+		acc += float64(w[id])
 	}
-	// pick >= 0: the block of the maximum has weight 1.
-	start := pick * blockSize
-	end := min(start+blockSize, n)
-	return int32(start + drawIn(w[start:end], r-acc))
+	c = c[:max(k, 1)]
+	var total float64
+	for _, id := range c {
+		total += float64(w[id])
+	}
+	return s.drawCand(c, w, total)
+}
+
+// draw returns a token with probability w[i]/sum(w); cum holds the
+// cumulative sums of w per block of blockSize tokens.
+func (s *Sampler) draw(w []float32, cum []float64) int {
+	r := s.uniform() * cum[len(cum)-1]
+	lo, hi := 0, len(cum) // first block with cum > r
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if cum[h] > r {
+			hi = h
+		} else {
+			lo = h + 1
+		}
+	}
+	b := lo
+	if b == len(cum) { // rounding: r == total
+		b--
+	}
+	for b > 0 && cum[b] == cum[b-1] { // never end in an empty block
+		b--
+	}
+	var prev float64
+	if b > 0 {
+		prev = cum[b-1]
+	}
+	start := b * blockSize
+	end := min(start+blockSize, len(w))
+	return start + drawIn(w[start:end], r-prev)
 }
 
 // drawIn returns the first index whose cumulative weight exceeds r, or the

@@ -1,0 +1,199 @@
+package sampler
+
+import "math"
+
+// Row kernels: each has an AVX2 version (simd_amd64.s, used when simd is
+// true) and a Go version with the same results, in the same float64
+// summation lanes; only the exp differs, in the last bit of some weights
+// (the AVX2 polynomial uses fused multiply-adds). A seeded draw is therefore
+// reproducible on one machine and, except in rare cases where a weight's last
+// bit decides, across machines.
+
+// expConsts holds the parameters and constants of expBlock, each repeated
+// 8 times for the AVX2 kernel (which reads them as 256-bit operands).
+type expConsts [14][8]float32
+
+const (
+	ecM = iota
+	ecInvT
+	ecLo
+	ecExpLo
+	ecLog2e
+	ecHalf
+	ecLn2hi
+	ecLn2lo
+	ec720
+	ec120
+	ec24
+	ec6
+	ecOne
+	ec127 // int32 127, as float32 bits
+)
+
+func (c *expConsts) set(m, invT, lo float32) {
+	v := [14]float32{
+		m, invT, lo, expLo, log2e, 0.5, ln2hi, ln2lo,
+		1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1,
+		math.Float32frombits(127),
+	}
+	for i, x := range v {
+		for j := range 8 {
+			c[i][j] = x
+		}
+	}
+}
+
+// maxf returns the largest non-NaN value of x (-Inf if none).
+func maxf(x []float32, simd bool) float32 {
+	best := float32(math.Inf(-1))
+	i := 0
+	if simd && len(x) >= 32 {
+		i = len(x) &^ 31
+		best = maxAVX2(&x[0], i)
+	}
+	for _, v := range x[i:] {
+		if v > best {
+			best = v
+		}
+	}
+	return best
+}
+
+// indexGT returns the first i with x[i] > v (NaN never is), or len(x).
+func indexGT(x []float32, v float32, simd bool) int {
+	i := 0
+	if simd && len(x) >= 8 {
+		n8 := len(x) &^ 7
+		if j := indexGTAVX2(&x[0], n8, v); j < n8 {
+			return j
+		}
+		i = n8
+	} else {
+		// Blocks of 8: one well-predicted test per block.
+		for ; i+8 <= len(x); i += 8 {
+			c := x[i : i+8 : i+8]
+			if c[0] <= v && c[1] <= v && c[2] <= v && c[3] <= v &&
+				c[4] <= v && c[5] <= v && c[6] <= v && c[7] <= v {
+				continue
+			}
+			if !(c[0] > v || c[1] > v || c[2] > v || c[3] > v ||
+				c[4] > v || c[5] > v || c[6] > v || c[7] > v) {
+				continue // only NaNs failed "<= v"
+			}
+			break
+		}
+	}
+	for ; i < len(x); i++ {
+		if x[i] > v {
+			return i
+		}
+	}
+	return len(x)
+}
+
+// argmaxOf returns the index of the largest value, the lowest index on ties
+// (-0 and +0 tie); NaNs are ignored; 0 if nothing is larger than -Inf.
+func argmaxOf(x []float32, simd bool) int {
+	m := maxf(x, simd)
+	if m == float32(math.Inf(-1)) {
+		return 0
+	}
+	// x > the float32 just below m  <=>  x == m (nothing is above m).
+	return indexGT(x, math.Nextafter32(m, float32(math.Inf(-1))), simd)
+}
+
+// expBlock sets dst[i] = exp((src[i]-m)*invT) where that scaled logit x is
+// >= lo, else 0 (NaN: 0), with c set to (m, invT, lo), lo >= expLo. It
+// returns the sum of dst and the sum of the weights with x >= expLo (the
+// whole row's mass when lo cuts by min_p; computed only when both is set).
+// len(dst) == len(src).
+func expBlock(dst, src []float32, c *expConsts, both, simd bool) (sumLo, sumAll float64) {
+	n8 := len(src) &^ 7
+	switch {
+	case simd:
+		n8 = len(src) &^ 15
+		if n8 == 0 {
+			break
+		}
+		if both {
+			sumLo, sumAll = expBothAVX2(&dst[0], &src[0], n8, c)
+		} else {
+			sumLo, sumAll = expAVX2(&dst[0], &src[0], n8, c)
+		}
+	case n8 > 0:
+		sumLo, sumAll = expGo(dst[:n8], src[:n8], c)
+	}
+	m, invT, lo := c[ecM][0], c[ecInvT][0], c[ecLo][0]
+	for i := n8; i < len(src); i++ {
+		x := (src[i] - m) * invT
+		var e float32
+		if x >= expLo {
+			e = expNeg(x)
+			sumAll += float64(e)
+		}
+		if !(x >= lo) {
+			e = 0
+		}
+		dst[i] = e
+		sumLo += float64(e)
+	}
+	return sumLo, sumAll
+}
+
+// expGo is expBothAVX2 in Go; len(src) is a multiple of 8.
+func expGo(dst, src []float32, c *expConsts) (sumLo, sumAll float64) {
+	m, invT, lo := c[ecM][0], c[ecInvT][0], c[ecLo][0]
+	var a, b [8]float64
+	dst = dst[:len(src)]
+	for i, l := range src {
+		x := (l - m) * invT
+		var e, ea float32
+		if x >= expLo {
+			ea = expNeg(x)
+			if x >= lo {
+				e = ea
+			}
+		}
+		dst[i] = e
+		a[i&7] += float64(e)
+		b[i&7] += float64(ea)
+	}
+	return reduce8(&a), reduce8(&b)
+}
+
+// reduce8 sums 8 lanes in the AVX2 kernels' order.
+func reduce8(a *[8]float64) float64 {
+	return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+}
+
+// massAbove returns the sum of w[i] over l[i] > c and the number of
+// l[i] == c. len(w) == len(l).
+func massAbove(l, w []float32, c float32, simd bool) (above float64, eq int) {
+	n8 := len(l) &^ 7
+	if n8 > 0 {
+		if simd {
+			above, eq = massAVX2(&l[0], &w[0], n8, c)
+		} else {
+			var a [8]float64
+			w := w[:n8]
+			for i, v := range l[:n8] {
+				if v > c {
+					a[i&7] += float64(w[i])
+				}
+				if v == c {
+					eq++
+				}
+			}
+			above = reduce8(&a)
+		}
+	}
+	for i := n8; i < len(l); i++ {
+		if l[i] > c {
+			above += float64(w[i])
+		}
+		if l[i] == c {
+			eq++
+		}
+	}
+	return above, eq
+}
