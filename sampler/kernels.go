@@ -197,3 +197,21 @@ func massAbove(l, w []float32, c float32, simd bool) (above float64, eq int) {
 	}
 	return above, eq
 }
+
+// collectGT appends to out the indices i with x[i] > v (NaN never is),
+// ascending, and returns it. cap(out) must be >= len(x) when simd is set.
+func collectGT(out []int32, x []float32, v float32, simd bool) []int32 {
+	i := 0
+	if simd && len(x) >= 8 {
+		n8 := len(x) &^ 7
+		k := collectGTAVX2(&x[0], n8, v, &out[len(out):cap(out)][0])
+		out = out[:len(out)+k]
+		i = n8
+	}
+	for ; i < len(x); i++ {
+		if x[i] > v {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}

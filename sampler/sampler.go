@@ -138,7 +138,11 @@ type Sampler struct {
 	ec   expConsts // expBlock's parameters
 	cids []int32   // ConstrainTop's candidates
 	cok  []bool
-	fbk  []int32 // top_p fallback: candidates to sort
+	fbk  []int32   // top_p fallback: candidates to sort
+	wa   []float32 // sampleTopKLarge: weights before min_p
+	smp  []entry   // sampleTopKLarge: threshold sample
+	cand []entry   // sampleTopKLarge: candidates
+	idx  []int32   // sampleTopKLarge: gathered token ids
 }
 
 type entry struct {
@@ -285,6 +289,9 @@ func (s *Sampler) Pick(logits []float32) int32 {
 		return int32(argmaxOf(logits, s.simd))
 	}
 	if s.topK > 0 && s.topK < n {
+		if s.topK > smallTopK {
+			return s.sampleTopKLarge(logits)
+		}
 		return s.sampleTopK(logits)
 	}
 	m := maxf(logits, s.simd)

@@ -231,6 +231,18 @@ func TestDistribution(t *testing.T) {
 	// capacity is cut to 256 below).
 	flatBig := randLogits(r, 3001, 0.5)
 	flatBig[0] = 3
+	// Quantized logits: ties straddle the top_p and top_k cuts (ranked by
+	// lower id).
+	ties := make([]float32, 3000)
+	for i := range ties {
+		ties[i] = float32(r.IntN(6)) * 0.5
+	}
+	// An LLM-like row (a background and a few peaks), small enough for
+	// the reference.
+	peaks := randLogits(r, 4000, 2.5)
+	for j := 0; j < 6; j++ {
+		peaks[r.IntN(len(peaks))] = 8 + float32(j)
+	}
 	cases := []struct {
 		logits []float32
 		p      Params
@@ -249,6 +261,21 @@ func TestDistribution(t *testing.T) {
 		{base, Params{Temperature: 1.3, TopP: 0.7}},
 		{base, Params{Temperature: 1, MinP: 0.1}},
 		{base, Params{Temperature: 1.2, TopK: 8, TopP: 0.95, MinP: 0.05}},
+		// The settings that used to be slow paths, and the large-top_k
+		// selection (k > smallTopK).
+		{flatBig, Params{Temperature: 1.5, TopP: 0.95}},
+		{flatBig, Params{Temperature: 2, TopP: 0.3}},
+		{flatBig, Params{Temperature: 1, TopP: 0.05}},
+		{peaks, Params{Temperature: 1.5, TopP: 0.95}},
+		{peaks, Params{Temperature: 2, TopP: 0.5, MinP: 0.001}},
+		{peaks, Params{Temperature: 0.8, MinP: 0.05}},
+		{peaks, Params{Temperature: 1, TopP: 1, TopK: 0}},
+		{ties, Params{Temperature: 1, TopP: 0.4}},
+		{ties, Params{Temperature: 1, TopK: 700}},
+		{ties, Params{Temperature: 1.3, TopK: 900, TopP: 0.5}},
+		{flatBig, Params{Temperature: 1, TopK: 500}},
+		{flatBig, Params{Temperature: 1.7, TopK: 1200, TopP: 0.8, MinP: 0.3}},
+		{peaks, Params{Temperature: 1.5, TopK: 300, TopP: 0.9}},
 	}
 	for i, c := range cases {
 		probs, amb := refProbs(c.logits, c.p)
@@ -311,6 +338,9 @@ func TestFiltersNeverOutside(t *testing.T) {
 		{"min_p1", 50, 2, Params{Temperature: 1, MinP: 1}, 200},
 		{"top_k20+top_p0.8+min_p0.05", 500, 2, Params{Temperature: 1.1, TopK: 20, TopP: 0.8, MinP: 0.05}, 3000},
 		{"top_p0.9+min_p0.2/n3000", 3000, 3, Params{Temperature: 1, TopP: 0.9, MinP: 0.2}, 1000},
+		{"top_k500/T1/n20000", 20000, 2, Params{Temperature: 1, TopK: 500}, 300},
+		{"top_k2000+top_p0.7+min_p0.01/n20000", 20000, 1, Params{Temperature: 1.5, TopK: 2000, TopP: 0.7, MinP: 0.01}, 300},
+		{"top_p0.01/T2/n20000-flat", 20000, 0.3, Params{Temperature: 2, TopP: 0.01}, 100},
 	}
 	for ci, c := range cases {
 		for _, exact := range []bool{false, true} {
@@ -884,7 +914,7 @@ func TestTopPPaths(t *testing.T) {
 				s := New(p)
 				s.simd = useAVX2 && !exact
 				if c.name == "near-overflow" {
-					}
+				}
 				seen := map[int32]bool{}
 				for range 300 {
 					tok := s.Sample(slices.Clone(l))

@@ -22,3 +22,6 @@ func expBothAVX2(dst, src *float32, n int, c *expConsts) (sumLo, sumAll float64)
 
 //go:noescape
 func massAVX2(l, w *float32, n int, c float32) (above float64, eq int)
+
+//go:noescape
+func collectGTAVX2(x *float32, n int, v float32, out *int32) int

@@ -356,3 +356,34 @@ loop:
 	MOVSD X10, above+32(FP)
 	MOVQ AX, eq+40(FP)
 	RET
+
+// func collectGTAVX2(x *float32, n int, v float32, out *int32) int
+// Writes the indices i with x[i] > v (ordered) to out, ascending, and
+// returns their number.
+TEXT ·collectGTAVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS v+16(FP), Y8
+	MOVQ out+24(FP), DI
+	XORQ DX, DX // i
+	XORQ R8, R8 // count
+loop:
+	VCMPPS $0x11, 0(SI)(DX*4), Y8, Y0
+	VMOVMSKPS Y0, AX
+	TESTL AX, AX
+	JZ next
+bits:
+	BSFL AX, R9
+	ADDQ DX, R9
+	MOVL R9, 0(DI)(R8*4)
+	INCQ R8
+	LEAL -1(AX), R10
+	ANDL R10, AX
+	JNZ bits
+next:
+	ADDQ $8, DX
+	CMPQ DX, CX
+	JLT loop
+	VZEROUPPER
+	MOVQ R8, ret+32(FP)
+	RET

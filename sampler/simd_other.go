@@ -20,3 +20,7 @@ func expBothAVX2(dst, src *float32, n int, c *expConsts) (sumLo, sumAll float64)
 func massAVX2(l, w *float32, n int, c float32) (above float64, eq int) {
 	panic("sampler: no AVX2 kernels")
 }
+
+func collectGTAVX2(x *float32, n int, v float32, out *int32) int {
+	panic("sampler: no AVX2 kernels")
+}
