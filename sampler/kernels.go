@@ -11,7 +11,7 @@ import "math"
 
 // expConsts holds the parameters and constants of expBlock, each repeated
 // 8 times for the AVX2 kernel (which reads them as 256-bit operands).
-type expConsts [14][8]float32
+type expConsts [13][8]float32
 
 const (
 	ecM = iota
@@ -20,8 +20,7 @@ const (
 	ecExpLo
 	ecLog2e
 	ecHalf
-	ecLn2hi
-	ecLn2lo
+	ecLn2
 	ec720
 	ec120
 	ec24
@@ -31,8 +30,8 @@ const (
 )
 
 func (c *expConsts) set(m, invT, lo float32) {
-	v := [14]float32{
-		m, invT, lo, expLo, log2e, 0.5, ln2hi, ln2lo,
+	v := [13]float32{
+		m, invT, lo, expLo, log2e, 0.5, math.Ln2,
 		1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1,
 		math.Float32frombits(127),
 	}
@@ -140,23 +139,61 @@ func expBlock(dst, src []float32, c *expConsts, both, simd bool) (sumLo, sumAll 
 	return sumLo, sumAll
 }
 
-// expGo is expBothAVX2 in Go; len(src) is a multiple of 8.
+// expBlockMax is expBlock relative to the block's own maximum bm (the
+// largest non-NaN value of src, returned; -Inf if none, and then dst is all
+// zero and sum 0), found in the same call so that the block is read from
+// memory once. c is set with lo = expLo; its m is ignored (the Go path
+// overwrites it).
+func expBlockMax(dst, src []float32, c *expConsts, simd bool) (sum float64, bm float32) {
+	if simd && len(src)&15 == 0 && len(src) > 0 {
+		sum, bm = expMaxAVX2(&dst[0], &src[0], len(src), c)
+	} else {
+		bm = maxf(src, simd)
+		if bm != float32(math.Inf(-1)) {
+			for j := range 8 {
+				c[ecM][j] = bm
+			}
+			sum, _ = expBlock(dst, src, c, false, simd)
+		}
+	}
+	if bm == float32(math.Inf(-1)) {
+		clear(dst)
+		sum = 0
+	}
+	return sum, bm
+}
+
+// expGo is expBothAVX2 in Go (with expNeg, which may differ in the last
+// bit); len(src) is a multiple of 8. As in the kernel, tokens i and i+8 of
+// each group of 16 are added in float32 before the float64 lanes.
 func expGo(dst, src []float32, c *expConsts) (sumLo, sumAll float64) {
 	m, invT, lo := c[ecM][0], c[ecInvT][0], c[ecLo][0]
 	var a, b [8]float64
 	dst = dst[:len(src)]
-	for i, l := range src {
-		x := (l - m) * invT
-		var e, ea float32
-		if x >= expLo {
-			ea = expNeg(x)
-			if x >= lo {
-				e = ea
+	var ea [16]float32
+	for g := 0; g < len(src); g += 16 {
+		n := min(16, len(src)-g) // 16, or 8 at the end
+		for j := range n {
+			x := (src[g+j] - m) * invT
+			var e float32
+			ea[j] = 0
+			if x >= expLo {
+				ea[j] = expNeg(x)
+				if x >= lo {
+					e = ea[j]
+				}
 			}
+			dst[g+j] = e
 		}
-		dst[i] = e
-		a[i&7] += float64(e)
-		b[i&7] += float64(ea)
+		for j := range 8 {
+			e, f := dst[g+j], ea[j]
+			if n == 16 {
+				e += dst[g+8+j]
+				f += ea[8+j]
+			}
+			a[j] += float64(e)
+			b[j] += float64(f)
+		}
 	}
 	return reduce8(&a), reduce8(&b)
 }

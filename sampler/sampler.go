@@ -132,17 +132,19 @@ type Sampler struct {
 	pos      map[int32]int32
 
 	// Reused work buffers.
-	w    []float32 // per-token (or per-candidate) weights exp(x)
-	cum  []float64 // cumulative weight per block of blockSize tokens
-	heap []entry   // top-k heap / sorted top-k
-	ec   expConsts // expBlock's parameters
-	cids []int32   // ConstrainTop's candidates
-	cok  []bool
-	fbk  []int32   // top_p fallback: candidates to sort
-	wa   []float32 // sampleTopKLarge: weights before min_p
-	smp  []entry   // sampleTopKLarge: threshold sample
-	cand []entry   // sampleTopKLarge: candidates
-	idx  []int32   // sampleTopKLarge: gathered token ids
+	w     []float32 // per-token (or per-candidate) weights exp(x)
+	cum   []float64 // cumulative weight per block of blockSize tokens
+	bmax  []float32 // per block: the maximum its weights are relative to
+	scale []float64 // per block: exp((bmax-m)/T), m the row maximum
+	heap  []entry   // top-k heap / sorted top-k
+	ec    expConsts // expBlock's parameters
+	cids  []int32   // ConstrainTop's candidates
+	cok   []bool
+	fbk   []int32   // top_p fallback: candidates to sort
+	wa    []float32 // sampleTopKLarge: weights before min_p
+	smp   []entry   // sampleTopKLarge: threshold sample
+	cand  []entry   // sampleTopKLarge: candidates
+	idx   []int32   // sampleTopKLarge: gathered token ids
 }
 
 type entry struct {
@@ -294,11 +296,7 @@ func (s *Sampler) Pick(logits []float32) int32 {
 		}
 		return s.sampleTopK(logits)
 	}
-	m := maxf(logits, s.simd)
-	if special(m) || s.minP > 1 { // min_p > 1 keeps only the maximum
-		return int32(argmaxOf(logits, s.simd))
-	}
-	return s.sampleFull(logits, m)
+	return s.sampleFull(logits)
 }
 
 func (s *Sampler) applyBias(logits []float32) {
@@ -352,44 +350,78 @@ const blockSize = 256
 const maxRejections = 64
 
 // sampleFull samples over the whole vocabulary: temperature, softmax, top_p,
-// min_p. m is the (finite) maximum logit.
+// min_p.
 //
-// One pass (expBlock) computes every weight w = exp((logit-m)/T), zero below
-// the min_p threshold, with cumulative sums per block of blockSize tokens; a
-// draw is a binary search over the blocks and a scan of one block. The
-// nucleus is never built: the draw is proposed from the min_p survivors
+// One pass computes every weight, per block of blockSize tokens: without
+// min_p relative to the block's own maximum bm (found in the same kernel
+// call, so the row is read from memory once), w = exp((logit-bm)/T), the
+// block's weights then scaled by exp((bm-m)/T) (s.scale) to the row's
+// maximum m; with min_p relative to m itself (found by a first pass, as the
+// threshold depends on it), zero below the threshold. A draw is a binary
+// search over the blocks' cumulative sums and a scan of one block.
+//
+// The nucleus is never built: the draw is proposed from the min_p survivors
 // and accepted when the token is in the nucleus, which gives exactly the
 // renormalised distribution over nucleus ∩ survivors. A token is in the
 // nucleus iff the mass of the tokens ranked above it (logit descending, ties
-// by lower id) is below TopP*Z (one more pass, massAbove); every answer
-// also decides all tokens ranked above (in) or below (out) it, so later
-// proposals mostly need no pass. The maximum is always in both sets, so
-// acceptance is at least p_max of the proposal.
-func (s *Sampler) sampleFull(logits []float32, m float32) int32 {
+// by lower id) is below TopP*Z (one more pass, massBefore, which skips the
+// blocks whose maximum is below the token); a token found outside decides
+// every token ranked below it, so later proposals mostly need no pass. The
+// maximum is in both sets, so acceptance is at least p_max of the proposal;
+// after maxRejections misses sortedNucleus settles it by sorting.
+func (s *Sampler) sampleFull(logits []float32) int32 {
 	n := len(logits)
-	lo := float32(expLo)
-	if s.lnMinP > lo {
-		lo = s.lnMinP
-	}
-	s.ec.set(m, s.invT, lo)
-	w := growF32(&s.w, n)
 	nb := (n + blockSize - 1) / blockSize
+	w := growF32(&s.w, n)
 	cum := growF64(&s.cum, nb)
-	both := s.topP > 0 && lo > expLo // top_p needs the mass below min_p too
-	var z, zall float64
-	for b := 0; b < nb; b++ {
-		start := b * blockSize
-		end := min(start+blockSize, n)
-		a, all := expBlock(w[start:end], logits[start:end], &s.ec, both, s.simd)
-		z += a
-		zall += all
-		cum[b] = z
+	bm := growF32(&s.bmax, nb)
+	scale := growF64(&s.scale, nb)
+	global := s.lnMinP > expLo   // min_p: weights relative to the row maximum
+	both := global && s.topP > 0 // top_p then needs the mass below min_p too
+	var m float32
+	var zall float64
+	if global {
+		m = maxf(logits, s.simd)
+		if special(m) || s.minP > 1 { // min_p > 1 keeps only the maximum
+			return int32(argmaxOf(logits, s.simd))
+		}
+		s.ec.set(m, s.invT, s.lnMinP)
+		for b := range nb {
+			start := b * blockSize
+			end := min(start+blockSize, n)
+			a, all := expBlock(w[start:end], logits[start:end], &s.ec, both, s.simd)
+			cum[b], bm[b], scale[b] = a, m, 1
+			zall += all
+		}
+	} else {
+		s.ec.set(0, s.invT, expLo)
+		m = float32(math.Inf(-1))
+		for b := range nb {
+			start := b * blockSize
+			end := min(start+blockSize, n)
+			cum[b], bm[b] = expBlockMax(w[start:end], logits[start:end], &s.ec, s.simd)
+			m = max(m, bm[b])
+		}
+		if special(m) {
+			return int32(argmaxOf(logits, s.simd))
+		}
+		for b, v := range bm {
+			scale[b] = 0
+			if x := (v - m) * s.invT; x >= expLo {
+				scale[b] = float64(expNeg(x))
+			}
+		}
 	}
-	if s.topP == 0 {
-		return int32(s.draw(w, cum))
+	var z float64
+	for b := range cum {
+		z += cum[b] * scale[b]
+		cum[b] = z
 	}
 	if !both {
 		zall = z
+	}
+	if s.topP == 0 {
+		return int32(s.draw(w, cum, scale))
 	}
 	target := float64(s.topP) * zall
 	// Ranked above: larger logit, or equal logit and lower id.
@@ -399,7 +431,7 @@ func (s *Sampler) sampleFull(logits []float32, m float32) int32 {
 	outI := -1 // the highest-ranked token known to be outside the nucleus
 	var outL float32
 	for range maxRejections {
-		i := s.draw(w, cum)
+		i := s.draw(w, cum, scale)
 		li := logits[i]
 		if outI >= 0 && !above(li, i, outL, outI) {
 			continue // ranked at or below a token outside the nucleus
@@ -413,16 +445,33 @@ func (s *Sampler) sampleFull(logits []float32, m float32) int32 {
 	return s.sortedNucleus(logits, w, target, outI, outL)
 }
 
+// weight returns token i's weight relative to the row maximum.
+func (s *Sampler) weight(w []float32, i int) float64 {
+	return float64(w[i]) * s.scale[i/blockSize]
+}
+
 // massBefore returns the weight of the tokens ranked above token i (logit
-// descending, ties by lower id). w[j] > 0 wherever logits[j] > logits[i]
-// matters: all those tokens have x >= x_i >= lo, so they were weighed.
+// descending, ties by lower id). Every such token has x >= x_i >= the min_p
+// threshold, so it was weighed.
 func (s *Sampler) massBefore(logits, w []float32, i int) float64 {
 	li := logits[i]
-	a, eq := massAbove(logits, w, li, s.simd)
+	n := len(logits)
+	var a float64
+	var eq int
+	for b, v := range s.bmax[:len(s.cum)] {
+		if v < li { // nothing in the block reaches li
+			continue
+		}
+		start := b * blockSize
+		end := min(start+blockSize, n)
+		ab, eb := massAbove(logits[start:end], w[start:end], li, s.simd)
+		a += ab * s.scale[b]
+		eq += eb
+	}
 	if eq > 1 {
 		// Equal logits have equal weights: count the ties before i.
 		_, before := massAbove(logits[:i], w[:i], li, s.simd)
-		a += float64(before) * float64(w[i])
+		a += float64(before) * s.weight(w, i)
 	}
 	return a
 }
@@ -448,19 +497,27 @@ func (s *Sampler) sortedNucleus(logits, w []float32, target float64, outI int, o
 			k = j
 			break
 		}
-		acc += float64(w[id])
+		acc += s.weight(w, int(id))
 	}
 	c = c[:max(k, 1)]
 	var total float64
 	for _, id := range c {
-		total += float64(w[id])
+		total += s.weight(w, int(id))
 	}
-	return s.drawCand(c, w, total)
+	r := s.uniform() * total
+	acc = 0
+	for _, id := range c {
+		acc += s.weight(w, int(id))
+		if acc > r {
+			return id
+		}
+	}
+	return c[len(c)-1]
 }
 
-// draw returns a token with probability w[i]/sum(w); cum holds the
-// cumulative sums of w per block of blockSize tokens.
-func (s *Sampler) draw(w []float32, cum []float64) int {
+// draw returns a token with probability w[i]*scale[i/blockSize] / total;
+// cum holds the cumulative scaled sums per block of blockSize tokens.
+func (s *Sampler) draw(w []float32, cum, scale []float64) int {
 	r := s.uniform() * cum[len(cum)-1]
 	lo, hi := 0, len(cum) // first block with cum > r
 	for lo < hi {
@@ -484,7 +541,7 @@ func (s *Sampler) draw(w []float32, cum []float64) int {
 	}
 	start := b * blockSize
 	end := min(start+blockSize, len(w))
-	return start + drawIn(w[start:end], r-prev)
+	return start + drawIn(w[start:end], (r-prev)/scale[b])
 }
 
 // drawIn returns the first index whose cumulative weight exceeds r, or the

@@ -25,3 +25,6 @@ func massAVX2(l, w *float32, n int, c float32) (above float64, eq int)
 
 //go:noescape
 func collectGTAVX2(x *float32, n int, v float32, out *int32) int
+
+//go:noescape
+func expMaxAVX2(dst, src *float32, n int, c *expConsts) (sum float64, bm float32)

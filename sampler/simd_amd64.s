@@ -110,23 +110,24 @@ none:
 #define C_EXPLO 96
 #define C_LOG2E 128
 #define C_HALF 160
-#define C_LN2HI 192
-#define C_LN2LO 224
-#define C_720 256
-#define C_120 288
-#define C_24 320
-#define C_6 352
-#define C_ONE 384
-#define C_127 416
+#define C_LN2 192
+#define C_720 224
+#define C_120 256
+#define C_24 288
+#define C_6 320
+#define C_ONE 352
+#define C_127 384
 
 // func expAVX2(dst, src *float32, n int, c *expConsts) (sumLo, sumAll float64)
 // func expBothAVX2: the same signature.
-// dst[i] = e_i masked to x_i >= lo, where x_i = (src[i]-m)*invT and e_i the
-// expNeg polynomial (here with fused multiply-adds, so e_i may differ from
-// expNeg in the last bit); sumLo sums dst. expBothAVX2 also returns sumAll,
-// the sum of e_i masked to x_i >= expLo (expAVX2 returns 0 there). n is a
-// multiple of 16; two groups of 8 are interleaved per loop. Sums are kept in
-// 8 float64 lanes (lane j: i%8 == j), reduced as
+// dst[i] = e_i masked to x_i >= lo, where x_i = (src[i]-m)*invT and
+// e_i = 2^k * P(x_i - k*ln2), k = round(x_i*log2e), P the degree 6 Taylor
+// polynomial of exp, evaluated with fused multiply-adds (the reduction uses
+// the exact product k*ln2 with ln2 rounded to float32: relative error
+// below 3e-7 at x = expLo, less near 0). sumLo sums dst. expBothAVX2 also
+// returns sumAll, the sum of e_i masked to x_i >= expLo (expAVX2: 0). n is
+// a multiple of 16; tokens i and i+8 of each group of 16 are added in
+// float32, then summed in 8 float64 lanes reduced as
 // ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
 TEXT ·expAVX2(SB), NOSPLIT, $0-48
 	MOVQ dst+0(FP), DI
@@ -146,18 +147,14 @@ loop:
 	VMULPS C_INVT(BX), Y6, Y6
 	VMULPS C_LOG2E(BX), Y0, Y1
 	VMULPS C_LOG2E(BX), Y6, Y7
-	VSUBPS C_HALF(BX), Y1, Y1
-	VSUBPS C_HALF(BX), Y7, Y7
-	VCVTTPS2DQ Y1, Y1
-	VCVTTPS2DQ Y7, Y7
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y7, Y7
 	VCVTDQ2PS Y1, Y2
 	VCVTDQ2PS Y7, Y8
 	VMOVAPS Y0, Y3
 	VMOVAPS Y6, Y9
-	VFNMADD231PS C_LN2HI(BX), Y2, Y3
-	VFNMADD231PS C_LN2HI(BX), Y8, Y9
-	VFNMADD231PS C_LN2LO(BX), Y2, Y3
-	VFNMADD231PS C_LN2LO(BX), Y8, Y9
+	VFNMADD231PS C_LN2(BX), Y2, Y3
+	VFNMADD231PS C_LN2(BX), Y8, Y9
 	VMOVUPS C_720(BX), Y4
 	VMOVUPS C_720(BX), Y10
 	VFMADD213PS C_120(BX), Y3, Y4
@@ -184,16 +181,12 @@ loop:
 	VANDPS Y11, Y10, Y10
 	VMOVUPS Y4, 0(DI)
 	VMOVUPS Y10, 32(DI)
+	VADDPS Y10, Y4, Y4
 	VCVTPS2PD X4, Y1
-	VCVTPS2PD X10, Y7
 	VEXTRACTF128 $1, Y4, X2
-	VEXTRACTF128 $1, Y10, X8
 	VCVTPS2PD X2, Y2
-	VCVTPS2PD X8, Y8
 	VADDPD Y1, Y12, Y12
-	VADDPD Y7, Y12, Y12
 	VADDPD Y2, Y13, Y13
-	VADDPD Y8, Y13, Y13
 	ADDQ $64, SI
 	ADDQ $64, DI
 	SUBQ $16, CX
@@ -232,18 +225,14 @@ loop:
 	VMULPS C_INVT(BX), Y6, Y6
 	VMULPS C_LOG2E(BX), Y0, Y1
 	VMULPS C_LOG2E(BX), Y6, Y7
-	VSUBPS C_HALF(BX), Y1, Y1
-	VSUBPS C_HALF(BX), Y7, Y7
-	VCVTTPS2DQ Y1, Y1
-	VCVTTPS2DQ Y7, Y7
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y7, Y7
 	VCVTDQ2PS Y1, Y2
 	VCVTDQ2PS Y7, Y8
 	VMOVAPS Y0, Y3
 	VMOVAPS Y6, Y9
-	VFNMADD231PS C_LN2HI(BX), Y2, Y3
-	VFNMADD231PS C_LN2HI(BX), Y8, Y9
-	VFNMADD231PS C_LN2LO(BX), Y2, Y3
-	VFNMADD231PS C_LN2LO(BX), Y8, Y9
+	VFNMADD231PS C_LN2(BX), Y2, Y3
+	VFNMADD231PS C_LN2(BX), Y8, Y9
 	VMOVUPS C_720(BX), Y4
 	VMOVUPS C_720(BX), Y10
 	VFMADD213PS C_120(BX), Y3, Y4
@@ -274,25 +263,17 @@ loop:
 	VANDPS Y11, Y10, Y10
 	VMOVUPS Y4, 0(DI)
 	VMOVUPS Y10, 32(DI)
+	VADDPS Y10, Y4, Y4
 	VCVTPS2PD X4, Y1
-	VCVTPS2PD X10, Y7
 	VEXTRACTF128 $1, Y4, X2
-	VEXTRACTF128 $1, Y10, X8
 	VCVTPS2PD X2, Y2
-	VCVTPS2PD X8, Y8
 	VADDPD Y1, Y12, Y12
-	VADDPD Y7, Y12, Y12
 	VADDPD Y2, Y13, Y13
-	VADDPD Y8, Y13, Y13
-	VCVTPS2PD X3, Y1
-	VCVTPS2PD X9, Y7
-	VEXTRACTF128 $1, Y3, X2
-	VEXTRACTF128 $1, Y9, X8
-	VCVTPS2PD X2, Y2
+	VADDPS Y9, Y3, Y3
+	VCVTPS2PD X3, Y7
+	VEXTRACTF128 $1, Y3, X8
 	VCVTPS2PD X8, Y8
-	VADDPD Y1, Y14, Y14
 	VADDPD Y7, Y14, Y14
-	VADDPD Y2, Y15, Y15
 	VADDPD Y8, Y15, Y15
 	ADDQ $64, SI
 	ADDQ $64, DI
@@ -386,4 +367,101 @@ next:
 	JLT loop
 	VZEROUPPER
 	MOVQ R8, ret+32(FP)
+	RET
+
+// func expMaxAVX2(dst, src *float32, n int, c *expConsts) (sum float64, bm float32)
+// expAVX2 relative to the block's own maximum bm (the largest non-NaN
+// src[i], -Inf if none), which it finds first: dst[i] = exp((src[i]-bm)*invT)
+// masked to x >= lo; sum as in expAVX2. With bm = -Inf dst and sum are
+// garbage (the caller clears them). n is a multiple of 16.
+TEXT ·expMaxAVX2(SB), NOSPLIT, $0-44
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ c+24(FP), BX
+	MOVL $0xff800000, AX
+	MOVL AX, X14
+	VBROADCASTSS X14, Y14
+	VMOVAPS Y14, Y15
+	MOVQ SI, DX
+	MOVQ CX, R8
+mloop:
+	VMOVUPS 0(DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMAXPS Y14, Y0, Y14
+	VMAXPS Y15, Y1, Y15
+	ADDQ $64, DX
+	SUBQ $16, R8
+	JNZ mloop
+	VMAXPS Y15, Y14, Y14
+	VEXTRACTF128 $1, Y14, X15
+	VMAXPS X15, X14, X14
+	VPERMILPS $0x4E, X14, X15
+	VMAXPS X15, X14, X14
+	VPERMILPS $0xB1, X14, X15
+	VMAXPS X15, X14, X14
+	MOVSS X14, bm+40(FP)
+	VBROADCASTSS X14, Y14
+	VXORPD Y12, Y12, Y12
+	VXORPD Y13, Y13, Y13
+eloop:
+	VMOVUPS 0(SI), Y0
+	VMOVUPS 32(SI), Y6
+	VSUBPS Y14, Y0, Y0
+	VSUBPS Y14, Y6, Y6
+	VMULPS C_INVT(BX), Y0, Y0
+	VMULPS C_INVT(BX), Y6, Y6
+	VMULPS C_LOG2E(BX), Y0, Y1
+	VMULPS C_LOG2E(BX), Y6, Y7
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y7, Y7
+	VCVTDQ2PS Y1, Y2
+	VCVTDQ2PS Y7, Y8
+	VMOVAPS Y0, Y3
+	VMOVAPS Y6, Y9
+	VFNMADD231PS C_LN2(BX), Y2, Y3
+	VFNMADD231PS C_LN2(BX), Y8, Y9
+	VMOVUPS C_720(BX), Y4
+	VMOVUPS C_720(BX), Y10
+	VFMADD213PS C_120(BX), Y3, Y4
+	VFMADD213PS C_120(BX), Y9, Y10
+	VFMADD213PS C_24(BX), Y3, Y4
+	VFMADD213PS C_24(BX), Y9, Y10
+	VFMADD213PS C_6(BX), Y3, Y4
+	VFMADD213PS C_6(BX), Y9, Y10
+	VFMADD213PS C_HALF(BX), Y3, Y4
+	VFMADD213PS C_HALF(BX), Y9, Y10
+	VFMADD213PS C_ONE(BX), Y3, Y4
+	VFMADD213PS C_ONE(BX), Y9, Y10
+	VFMADD213PS C_ONE(BX), Y3, Y4
+	VFMADD213PS C_ONE(BX), Y9, Y10
+	VPADDD C_127(BX), Y1, Y1
+	VPADDD C_127(BX), Y7, Y7
+	VPSLLD $23, Y1, Y1
+	VPSLLD $23, Y7, Y7
+	VMULPS Y1, Y4, Y4
+	VMULPS Y7, Y10, Y10
+	VCMPPS $0x1D, C_LO(BX), Y0, Y5
+	VCMPPS $0x1D, C_LO(BX), Y6, Y11
+	VANDPS Y5, Y4, Y4
+	VANDPS Y11, Y10, Y10
+	VMOVUPS Y4, 0(DI)
+	VMOVUPS Y10, 32(DI)
+	VADDPS Y10, Y4, Y4
+	VCVTPS2PD X4, Y1
+	VEXTRACTF128 $1, Y4, X2
+	VCVTPS2PD X2, Y2
+	VADDPD Y1, Y12, Y12
+	VADDPD Y2, Y13, Y13
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JNZ eloop
+	VADDPD Y13, Y12, Y12
+	VEXTRACTF128 $1, Y12, X13
+	VADDPD X13, X12, X12
+	VPERMILPD $1, X12, X13
+	VADDSD X13, X12, X12
+	VZEROUPPER
+	MOVSD X12, sum+32(FP)
 	RET

@@ -24,3 +24,7 @@ func massAVX2(l, w *float32, n int, c float32) (above float64, eq int) {
 func collectGTAVX2(x *float32, n int, v float32, out *int32) int {
 	panic("sampler: no AVX2 kernels")
 }
+
+func expMaxAVX2(dst, src *float32, n int, c *expConsts) (sum float64, bm float32) {
+	panic("sampler: no AVX2 kernels")
+}
