@@ -39,33 +39,48 @@
 // # Cost
 //
 // Nothing sorts the vocabulary, and buffers live in the Sampler: after the
-// first call at a given vocabulary size Sample does not allocate.
+// first call at a given vocabulary size Sample does not allocate. On amd64
+// with AVX2 and FMA the passes over the row run as AVX2 kernels
+// (simd_amd64.s); elsewhere (or with -tags purego) Go loops with the same
+// semantics do. Per row:
 //
-//   - Greedy: one pass.
-//   - top_k: one pass with a bounded heap, then work on the k survivors only.
-//   - Temperature (and min_p) without top_k/top_p: one pass putting every
-//     token in a bucket of its scaled logit (32 buckets per nat, no exp),
-//     then exact rejection sampling: pick a bucket by count*upper bound, a
-//     member uniformly, accept with probability weight/upper bound (>= 0.97).
-//   - top_p without top_k: the same bucket pass; the bucket bounds give the
-//     smallest set of top buckets that must contain the nucleus, and only the
-//     tokens of those (and of the next few buckets, until the rest of the
-//     vocabulary can no longer move the cut) get an exp. Buckets above the
-//     cut's bucket are taken wholesale, only that bucket is ordered. Where
-//     the bounds cannot settle the cut (flat distributions), every token is
-//     weighed and the cut is exact (a large boundary bucket is refined by
-//     re-bucketing before sorting).
-//   - Vocabularies under 2048 tokens skip the bounds and weigh every token.
+//   - Greedy: one pass for the maximum, one for its first index.
+//   - Temperature, top_p, min_p (top_k off): one pass computes every
+//     weight exp((logit-max)/T) with float64 sums per block of 256 tokens
+//     (plus one pass for the maximum when min_p is set); a draw is a binary
+//     search over the blocks and a scan of one block. top_p does not build
+//     the nucleus: a draw from the whole (min_p-filtered) distribution is
+//     accepted when the mass of the tokens ranked above it is below
+//     TopP*Z, one masked-sum pass per tested proposal (on average fewer
+//     than 1/TopP, and about one for the usual TopP >= 0.9). This is exact
+//     rejection sampling: the result has exactly the renormalised
+//     distribution over the nucleus. After 64 misses in a row (a nucleus
+//     with a tiny share of a flat row's mass) the nucleus is sorted instead.
+//   - top_k up to 256: one pass with a bounded heap (only tokens above its
+//     root are looked at), then work on the k sorted survivors only.
+//   - Larger top_k: a threshold guessed from 1024 evenly spaced logits, one
+//     pass gathering the tokens above it, a linear selection of the exact k
+//     best, then the draw and top_p test over those k (unsorted).
 //
-// Weights use a float32 exp with ~2e-7 relative error, sums are float64.
+// Weights use a float32 exp with < 3e-7 relative error, sums are float64.
 // Tokens with p/p_max < e^-87 (float32 underflow) are never drawn.
+//
+// # Concurrency
+//
+// A Sampler is not safe for concurrent use, but distinct Samplers share no
+// mutable state (the only package-level variable, the CPU feature flag, is
+// set at init), so one goroutine per sequence can each run its own Sampler
+// on its own logits row in parallel. Logprobs is a pure function and safe
+// to call concurrently on rows nobody is writing.
 //
 // # Reproducibility
 //
 // With HasSeed, the same Params, the same sequence of logits rows and
 // Accept calls give the same tokens. The number of random numbers consumed
 // per Sample varies (rejection sampling), so sequences are not comparable
-// across different settings or versions of this package.
+// across different settings or versions of this package. The AVX2 and Go
+// exp differ in the last bit of some weights, so on rare boundary draws
+// the same seed can give different tokens on CPUs with and without AVX2.
 //
 // # Special values
 //
@@ -100,7 +115,8 @@ type Params struct {
 }
 
 // Sampler draws tokens from logits according to Params. Create one per
-// request with New; it is not safe for concurrent use.
+// request with New; it is not safe for concurrent use, but separate
+// Samplers may run in parallel (see Concurrency in the package doc).
 type Sampler struct {
 	p Params
 
@@ -135,6 +151,7 @@ type Sampler struct {
 	w     []float32 // per-token (or per-candidate) weights exp(x)
 	cum   []float64 // cumulative weight per block of blockSize tokens
 	bmax  []float32 // per block: the maximum its weights are relative to
+	bhi   []float32 // per block: its largest logit
 	scale []float64 // per block: exp((bmax-m)/T), m the row maximum
 	heap  []entry   // top-k heap / sorted top-k
 	ec    expConsts // expBlock's parameters
@@ -381,7 +398,13 @@ func (s *Sampler) sampleFull(logits []float32) int32 {
 	var m float32
 	var zall float64
 	if global {
-		m = maxf(logits, s.simd)
+		// The block maxima (kept in hi for massBefore), then the weights.
+		hi := growF32(&s.bhi, nb)
+		m = float32(math.Inf(-1))
+		for b := range nb {
+			hi[b] = maxf(logits[b*blockSize:min((b+1)*blockSize, n)], s.simd)
+			m = max(m, hi[b])
+		}
 		if special(m) || s.minP > 1 { // min_p > 1 keeps only the maximum
 			return int32(argmaxOf(logits, s.simd))
 		}
@@ -405,6 +428,7 @@ func (s *Sampler) sampleFull(logits []float32) int32 {
 		if special(m) {
 			return int32(argmaxOf(logits, s.simd))
 		}
+		s.bhi = append(s.bhi[:0], bm...)
 		for b, v := range bm {
 			scale[b] = 0
 			if x := (v - m) * s.invT; x >= expLo {
@@ -458,7 +482,7 @@ func (s *Sampler) massBefore(logits, w []float32, i int) float64 {
 	n := len(logits)
 	var a float64
 	var eq int
-	for b, v := range s.bmax[:len(s.cum)] {
+	for b, v := range s.bhi[:len(s.cum)] {
 		if v < li { // nothing in the block reaches li
 			continue
 		}

@@ -296,8 +296,10 @@ loop:
 
 
 // func massAVX2(l, w *float32, n int, c float32) (above float64, eq int)
-// above: the sum of w[i] over l[i] > c (8 float64 lanes, reduced as in
-// expAVX2); eq: the number of l[i] == c.
+// above: the sum of w[i] over l[i] > c; eq: the number of l[i] == c. Each
+// run of up to 256 tokens is summed in 8 float32 lanes (lane j: i%8 == j,
+// at most 32 terms each), then added to 8 float64 lanes, reduced as in
+// expAVX2.
 TEXT ·massAVX2(SB), NOSPLIT, $0-48
 	MOVQ l+0(FP), SI
 	MOVQ w+8(FP), DI
@@ -306,21 +308,32 @@ TEXT ·massAVX2(SB), NOSPLIT, $0-48
 	VXORPD Y10, Y10, Y10
 	VXORPD Y11, Y11, Y11
 	VPXOR Y12, Y12, Y12
+outer:
+	MOVQ CX, DX
+	CMPQ DX, $256
+	JLE chunk
+	MOVQ $256, DX
+chunk:
+	SUBQ DX, CX
+	VXORPS Y6, Y6, Y6
 loop:
 	VMOVUPS 0(SI), Y0
 	VCMPPS $0x1E, Y15, Y0, Y1 // l > c
 	VCMPPS $0x00, Y15, Y0, Y2 // l == c
 	VANDPS 0(DI), Y1, Y3
-	VCVTPS2PD X3, Y4
-	VEXTRACTF128 $1, Y3, X5
-	VCVTPS2PD X5, Y5
-	VADDPD Y4, Y10, Y10
-	VADDPD Y5, Y11, Y11
+	VADDPS Y3, Y6, Y6
 	VPSUBD Y2, Y12, Y12
 	ADDQ $32, SI
 	ADDQ $32, DI
-	SUBQ $8, CX
+	SUBQ $8, DX
 	JNZ loop
+	VCVTPS2PD X6, Y4
+	VEXTRACTF128 $1, Y6, X5
+	VCVTPS2PD X5, Y5
+	VADDPD Y4, Y10, Y10
+	VADDPD Y5, Y11, Y11
+	TESTQ CX, CX
+	JNZ outer
 	VADDPD Y11, Y10, Y10
 	VEXTRACTF128 $1, Y10, X11
 	VADDPD X11, X10, X10
