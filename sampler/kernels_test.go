@@ -207,3 +207,53 @@ func TestConcurrentSamplers(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeTopKSpecial covers sampleTopKLarge with NaN, -Inf and +Inf rows
+// and with fewer finite tokens than k.
+func TestLargeTopKSpecial(t *testing.T) {
+	ninf, pinf := float32(math.Inf(-1)), float32(math.Inf(1))
+	nan := float32(math.NaN())
+	mk := func(fill float32, set map[int]float32) []float32 {
+		l := make([]float32, 1000)
+		for i := range l {
+			l[i] = fill
+			if i%7 == 0 {
+				l[i] = nan
+			}
+		}
+		for i, v := range set {
+			l[i] = v
+		}
+		return l
+	}
+	cases := []struct {
+		name  string
+		l     []float32
+		allow []int32
+	}{
+		{"few-finite", mk(ninf, map[int]float32{3: 1, 500: 2, 999: 1.5}), []int32{3, 500, 999}},
+		{"pos-inf", mk(0, map[int]float32{10: pinf, 20: pinf}), []int32{10}},
+		{"all-nan-inf", mk(ninf, nil), []int32{0}},
+	}
+	for _, c := range cases {
+		for _, p := range []Params{
+			{Temperature: 1, TopK: 300},
+			{Temperature: 1.5, TopK: 400, TopP: 0.9},
+			{Temperature: 1, TopK: 500, MinP: 0.1},
+		} {
+			p.HasSeed = true
+			s := New(p)
+			seen := map[int32]bool{}
+			for range 300 {
+				tok := s.Sample(slices.Clone(c.l))
+				if !slices.Contains(c.allow, tok) {
+					t.Fatalf("%s %+v: drew %d, allowed %v", c.name, p, tok, c.allow)
+				}
+				seen[tok] = true
+			}
+			if c.name == "few-finite" && p.MinP == 0 && len(seen) < 2 {
+				t.Fatalf("%s %+v: only %v drawn", c.name, p, seen)
+			}
+		}
+	}
+}
