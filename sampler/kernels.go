@@ -9,31 +9,24 @@ import "math"
 // reproducible on one machine and, except in rare cases where a weight's last
 // bit decides, across machines.
 
-// expConsts holds the parameters and constants of expBlock, each repeated
-// 8 times for the AVX2 kernel (which reads them as 256-bit operands).
-type expConsts [13][8]float32
+// expConsts holds the parameters and constants of the AVX2 exp kernels,
+// each repeated 8 times (they are read as 256-bit operands).
+type expConsts [12][8]float32
 
 const (
 	ecM = iota
 	ecInvT
 	ecLo
-	ecExpLo
-	ecLog2e
-	ecHalf
-	ecLn2
-	ec720
-	ec120
-	ec24
-	ec6
-	ecOne
-	ec127 // int32 127, as float32 bits
 )
 
 func (c *expConsts) set(m, invT, lo float32) {
-	v := [13]float32{
-		m, invT, lo, expLo, log2e, 0.5, math.Ln2,
-		1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 1,
-		math.Float32frombits(127),
+	v := [12]float32{
+		m, invT, lo, expLo, log2e, math.Ln2,
+		// The kernels' polynomial for exp(g), |g| <= ln2/2, degree 5 down
+		// to 0: the degree 7 Taylor polynomial with its g^7 and g^6 terms
+		// economized by Chebyshev polynomials.
+		0.008375081040542133, 0.041917152909919465, 0.1666641569323443,
+		0.4999887061955494, 1.0000000377192353, 1.0000000754384706,
 	}
 	for i, x := range v {
 		for j := range 8 {

@@ -62,8 +62,11 @@
 //     pass gathering the tokens above it, a linear selection of the exact k
 //     best, then the draw and top_p test over those k (unsorted).
 //
-// Weights use a float32 exp with < 3e-7 relative error, sums are float64.
-// Tokens with p/p_max < e^-87 (float32 underflow) are never drawn.
+// Weights use a float32 exp with < 3e-7 relative error, sums are float64
+// (with float32 partial sums of at most 32 terms in the top_p test).
+// Tokens with p/p_max < e^-87 (float32 underflow) get no weight, or one
+// below e^-87 relative (then effectively never drawn); NaN and -Inf logits
+// get none.
 //
 // # Concurrency
 //

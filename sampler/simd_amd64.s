@@ -109,22 +109,24 @@ none:
 #define C_LO 64
 #define C_EXPLO 96
 #define C_LOG2E 128
-#define C_HALF 160
-#define C_LN2 192
-#define C_720 224
-#define C_120 256
-#define C_24 288
-#define C_6 320
-#define C_ONE 352
-#define C_127 384
+#define C_LN2 160
+#define C_P5 192
+#define C_P4 224
+#define C_P3 256
+#define C_P2 288
+#define C_P1 320
+#define C_P0 352
 
 // func expAVX2(dst, src *float32, n int, c *expConsts) (sumLo, sumAll float64)
 // func expBothAVX2: the same signature.
 // dst[i] = e_i masked to x_i >= lo, where x_i = (src[i]-m)*invT and
-// e_i = 2^k * P(x_i - k*ln2), k = round(x_i*log2e), P the degree 6 Taylor
-// polynomial of exp, evaluated with fused multiply-adds (the reduction uses
-// the exact product k*ln2 with ln2 rounded to float32: relative error
-// below 3e-7 at x = expLo, less near 0). sumLo sums dst. expBothAVX2 also
+// e_i = 2^k * P(x_i - k*ln2), k = round(x_i*log2e), P a degree 5
+// polynomial for exp on [-ln2/2, ln2/2] (Taylor to degree 7, economized by
+// Chebyshev: 2.3e-7 relative in float32), evaluated with fused
+// multiply-adds; the reduction uses the exact product k*ln2 with ln2
+// rounded to float32 (2.4e-7 more at x = expLo, less near 0), and 2^k is
+// applied by adding k to the exponent field (exact except for weights
+// below e^-86.9, which may be off by up to 2x). sumLo sums dst. expBothAVX2 also
 // returns sumAll, the sum of e_i masked to x_i >= expLo (expAVX2: 0). n is
 // a multiple of 16; tokens i and i+8 of each group of 16 are added in
 // float32, then summed in 8 float64 lanes reduced as
@@ -155,26 +157,22 @@ loop:
 	VMOVAPS Y6, Y9
 	VFNMADD231PS C_LN2(BX), Y2, Y3
 	VFNMADD231PS C_LN2(BX), Y8, Y9
-	VMOVUPS C_720(BX), Y4
-	VMOVUPS C_720(BX), Y10
-	VFMADD213PS C_120(BX), Y3, Y4
-	VFMADD213PS C_120(BX), Y9, Y10
-	VFMADD213PS C_24(BX), Y3, Y4
-	VFMADD213PS C_24(BX), Y9, Y10
-	VFMADD213PS C_6(BX), Y3, Y4
-	VFMADD213PS C_6(BX), Y9, Y10
-	VFMADD213PS C_HALF(BX), Y3, Y4
-	VFMADD213PS C_HALF(BX), Y9, Y10
-	VFMADD213PS C_ONE(BX), Y3, Y4
-	VFMADD213PS C_ONE(BX), Y9, Y10
-	VFMADD213PS C_ONE(BX), Y3, Y4
-	VFMADD213PS C_ONE(BX), Y9, Y10
-	VPADDD C_127(BX), Y1, Y1
-	VPADDD C_127(BX), Y7, Y7
+	VMOVUPS C_P5(BX), Y4
+	VMOVUPS C_P5(BX), Y10
+	VFMADD213PS C_P4(BX), Y3, Y4
+	VFMADD213PS C_P4(BX), Y9, Y10
+	VFMADD213PS C_P3(BX), Y3, Y4
+	VFMADD213PS C_P3(BX), Y9, Y10
+	VFMADD213PS C_P2(BX), Y3, Y4
+	VFMADD213PS C_P2(BX), Y9, Y10
+	VFMADD213PS C_P1(BX), Y3, Y4
+	VFMADD213PS C_P1(BX), Y9, Y10
+	VFMADD213PS C_P0(BX), Y3, Y4
+	VFMADD213PS C_P0(BX), Y9, Y10
 	VPSLLD $23, Y1, Y1
 	VPSLLD $23, Y7, Y7
-	VMULPS Y1, Y4, Y4
-	VMULPS Y7, Y10, Y10
+	VPADDD Y1, Y4, Y4
+	VPADDD Y7, Y10, Y10
 	VCMPPS $0x1D, C_LO(BX), Y0, Y5
 	VCMPPS $0x1D, C_LO(BX), Y6, Y11
 	VANDPS Y5, Y4, Y4
@@ -233,26 +231,22 @@ loop:
 	VMOVAPS Y6, Y9
 	VFNMADD231PS C_LN2(BX), Y2, Y3
 	VFNMADD231PS C_LN2(BX), Y8, Y9
-	VMOVUPS C_720(BX), Y4
-	VMOVUPS C_720(BX), Y10
-	VFMADD213PS C_120(BX), Y3, Y4
-	VFMADD213PS C_120(BX), Y9, Y10
-	VFMADD213PS C_24(BX), Y3, Y4
-	VFMADD213PS C_24(BX), Y9, Y10
-	VFMADD213PS C_6(BX), Y3, Y4
-	VFMADD213PS C_6(BX), Y9, Y10
-	VFMADD213PS C_HALF(BX), Y3, Y4
-	VFMADD213PS C_HALF(BX), Y9, Y10
-	VFMADD213PS C_ONE(BX), Y3, Y4
-	VFMADD213PS C_ONE(BX), Y9, Y10
-	VFMADD213PS C_ONE(BX), Y3, Y4
-	VFMADD213PS C_ONE(BX), Y9, Y10
-	VPADDD C_127(BX), Y1, Y1
-	VPADDD C_127(BX), Y7, Y7
+	VMOVUPS C_P5(BX), Y4
+	VMOVUPS C_P5(BX), Y10
+	VFMADD213PS C_P4(BX), Y3, Y4
+	VFMADD213PS C_P4(BX), Y9, Y10
+	VFMADD213PS C_P3(BX), Y3, Y4
+	VFMADD213PS C_P3(BX), Y9, Y10
+	VFMADD213PS C_P2(BX), Y3, Y4
+	VFMADD213PS C_P2(BX), Y9, Y10
+	VFMADD213PS C_P1(BX), Y3, Y4
+	VFMADD213PS C_P1(BX), Y9, Y10
+	VFMADD213PS C_P0(BX), Y3, Y4
+	VFMADD213PS C_P0(BX), Y9, Y10
 	VPSLLD $23, Y1, Y1
 	VPSLLD $23, Y7, Y7
-	VMULPS Y1, Y4, Y4
-	VMULPS Y7, Y10, Y10
+	VPADDD Y1, Y4, Y4
+	VPADDD Y7, Y10, Y10
 	VCMPPS $0x1D, C_EXPLO(BX), Y0, Y5
 	VCMPPS $0x1D, C_EXPLO(BX), Y6, Y11
 	VANDPS Y5, Y4, Y3
@@ -434,26 +428,22 @@ eloop:
 	VMOVAPS Y6, Y9
 	VFNMADD231PS C_LN2(BX), Y2, Y3
 	VFNMADD231PS C_LN2(BX), Y8, Y9
-	VMOVUPS C_720(BX), Y4
-	VMOVUPS C_720(BX), Y10
-	VFMADD213PS C_120(BX), Y3, Y4
-	VFMADD213PS C_120(BX), Y9, Y10
-	VFMADD213PS C_24(BX), Y3, Y4
-	VFMADD213PS C_24(BX), Y9, Y10
-	VFMADD213PS C_6(BX), Y3, Y4
-	VFMADD213PS C_6(BX), Y9, Y10
-	VFMADD213PS C_HALF(BX), Y3, Y4
-	VFMADD213PS C_HALF(BX), Y9, Y10
-	VFMADD213PS C_ONE(BX), Y3, Y4
-	VFMADD213PS C_ONE(BX), Y9, Y10
-	VFMADD213PS C_ONE(BX), Y3, Y4
-	VFMADD213PS C_ONE(BX), Y9, Y10
-	VPADDD C_127(BX), Y1, Y1
-	VPADDD C_127(BX), Y7, Y7
+	VMOVUPS C_P5(BX), Y4
+	VMOVUPS C_P5(BX), Y10
+	VFMADD213PS C_P4(BX), Y3, Y4
+	VFMADD213PS C_P4(BX), Y9, Y10
+	VFMADD213PS C_P3(BX), Y3, Y4
+	VFMADD213PS C_P3(BX), Y9, Y10
+	VFMADD213PS C_P2(BX), Y3, Y4
+	VFMADD213PS C_P2(BX), Y9, Y10
+	VFMADD213PS C_P1(BX), Y3, Y4
+	VFMADD213PS C_P1(BX), Y9, Y10
+	VFMADD213PS C_P0(BX), Y3, Y4
+	VFMADD213PS C_P0(BX), Y9, Y10
 	VPSLLD $23, Y1, Y1
 	VPSLLD $23, Y7, Y7
-	VMULPS Y1, Y4, Y4
-	VMULPS Y7, Y10, Y10
+	VPADDD Y1, Y4, Y4
+	VPADDD Y7, Y10, Y10
 	VCMPPS $0x1D, C_LO(BX), Y0, Y5
 	VCMPPS $0x1D, C_LO(BX), Y6, Y11
 	VANDPS Y5, Y4, Y4
