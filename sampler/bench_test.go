@@ -3,6 +3,7 @@ package sampler
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -23,21 +24,54 @@ func realisticLogits(n int, seed uint64) []float32 {
 
 var benchSink int32
 
-func BenchmarkSample(b *testing.B) {
-	cases := []struct {
-		name string
-		p    Params
-	}{
-		{"greedy", Params{}},
-		{"temp0.8", Params{Temperature: 0.8}},
-		{"top_p0.9_temp0.8", Params{Temperature: 0.8, TopP: 0.9}},
-		{"top_k40_top_p0.9_temp0.8", Params{Temperature: 0.8, TopK: 40, TopP: 0.9}},
-		{"min_p0.05_temp0.8", Params{Temperature: 0.8, MinP: 0.05}},
-		{"top_p0.95_temp1.5", Params{Temperature: 1.5, TopP: 0.95}},
+// cpuLoop runs f while b.Loop() on a locked OS thread and reports that
+// thread's CPU time per iteration as cpu-ns/op (Linux), which on a shared,
+// loaded machine tracks the work better than the wall time.
+func cpuLoop(b *testing.B, f func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := threadCPU()
+	n := 0
+	for b.Loop() {
+		f()
+		n++
 	}
-	for _, vocab := range []int{32000, 151936} {
-		for _, c := range cases {
-			b.Run(fmt.Sprintf("%s/vocab=%d", c.name, vocab), func(b *testing.B) {
+	if t := threadCPU() - t0; t0 > 0 && n > 0 {
+		b.ReportMetric(float64(t)/float64(n), "cpu-ns/op")
+	}
+}
+
+// benchCases are the settings of BenchmarkSample; names are
+// BenchmarkSample/vocab=N/<name>.
+var benchCases = []struct {
+	name string
+	p    Params
+}{
+	{"greedy", Params{}},
+	{"temp=0.8", Params{Temperature: 0.8}},
+	{"temp=1.5", Params{Temperature: 1.5}},
+	{"temp=2.0", Params{Temperature: 2}},
+	{"top_p=0.9,temp=0.8", Params{Temperature: 0.8, TopP: 0.9}},
+	{"top_p=0.95,temp=1.5", Params{Temperature: 1.5, TopP: 0.95}},
+	{"top_p=0.5,temp=2.0", Params{Temperature: 2, TopP: 0.5}},
+	{"top_p=0.1,temp=1.0", Params{Temperature: 1, TopP: 0.1}},
+	{"top_p=1.0,top_k=0,temp=1.0", Params{Temperature: 1, TopP: 1, TopK: 0}},
+	{"min_p=0.05,temp=0.8", Params{Temperature: 0.8, MinP: 0.05}},
+	{"min_p=0.05,top_p=0.9,temp=1.5", Params{Temperature: 1.5, TopP: 0.9, MinP: 0.05}},
+	{"top_k=40,temp=0.8", Params{Temperature: 0.8, TopK: 40}},
+	{"top_k=40,top_p=0.9,temp=0.8", Params{Temperature: 0.8, TopK: 40, TopP: 0.9}},
+	{"top_k=1000,temp=1.0", Params{Temperature: 1, TopK: 1000}},
+	{"penalties+bias,top_p=0.9,temp=0.8", Params{Temperature: 0.8, TopP: 0.9,
+		RepeatPenalty: 1.1, RepeatLastN: 64, PresencePenalty: 0.5, FrequencyPenalty: 0.5,
+		LogitBias: map[int32]float32{5: -100, 7: 3}}},
+}
+
+// BenchmarkSample measures Sample per row (one goroutine) for each setting at
+// the Qwen 2 (151,936) and Llama 3 (128,256) vocabularies.
+func BenchmarkSample(b *testing.B) {
+	for _, vocab := range []int{151936, 128256} {
+		for _, c := range benchCases {
+			b.Run(fmt.Sprintf("vocab=%d/%s", vocab, c.name), func(b *testing.B) {
 				// Several rows so the branch predictor does not learn one.
 				rows := make([][]float32, 8)
 				for i := range rows {
@@ -46,34 +80,36 @@ func BenchmarkSample(b *testing.B) {
 				p := c.p
 				p.HasSeed = true
 				s := New(p)
-				s.Sample(rows[0]) // warm the buffers
-				b.ReportAllocs()
-				// No bias/penalties: Sample does not modify the rows.
-				n := 0
-				for b.Loop() {
-					benchSink = s.Sample(rows[n&7])
-					n++
+				// The tokens Sample changes (bias, penalty window): restored
+				// after each call so every iteration sees the same rows.
+				var touched []int32
+				for t := range p.LogitBias {
+					touched = append(touched, t)
 				}
+				if p.RepeatPenalty != 0 {
+					for i := 0; i < 200; i++ {
+						tok := int32(i * 37 % vocab)
+						s.Accept(tok)
+						touched = append(touched, tok)
+					}
+				}
+				saved := make([]float32, len(touched))
+				s.Sample(append([]float32(nil), rows[0]...)) // warm the buffers
+				b.ReportAllocs()
+				n := 0
+				cpuLoop(b, func() {
+					row := rows[n&7]
+					for i, t := range touched {
+						saved[i] = row[t]
+					}
+					benchSink = s.Sample(row)
+					for i, t := range touched {
+						row[t] = saved[i]
+					}
+					n++
+				})
 			})
 		}
-	}
-}
-
-func BenchmarkSamplePenalties(b *testing.B) {
-	const vocab = 151936
-	row := realisticLogits(vocab, 3)
-	work := make([]float32, vocab)
-	s := New(Params{Temperature: 0.8, TopP: 0.9, RepeatPenalty: 1.1, RepeatLastN: 64,
-		PresencePenalty: 0.5, FrequencyPenalty: 0.5, LogitBias: map[int32]float32{5: -100, 7: 3}, HasSeed: true})
-	for i := 0; i < 200; i++ {
-		s.Accept(int32(i * 37 % vocab))
-	}
-	copy(work, row)
-	s.Sample(work) // warm the buffers
-	b.ReportAllocs()
-	for b.Loop() {
-		copy(work, row) // penalties modify the row
-		benchSink = s.Sample(work)
 	}
 }
 

@@ -23,7 +23,7 @@ func (s *Sampler) ConstrainTop(logits []float32, k int, allowed func(ids []int32
 	if cap(s.heap) < k {
 		s.heap = make([]entry, k)
 	}
-	h := selectTopK(s.heap[:k], logits)
+	h := selectTopK(s.heap[:k], logits, s.simd)
 	if cap(s.cids) < k {
 		s.cids = make([]int32, k)
 		s.cok = make([]bool, k)

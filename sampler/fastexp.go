@@ -18,55 +18,23 @@ const (
 // degree 6 polynomial; much cheaper than math.Exp in float64. Callers must
 // guard the domain: results for x outside [expLo, 0] are undefined.
 func expNeg(x float32) float32 {
-	t := x * log2e
+	// The explicit float32 conversions keep each product rounded on its
+	// own (no fused multiply-add on any platform or GOAMD64 level), so the
+	// Go kernels give the same bits everywhere.
+	t := float32(x * log2e)
 	k := int32(t - 0.5) // round to nearest (t <= 0; conversion truncates toward zero)
 	kf := float32(k)
-	g := x - kf*ln2hi
-	g -= kf * ln2lo
+	g := x - float32(kf*ln2hi)
+	g -= float32(kf * ln2lo)
 	// e^g for |g| <= 0.35: Taylor to g^6, truncation error < 1.3e-7 relative.
 	p := float32(1.0 / 720)
-	p = p*g + 1.0/120
-	p = p*g + 1.0/24
-	p = p*g + 1.0/6
-	p = p*g + 0.5
-	p = p*g + 1
-	p = p*g + 1
+	p = float32(p*g) + 1.0/120
+	p = float32(p*g) + 1.0/24
+	p = float32(p*g) + 1.0/6
+	p = float32(p*g) + 0.5
+	p = float32(p*g) + 1
+	p = float32(p*g) + 1
 	return p * math.Float32frombits(uint32(k+127)<<23)
-}
-
-// expShift sets dst[i] = exp((src[i]-m)*invT) when that scaled value is >= lo
-// (lo >= expLo), else 0 (also for NaN), and returns the sum of dst in
-// float64. len(dst) must equal len(src). expNeg is inlined by hand: this is
-// the hot loop of temperature sampling.
-func expShift(dst, src []float32, m, invT, lo float32) float64 {
-	dst = dst[:len(src)]
-	var a0, a1 float64
-	for i, l := range src {
-		x := (l - m) * invT
-		var e float32
-		if x >= lo {
-			t := x * log2e
-			k := int32(t - 0.5)
-			kf := float32(k)
-			g := x - kf*ln2hi
-			g -= kf * ln2lo
-			p := float32(1.0 / 720)
-			p = p*g + 1.0/120
-			p = p*g + 1.0/24
-			p = p*g + 1.0/6
-			p = p*g + 0.5
-			p = p*g + 1
-			p = p*g + 1
-			e = p * math.Float32frombits(uint32(k+127)<<23)
-		}
-		dst[i] = e
-		if i&1 == 0 {
-			a0 += float64(e)
-		} else {
-			a1 += float64(e)
-		}
-	}
-	return a0 + a1
 }
 
 // expSum returns the sum over src of exp(src[i]-m) (0 for terms below expLo

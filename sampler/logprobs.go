@@ -30,7 +30,7 @@ func Logprobs(logits []float32, tok int32, n int) (float32, []TokenLogprob) {
 	if len(logits) == 0 {
 		return ninf, []TokenLogprob{}
 	}
-	mi := argmax(logits)
+	mi := argmaxOf(logits, useAVX2)
 	m := logits[mi]
 	var lse float64
 	switch {
@@ -62,7 +62,7 @@ func Logprobs(logits []float32, tok int32, n int) (float32, []TokenLogprob) {
 		return tokLP, out
 	}
 	var buf [MaxTopLogprobs]entry
-	h := selectTopK(buf[:n], logits)
+	h := selectTopK(buf[:n], logits, useAVX2)
 	for i, e := range h {
 		out[i] = TokenLogprob{Token: e.id, Logprob: lp(logits[e.id])}
 	}

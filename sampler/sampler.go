@@ -39,33 +39,51 @@
 // # Cost
 //
 // Nothing sorts the vocabulary, and buffers live in the Sampler: after the
-// first call at a given vocabulary size Sample does not allocate.
+// first call at a given vocabulary size Sample does not allocate. On amd64
+// with AVX2 and FMA the passes over the row run as AVX2 kernels
+// (simd_amd64.s); elsewhere (or with -tags purego) Go loops with the same
+// semantics do. Per row:
 //
-//   - Greedy: one pass.
-//   - top_k: one pass with a bounded heap, then work on the k survivors only.
-//   - Temperature (and min_p) without top_k/top_p: one pass putting every
-//     token in a bucket of its scaled logit (32 buckets per nat, no exp),
-//     then exact rejection sampling: pick a bucket by count*upper bound, a
-//     member uniformly, accept with probability weight/upper bound (>= 0.97).
-//   - top_p without top_k: the same bucket pass; the bucket bounds give the
-//     smallest set of top buckets that must contain the nucleus, and only the
-//     tokens of those (and of the next few buckets, until the rest of the
-//     vocabulary can no longer move the cut) get an exp. Buckets above the
-//     cut's bucket are taken wholesale, only that bucket is ordered. Where
-//     the bounds cannot settle the cut (flat distributions), every token is
-//     weighed and the cut is exact (a large boundary bucket is refined by
-//     re-bucketing before sorting).
-//   - Vocabularies under 2048 tokens skip the bounds and weigh every token.
+//   - Greedy: one pass for the maximum, one for its first index.
+//   - Temperature, top_p, min_p (top_k off): one pass computes every
+//     weight exp((logit-max)/T) with float64 sums per block of 256 tokens
+//     (plus one pass for the maximum when min_p is set); a draw is a binary
+//     search over the blocks and a scan of one block. top_p does not build
+//     the nucleus: a draw from the whole (min_p-filtered) distribution is
+//     accepted when the mass of the tokens ranked above it is below
+//     TopP*Z, one masked-sum pass per tested proposal (on average fewer
+//     than 1/TopP, and about one for the usual TopP >= 0.9). This is exact
+//     rejection sampling: the result has exactly the renormalised
+//     distribution over the nucleus. After 64 misses in a row (a nucleus
+//     with a tiny share of a flat row's mass) the nucleus is sorted instead.
+//   - top_k up to 256: one pass with a bounded heap (only tokens above its
+//     root are looked at), then work on the k sorted survivors only.
+//   - Larger top_k: a threshold guessed from 1024 evenly spaced logits, one
+//     pass gathering the tokens above it, a linear selection of the exact k
+//     best, then the draw and top_p test over those k (unsorted).
 //
-// Weights use a float32 exp with ~2e-7 relative error, sums are float64.
-// Tokens with p/p_max < e^-87 (float32 underflow) are never drawn.
+// Weights use a float32 exp with < 3e-7 relative error, sums are float64
+// (with float32 partial sums of at most 32 terms in the top_p test).
+// Tokens with p/p_max < e^-87 (float32 underflow) get no weight, or one
+// below e^-87 relative (then effectively never drawn); NaN and -Inf logits
+// get none.
+//
+// # Concurrency
+//
+// A Sampler is not safe for concurrent use, but distinct Samplers share no
+// mutable state (the only package-level variable, the CPU feature flag, is
+// set at init), so one goroutine per sequence can each run its own Sampler
+// on its own logits row in parallel. Logprobs is a pure function and safe
+// to call concurrently on rows nobody is writing.
 //
 // # Reproducibility
 //
 // With HasSeed, the same Params, the same sequence of logits rows and
 // Accept calls give the same tokens. The number of random numbers consumed
 // per Sample varies (rejection sampling), so sequences are not comparable
-// across different settings or versions of this package.
+// across different settings or versions of this package. The AVX2 and Go
+// exp differ in the last bit of some weights, so on rare boundary draws
+// the same seed can give different tokens on CPUs with and without AVX2.
 //
 // # Special values
 //
@@ -100,7 +118,8 @@ type Params struct {
 }
 
 // Sampler draws tokens from logits according to Params. Create one per
-// request with New; it is not safe for concurrent use.
+// request with New; it is not safe for concurrent use, but separate
+// Samplers may run in parallel (see Concurrency in the package doc).
 type Sampler struct {
 	p Params
 
@@ -112,12 +131,10 @@ type Sampler struct {
 	lnMinP   float32 // ln(minP) (scaled-logit threshold), -Inf when off
 	penalize bool
 
-	// Tests only: forceExact skips the bucketed fast paths, forceBucket uses
-	// them even for small vocabularies; fastMiss counts fast-path attempts
-	// that fell back to the exact path.
-	forceExact  bool
-	forceBucket bool
-	fastMiss    int
+	// simd: use the AVX2 kernels (tests clear it to run the Go kernels).
+	// fallbacks counts sampleFull's sorted fallbacks (tests).
+	simd      bool
+	fallbacks int
 
 	rng rand.PCG
 
@@ -134,22 +151,20 @@ type Sampler struct {
 	pos      map[int32]int32
 
 	// Reused work buffers.
-	w         []float32 // per-token (or per-candidate) weights exp(x)
-	blk       []float64 // per-block weight sums (sampleFullExact)
-	cand      []int32   // top_p: weighed tokens
-	nuc       []int32   // top_p: nucleus
-	bnd       []int32   // top_p: boundary bucket members
-	heap      []entry   // top-k heap / sorted top-k
-	near      []int32   // tokens in the first nearLimit buckets (bucket.go)
-	nearValid bool      // near holds every token of those buckets
-	nearCap   int       // capacity of near: maxNear (tests lower it)
-	cntLast   int       // last bucket counted by the previous bucketize
-	cnt       [nBk]int32
-	cnt2      [nBk]int32
-	emass     [nBk]float64 // exact weight per bucket (top_p)
-	hmass     [nBuckets]float64
-	cids      []int32 // ConstrainTop's candidates
-	cok       []bool
+	w     []float32 // per-token (or per-candidate) weights exp(x)
+	cum   []float64 // cumulative weight per block of blockSize tokens
+	bmax  []float32 // per block: the maximum its weights are relative to
+	bhi   []float32 // per block: its largest logit
+	scale []float64 // per block: exp((bmax-m)/T), m the row maximum
+	heap  []entry   // top-k heap / sorted top-k
+	ec    expConsts // expBlock's parameters
+	cids  []int32   // ConstrainTop's candidates
+	cok   []bool
+	fbk   []int32   // top_p fallback: candidates to sort
+	wa    []float32 // sampleTopKLarge: weights before min_p
+	smp   []entry   // sampleTopKLarge: threshold sample
+	cand  []entry   // sampleTopKLarge: candidates
+	idx   []int32   // sampleTopKLarge: gathered token ids
 }
 
 type entry struct {
@@ -160,7 +175,7 @@ type entry struct {
 // New returns a Sampler for p. LogitBias is copied; later changes to the map
 // have no effect.
 func New(p Params) *Sampler {
-	s := &Sampler{p: p, nearCap: maxNear, cntLast: nBk - 1}
+	s := &Sampler{p: p, simd: useAVX2}
 	if p.Temperature > 0 {
 		s.temp = p.Temperature
 		s.invT = 1 / p.Temperature
@@ -293,26 +308,15 @@ func (s *Sampler) Pick(logits []float32) int32 {
 		return -1
 	}
 	if s.temp == 0 {
-		return int32(argmax(logits))
+		return int32(argmaxOf(logits, s.simd))
 	}
 	if s.topK > 0 && s.topK < n {
+		if s.topK > smallTopK {
+			return s.sampleTopKLarge(logits)
+		}
 		return s.sampleTopK(logits)
 	}
-	mi := argmax(logits)
-	m := logits[mi]
-	if special(m) {
-		return int32(mi)
-	}
-	if s.topP > 0 {
-		return s.sampleTopP(logits, m)
-	}
-	if !s.exact(n) {
-		if tok, ok := s.sampleRejection(logits, m); ok {
-			return tok
-		}
-		s.fastMiss++
-	}
-	return s.sampleFullExact(logits, m)
+	return s.sampleFull(logits)
 }
 
 func (s *Sampler) applyBias(logits []float32) {
@@ -347,53 +351,9 @@ func (s *Sampler) applyPenalties(logits []float32) {
 	}
 }
 
-// smallVocab: below this many tokens the bucketed paths' fixed costs
-// (thousands of buckets) outweigh an exp per token.
-const smallVocab = 2048
-
-// exact reports whether to skip the bucketed fast paths for a row of n.
-func (s *Sampler) exact(n int) bool {
-	return s.forceExact || (!s.forceBucket && n < smallVocab)
-}
-
 // uniform returns a float64 in [0, 1).
 func (s *Sampler) uniform() float64 {
 	return float64(s.rng.Uint64()>>11) * (1.0 / (1 << 53))
-}
-
-// argmax returns the index of the largest value, the lowest index on ties;
-// NaNs are ignored; 0 if nothing is larger than -Inf.
-//
-// Kept out of line so that its tight loop sits at a fixed offset from an
-// aligned function start whatever the caller's code looks like.
-//
-//go:noinline
-func argmax(x []float32) int {
-	best := float32(math.Inf(-1))
-	bi := 0
-	i := 0
-	// Blocks of 8: one well-predicted test whether anything in the block
-	// beats the best so far (rare after the first blocks), and a scan of
-	// the block only then. NaN fails "<= best" and is then ignored by the
-	// scan's "> best"; the strict ">" keeps the lowest index on ties.
-	for ; i+8 <= len(x); i += 8 {
-		c := x[i : i+8 : i+8]
-		if c[0] <= best && c[1] <= best && c[2] <= best && c[3] <= best &&
-			c[4] <= best && c[5] <= best && c[6] <= best && c[7] <= best {
-			continue
-		}
-		for j, v := range c {
-			if v > best {
-				best, bi = v, i+j
-			}
-		}
-	}
-	for ; i < len(x); i++ {
-		if x[i] > best {
-			best, bi = x[i], i
-		}
-	}
-	return bi
 }
 
 // special handles a maximum logit that is not finite: -Inf (everything
@@ -405,44 +365,210 @@ func special(m float32) bool {
 // blockSize is the number of tokens per partial sum used by the draw.
 const blockSize = 256
 
-// sampleFullExact samples over the whole vocabulary with temperature and
-// optional min_p: one exp pass recording block sums, then a draw over the
-// block sums and one block. It is the fallback of sampleRejection (and the
-// reference for tests). m is the (finite) maximum logit.
-func (s *Sampler) sampleFullExact(logits []float32, m float32) int32 {
+// maxRejections bounds the top_p rejection loop before sampleFull settles
+// the nucleus by sorting (see there).
+const maxRejections = 64
+
+// sampleFull samples over the whole vocabulary: temperature, softmax, top_p,
+// min_p.
+//
+// One pass computes every weight, per block of blockSize tokens: without
+// min_p relative to the block's own maximum bm (found in the same kernel
+// call, so the row is read from memory once), w = exp((logit-bm)/T), the
+// block's weights then scaled by exp((bm-m)/T) (s.scale) to the row's
+// maximum m; with min_p relative to m itself (found by a first pass, as the
+// threshold depends on it), zero below the threshold. A draw is a binary
+// search over the blocks' cumulative sums and a scan of one block.
+//
+// The nucleus is never built: the draw is proposed from the min_p survivors
+// and accepted when the token is in the nucleus, which gives exactly the
+// renormalised distribution over nucleus ∩ survivors. A token is in the
+// nucleus iff the mass of the tokens ranked above it (logit descending, ties
+// by lower id) is below TopP*Z (one more pass, massBefore, which skips the
+// blocks whose maximum is below the token); a token found outside decides
+// every token ranked below it, so later proposals mostly need no pass. The
+// maximum is in both sets, so acceptance is at least p_max of the proposal;
+// after maxRejections misses sortedNucleus settles it by sorting.
+func (s *Sampler) sampleFull(logits []float32) int32 {
 	n := len(logits)
-	invT := s.invT
-	lo := float32(expLo)
-	if s.lnMinP > lo {
-		lo = s.lnMinP
-	}
-	w := growF32(&s.w, n)
 	nb := (n + blockSize - 1) / blockSize
-	blk := growF64(&s.blk, nb)
-	var z float64
-	for b := 0; b < nb; b++ {
-		start := b * blockSize
-		end := min(start+blockSize, n)
-		blk[b] = expShift(w[start:end], logits[start:end], m, invT, lo)
-		z += blk[b]
+	w := growF32(&s.w, n)
+	cum := growF64(&s.cum, nb)
+	bm := growF32(&s.bmax, nb)
+	scale := growF64(&s.scale, nb)
+	global := s.lnMinP > expLo   // min_p: weights relative to the row maximum
+	both := global && s.topP > 0 // top_p then needs the mass below min_p too
+	var m float32
+	var zall float64
+	if global {
+		// The block maxima (kept in hi for massBefore), then the weights.
+		hi := growF32(&s.bhi, nb)
+		m = float32(math.Inf(-1))
+		for b := range nb {
+			hi[b] = maxf(logits[b*blockSize:min((b+1)*blockSize, n)], s.simd)
+			m = max(m, hi[b])
+		}
+		if special(m) || s.minP > 1 { // min_p > 1 keeps only the maximum
+			return int32(argmaxOf(logits, s.simd))
+		}
+		s.ec.set(m, s.invT, s.lnMinP)
+		for b := range nb {
+			start := b * blockSize
+			end := min(start+blockSize, n)
+			a, all := expBlock(w[start:end], logits[start:end], &s.ec, both, s.simd)
+			cum[b], bm[b], scale[b] = a, m, 1
+			zall += all
+		}
+	} else {
+		s.ec.set(0, s.invT, expLo)
+		m = float32(math.Inf(-1))
+		for b := range nb {
+			start := b * blockSize
+			end := min(start+blockSize, n)
+			cum[b], bm[b] = expBlockMax(w[start:end], logits[start:end], &s.ec, s.simd)
+			m = max(m, bm[b])
+		}
+		if special(m) {
+			return int32(argmaxOf(logits, s.simd))
+		}
+		s.bhi = append(s.bhi[:0], bm...)
+		for b, v := range bm {
+			scale[b] = 0
+			if x := (v - m) * s.invT; x >= expLo {
+				scale[b] = float64(expNeg(x))
+			}
+		}
 	}
-	r := s.uniform() * z
-	var acc float64
-	pick := -1
-	for b := 0; b < nb; b++ {
-		if blk[b] == 0 {
+	var z float64
+	for b := range cum {
+		z += cum[b] * scale[b]
+		cum[b] = z
+	}
+	if !both {
+		zall = z
+	}
+	if s.topP == 0 {
+		return int32(s.draw(w, cum, scale))
+	}
+	target := float64(s.topP) * zall
+	// Ranked above: larger logit, or equal logit and lower id.
+	above := func(la float32, a int, lb float32, b int) bool {
+		return la > lb || (la == lb && a < b)
+	}
+	outI := -1 // the highest-ranked token known to be outside the nucleus
+	var outL float32
+	for range maxRejections {
+		i := s.draw(w, cum, scale)
+		li := logits[i]
+		if outI >= 0 && !above(li, i, outL, outI) {
+			continue // ranked at or below a token outside the nucleus
+		}
+		if s.massBefore(logits, w, i) < target {
+			return int32(i)
+		}
+		outI, outL = i, li
+	}
+	s.fallbacks++
+	return s.sortedNucleus(logits, w, target, outI, outL)
+}
+
+// weight returns token i's weight relative to the row maximum.
+func (s *Sampler) weight(w []float32, i int) float64 {
+	return float64(w[i]) * s.scale[i/blockSize]
+}
+
+// massBefore returns the weight of the tokens ranked above token i (logit
+// descending, ties by lower id). Every such token has x >= x_i >= the min_p
+// threshold, so it was weighed.
+func (s *Sampler) massBefore(logits, w []float32, i int) float64 {
+	li := logits[i]
+	n := len(logits)
+	var a float64
+	var eq int
+	for b, v := range s.bhi[:len(s.cum)] {
+		if v < li { // nothing in the block reaches li
 			continue
 		}
-		pick = b // rounding: the last block with weight if r is not reached
-		if acc+blk[b] > r {
+		start := b * blockSize
+		end := min(start+blockSize, n)
+		ab, eb := massAbove(logits[start:end], w[start:end], li, s.simd)
+		a += ab * s.scale[b]
+		eq += eb
+	}
+	if eq > 1 {
+		// Equal logits have equal weights: count the ties before i.
+		_, before := massAbove(logits[:i], w[:i], li, s.simd)
+		a += float64(before) * s.weight(w, i)
+	}
+	return a
+}
+
+// sortedNucleus is sampleFull's last resort after maxRejections proposals
+// fell outside the nucleus (a nucleus holding a tiny part of the mass of a
+// flat row): the tokens ranked above the best known outsider (outI, or all
+// weighed ones when outI < 0) are sorted and cut at target, then one is
+// drawn. Slow but exact.
+func (s *Sampler) sortedNucleus(logits, w []float32, target float64, outI int, outL float32) int32 {
+	c := s.fbk[:0]
+	for i, l := range logits {
+		if w[i] > 0 && (outI < 0 || l > outL || (l == outL && i < outI)) {
+			c = append(c, int32(i))
+		}
+	}
+	s.fbk = c
+	sortByLogit(logits, c)
+	var acc float64
+	k := len(c)
+	for j, id := range c {
+		if acc >= target {
+			k = j
 			break
 		}
-		acc += blk[b]
+		acc += s.weight(w, int(id))
 	}
-	// pick >= 0: the block of the maximum has weight 1.
-	start := pick * blockSize
-	end := min(start+blockSize, n)
-	return int32(start + drawIn(w[start:end], r-acc))
+	c = c[:max(k, 1)]
+	var total float64
+	for _, id := range c {
+		total += s.weight(w, int(id))
+	}
+	r := s.uniform() * total
+	acc = 0
+	for _, id := range c {
+		acc += s.weight(w, int(id))
+		if acc > r {
+			return id
+		}
+	}
+	return c[len(c)-1]
+}
+
+// draw returns a token with probability w[i]*scale[i/blockSize] / total;
+// cum holds the cumulative scaled sums per block of blockSize tokens.
+func (s *Sampler) draw(w []float32, cum, scale []float64) int {
+	r := s.uniform() * cum[len(cum)-1]
+	lo, hi := 0, len(cum) // first block with cum > r
+	for lo < hi {
+		h := int(uint(lo+hi) >> 1)
+		if cum[h] > r {
+			hi = h
+		} else {
+			lo = h + 1
+		}
+	}
+	b := lo
+	if b == len(cum) { // rounding: r == total
+		b--
+	}
+	for b > 0 && cum[b] == cum[b-1] { // never end in an empty block
+		b--
+	}
+	var prev float64
+	if b > 0 {
+		prev = cum[b-1]
+	}
+	start := b * blockSize
+	end := min(start+blockSize, len(w))
+	return start + drawIn(w[start:end], (r-prev)/scale[b])
 }
 
 // drawIn returns the first index whose cumulative weight exceeds r, or the
