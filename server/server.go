@@ -38,6 +38,8 @@ type Options struct {
 	ReadyQueue int
 	// KeepAlive is the interval of ": keep-alive" comments on a quiet stream.
 	KeepAlive time.Duration
+	// Playground serves the web playground at / (playground.go).
+	Playground bool
 	// Version goes into system_fingerprint.
 	Version  string
 	Logger   *slog.Logger
@@ -163,6 +165,7 @@ func New(o Options) *Server {
 	r.GET("/health", s.health)
 	r.GET("/ready", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
+	s.mountPlayground(r)
 
 	v1 := r.Group("/v1", s.metrics.observe, Auth(o.APIKeys), SessionID())
 	v1.POST("/chat/completions", RequireJSON(), BodyLimit(o.BodyLimit), s.chat)
