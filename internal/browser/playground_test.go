@@ -358,3 +358,56 @@ func decodeJSON(resp *http.Response, v any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// A scripted model that thinks, then calls a tool in Hermes syntax (as
+// internal/e2e's TestAutoToolCallWithToolThought).
+var scriptedCall = []string{"<0x0A>", "<think>", "▁so", "▁let", "▁me", "</think>", "<tool_call>", callPiece, "</tool_call>", "<|im_end|>"}
+
+const callPiece = "\n{\"name\": \"get_time\", \"arguments\": {\"zone\": \"utc\"}}\n"
+
+// With tools in the settings, a tool call is shown as one, and the
+// reasoning behind it is labelled as tool_thought.
+func TestPlaygroundToolCall(t *testing.T) {
+	chromiumPath(t)
+	path := filepath.Join(t.TempDir(), "call.gguf")
+	o := synth.Options{Preset: "tiny", Type: synth.TypeQ8_0, Template: synth.TemplateChatMLThink, Script: scriptedCall, Pieces: []string{callPiece}}
+	if err := synth.WriteFile(path, o); err != nil {
+		t.Fatal(err)
+	}
+	srv := testserver.Start(t, path, testserver.Options{Parallel: 1, CtxPerSeq: 2048})
+	p := open(t, newBrowser(t, testContext(t)), srv.URL)
+	p.waitJS("the model list", `document.querySelector("#model option") !== null`)
+	p.setField("temperature", "0")
+
+	// Tools that are not JSON: a clear message, nothing sent, the text kept.
+	p.setField("tools", "[{")
+	p.send("What time is it?")
+	p.waitJS("the tools error", `document.getElementById("error").textContent.includes("Tools are not valid JSON")`)
+	if v, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("input").value`)); v != "What time is it?" {
+		t.Errorf("the message box holds %q", v)
+	}
+	p.setField("input", "")
+
+	p.setField("tools", `[{"type":"function","function":{"name":"get_time","description":"The time","parameters":{"type":"object","properties":{"zone":{"type":"string"}}}}}]`)
+	p.send("What time is it?")
+	p.waitJS("the tool call", `(document.querySelector(".msg.assistant .stats") || {textContent: ""}).textContent.includes("finish: tool_calls")`)
+	if got := p.text(".tool-call .label"); !strings.HasPrefix(got, "Tool call: get_time  (call_") {
+		t.Errorf("tool call label %q", got)
+	}
+	if got := p.text(".tool-call code"); got != `{"zone":"utc"}` {
+		t.Errorf("tool call arguments %q", got)
+	}
+	if s, th := p.text("details.thought summary"), p.text("details.thought .thought-text"); s != "Tool thought (reasoning behind the tool call)" || th != "so let me" {
+		t.Errorf("thought panel %q: %q", s, th)
+	}
+	shot, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shotPath := filepath.Join(artifactDir(t), "playground-tool-call.png")
+	if err := os.WriteFile(shotPath, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot of a tool call: %s", shotPath)
+	p.checkRequests(srv.URL)
+}

@@ -186,7 +186,7 @@ class Answer {
     this.scroll();
   }
   addContent(t) {
-    if (this.thought && !this.content) this.thoughtSummary.textContent = "Thought";
+    if (this.thought && !this.content) this.thoughtSummary.textContent = this.thoughtLabel();
     this.content += t;
     if (!this.pending) { // re-render at most once a frame
       this.pending = true;
@@ -198,10 +198,22 @@ class Answer {
     this.answer.replaceChildren(markdown(this.content));
     this.scroll();
   }
+  // addToolThought marks the reasoning behind tool calls (ASI1
+  // tool_thought): the streamed thought panel is relabelled when it holds
+  // that reasoning, or the text gets its own box.
   addToolThought(t) {
+    if (this.thought && this.thoughtText.includes(t.trim())) {
+      this.toolThought = true;
+      this.thought.classList.add("tool-thought");
+      this.thoughtSummary.textContent = this.thoughtLabel();
+      return;
+    }
     const box = el("div", "tool tool-thought");
-    box.append(el("div", "label", "Tool thought"), el("div", "", t));
+    box.append(el("div", "label", "Tool thought (reasoning behind the tool call)"), el("div", "thought-text", t));
     this.tools.append(box);
+  }
+  thoughtLabel() {
+    return this.toolThought ? "Tool thought (reasoning behind the tool call)" : "Thought";
   }
   addToolCall(d) {
     let c = this.toolCalls[d.index || 0];
@@ -227,7 +239,7 @@ class Answer {
   finish(info) {
     this.render();
     this.root.classList.remove("streaming");
-    if (this.thought) this.thoughtSummary.textContent = "Thought";
+    if (this.thought) this.thoughtSummary.textContent = this.thoughtLabel();
     const parts = [];
     if (info.ttft !== undefined) parts.push("first token " + Math.round(info.ttft) + " ms");
     if (info.usage) {
@@ -270,6 +282,13 @@ function requestBody(userText) {
   };
   const max = parseInt($("max-tokens").value, 10);
   if (max > 0) body.max_tokens = max;
+  const tools = $("tools").value.trim();
+  if (tools) {
+    let parsed;
+    try { parsed = JSON.parse(tools); } catch (err) { throw new Error("Tools are not valid JSON: " + err.message); }
+    if (!Array.isArray(parsed)) throw new Error("Tools must be a JSON array");
+    if (parsed.length) body.tools = parsed;
+  }
   return body;
 }
 
@@ -282,6 +301,8 @@ function thoughtText(v) {
 
 async function send(userText) {
   showError("");
+  let body;
+  try { body = requestBody(userText); } catch (err) { showError(err.message); return false; }
   addUser(userText);
   const view = new Answer();
   const controller = new AbortController();
@@ -295,7 +316,7 @@ async function send(userText) {
     const resp = await fetch("/v1/chat/completions", {
       method: "POST",
       headers: headers(true),
-      body: JSON.stringify(requestBody(userText)),
+      body: JSON.stringify(body),
       signal: controller.signal,
     });
     if (!resp.ok) {
@@ -374,7 +395,7 @@ function init() {
     const text = $("input").value;
     if (!text.trim() || state.controller) return;
     $("input").value = "";
-    send(text);
+    send(text).then((sent) => { if (sent === false) $("input").value = text; });
   });
   $("input").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
