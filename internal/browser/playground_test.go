@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -48,7 +49,7 @@ type page struct {
 
 	mu         sync.Mutex
 	requests   []string // every URL the page asked for
-	exceptions []string // uncaught JavaScript exceptions
+	exceptions []string // uncaught JavaScript exceptions, console errors, blocked loads
 }
 
 // newBrowser starts a headless Chromium that reaches for no other host by
@@ -87,6 +88,14 @@ func open(t *testing.T, browser context.Context, base string) *page {
 			p.requests = append(p.requests, ev.Request.URL)
 		case *runtime.EventExceptionThrown:
 			p.exceptions = append(p.exceptions, ev.ExceptionDetails.Text+" "+fmt.Sprint(ev.ExceptionDetails.Exception))
+		case *cdplog.EventEntryAdded: // a blocked load (Content-Security-Policy) is a security entry
+			if ev.Entry.Source == cdplog.EntrySourceSecurity || strings.Contains(ev.Entry.Text, "Content Security Policy") {
+				p.exceptions = append(p.exceptions, "blocked: "+ev.Entry.Text)
+			}
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				p.exceptions = append(p.exceptions, "console.error")
+			}
 		}
 	}))
 	t.Cleanup(cancel)
@@ -139,7 +148,7 @@ func (p *page) checkRequests(origin string) {
 		}
 	}
 	for _, e := range p.exceptions {
-		p.t.Errorf("JavaScript exception: %s", e)
+		p.t.Errorf("JavaScript error: %s", e)
 	}
 }
 
