@@ -364,3 +364,26 @@ func waitMetric(t *testing.T, srv *testserver.Server, series string, want float6
 		time.Sleep(20 * time.Millisecond) // polling an observable value, not synchronising on time
 	}
 }
+
+// Flags and ASI1D_CHAT_* variables: a flag wins, a bad value is an error
+// that names the variable.
+func TestParseChat(t *testing.T) {
+	env := map[string]string{"ASI1D_CHAT_URL": "http://env:1", "ASI1D_CHAT_MODEL": "m-env", "ASI1D_CHAT_API_KEY": "k", "ASI1D_MODEL": "file.gguf"}
+	c, err := parseChat([]string{"--model", "m-flag", "what", "is", "it"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || c.URL != "http://env:1" || c.Model != "m-flag" || c.APIKey != "k" || c.Question != "what is it" || c.Temperature != -1 || c.MaxTokens != 0 {
+		t.Errorf("config %+v, %v", c, err)
+	}
+	_, err = parseChat(nil, func(k string) string { return map[string]string{"ASI1D_CHAT_MAX_TOKENS": "many"}[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "ASI1D_CHAT_MAX_TOKENS") {
+		t.Errorf("bad variable: %v", err)
+	}
+	for _, args := range [][]string{{"--temperature", "3"}, {"--max-tokens", "-1"}, {"--url", ""}} {
+		if _, err := parseChat(args, noenv, io.Discard); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"chat", "-h"}, &out, &errb, noenv); code != 0 || !strings.Contains(errb.String(), `"""`) {
+		t.Errorf("chat -h: code %d, %s", code, errb.String())
+	}
+}
