@@ -244,17 +244,23 @@ func (s *chatSession) interactive(parent context.Context, stdin io.Reader) int {
 	defer signal.Stop(sigs)
 	ctx := context.WithoutCancel(parent)
 
-	// The reader owns stdin: it ends at end of input (Ctrl-D) or a read
-	// error, and otherwise with the process (a blocked terminal read cannot
-	// be interrupted).
+	// The reader owns stdin: it ends at end of input (Ctrl-D), a read
+	// error, or the next line after this function returns (a blocked
+	// terminal read cannot be interrupted; the process ends then anyway).
 	lines := make(chan string)
+	quit := make(chan struct{})
+	defer close(quit)
 	go func() {
 		defer close(lines)
 		r := bufio.NewReader(stdin)
 		for {
 			l, err := r.ReadString('\n')
 			if l != "" || err == nil {
-				lines <- strings.TrimRight(l, "\r\n")
+				select {
+				case lines <- strings.TrimRight(l, "\r\n"):
+				case <-quit:
+					return
+				}
 			}
 			if err != nil {
 				return
@@ -262,7 +268,10 @@ func (s *chatSession) interactive(parent context.Context, stdin io.Reader) int {
 		}
 	}()
 
-	if err := s.resolveModel(ctx); err != nil {
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := s.resolveModel(mctx)
+	cancel()
+	if err != nil {
 		fmt.Fprintf(s.errw, "asi1d chat: %v\n", err)
 		return 1
 	}
