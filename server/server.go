@@ -38,6 +38,8 @@ type Options struct {
 	ReadyQueue int
 	// KeepAlive is the interval of ": keep-alive" comments on a quiet stream.
 	KeepAlive time.Duration
+	// Playground serves the web playground at / (playground.go).
+	Playground bool
 	// Version goes into system_fingerprint.
 	Version  string
 	Logger   *slog.Logger
@@ -185,6 +187,7 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	r.GET("/health", rt.health)
 	r.GET("/ready", rt.ready)
 	r.GET("/metrics", rt.metrics)
+	mountPlayground(r, o.Playground)
 
 	v1 := r.Group("/v1", rt.observe, Auth(o.APIKeys), SessionID())
 	v1.POST("/chat/completions", RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)

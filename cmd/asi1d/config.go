@@ -45,6 +45,7 @@ type serveConfig struct {
 	DrainTimeout time.Duration
 	LogLevel     string
 	LogFormat    string
+	Playground   bool
 }
 
 // defaultModel is used when no model is configured and it exists: the
@@ -81,6 +82,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running requests may take to finish")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&c.Playground, "playground", true, "serve the web playground (a chat page for people) at /")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: asi1d serve [flags]\n\nEvery flag can also be set as ASI1D_<NAME> (e.g. ASI1D_MODEL, ASI1D_STEP_TOKENS).\n\n")
 		fs.PrintDefaults()

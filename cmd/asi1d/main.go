@@ -2,6 +2,7 @@
 // chat-completions API over GGUF models.
 //
 //	asi1d serve [flags]    serve a model (asi1d serve -h lists the flags)
+//	asi1d chat [flags]     talk to a server in the terminal, or ask once
 //	asi1d synth [flags]    write a dummy-weights GGUF for benchmarks and tests
 //	asi1d bench [flags]    load-test a server, or compare it with the raw engine
 //	asi1d version
@@ -43,6 +44,7 @@ const usage = `Usage: asi1d <command> [flags]
 
 Commands:
   serve     serve a GGUF model over the ASI1 chat-completions API
+  chat      talk to a server in the terminal (asi1d chat -h), or ask once: asi1d chat "question"
   synth     write a GGUF model with deterministic dummy weights at real shapes
   bench     load-test an OpenAI-compatible URL, or compare the server with the raw engine
   version   print the version
@@ -69,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return 1
 		}
 		return 0
+	case "chat":
+		return runChat(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "synth":
 		return runSynth(ctx, args[1:], stdout, stderr)
 	case "bench":
@@ -122,7 +126,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	stk := stack.New(stack.Options{
 		Server: server.Options{
 			ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
-			ReadyQueue: readyQueue, Version: version, Logger: log,
+			ReadyQueue: readyQueue, Version: version, Logger: log, Playground: cfg.Playground,
 		},
 		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log},
 		Open: func() (engine.Backend, error) {

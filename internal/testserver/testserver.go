@@ -1,0 +1,153 @@
+// Package testserver starts the real server (llama.cpp engine, scheduler,
+// Gin handlers) in the test process for tests that use it as a person or
+// a client program would: the browser test of the playground and the
+// terminal test of asi1d chat. A Gate on the scheduler's steps lets a test
+// hold an answer in the middle, to look at it or stop it there.
+package testserver
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/asi1d/asi1d/engine/llamacpp"
+	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/server"
+)
+
+// Options configure Start; zero values take the defaults noted.
+type Options struct {
+	Parallel  int // sequences (2)
+	CtxPerSeq int // KV cells per sequence (512)
+	APIKeys   []string
+	// NoPlayground leaves the web playground out.
+	NoPlayground bool
+}
+
+// Server is a running server.
+type Server struct {
+	URL   string
+	Gate  *Gate
+	Sched *scheduler.Scheduler
+}
+
+// Start serves the GGUF model at path until the test ends. One engine
+// thread: on a busy machine llama.cpp's spinning thread barrier makes two
+// threads much slower on models this small.
+func Start(t testing.TB, path string, o Options) *Server {
+	t.Helper()
+	if o.Parallel == 0 {
+		o.Parallel = 2
+	}
+	if o.CtxPerSeq == 0 {
+		o.CtxPerSeq = 512
+	}
+	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: o.CtxPerSeq * o.Parallel, Parallel: o.Parallel, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Options{APIKeys: o.APIKeys, Playground: !o.NoPlayground})
+	gate := &Gate{left: -1}
+	sched := scheduler.New(be, scheduler.Options{OnStep: func(d time.Duration, n int) {
+		srv.OnStep(d, n)
+		gate.step()
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	go sched.Run(ctx)
+	m, err := server.NewModel(be, sched, "test")
+	if err != nil {
+		cancel()
+		<-sched.Done()
+		be.Close()
+		t.Fatal(err)
+	}
+	srv.SetModel(m)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		gate.Open()
+		hs.Close()
+		cancel()
+		<-sched.Done()
+		be.Close()
+	})
+	return &Server{URL: hs.URL, Gate: gate, Sched: sched}
+}
+
+// Gate holds the scheduler's loop after a number of decode steps. The
+// loop calls step after each decode, before it samples and sends that
+// step's tokens: holding after n steps means the tokens of n-1 steps have
+// gone out. The zero Gate is not usable; Start makes one, open.
+type Gate struct {
+	mu      sync.Mutex
+	left    int           // steps to let through before holding; <0: open
+	release chan struct{} // closed by Open
+}
+
+// Hold lets n more steps through, then holds the loop until Open.
+func (g *Gate) Hold(n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.release == nil {
+		g.release = make(chan struct{})
+	}
+	g.left = n
+}
+
+// Open lets the loop run freely again.
+func (g *Gate) Open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.left = -1
+	if g.release != nil {
+		close(g.release)
+		g.release = nil
+	}
+}
+
+func (g *Gate) step() {
+	g.mu.Lock()
+	if g.left != 0 {
+		if g.left > 0 {
+			g.left--
+		}
+		g.mu.Unlock()
+		return
+	}
+	ch := g.release
+	g.mu.Unlock()
+	<-ch
+}
+
+// Metric returns the value of the sample of /metrics whose name with
+// labels (as Prometheus writes them, e.g.
+// `asi1_requests_finished_total{finish_reason="cancelled"}`) is series,
+// and whether it was there.
+func (s *Server) Metric(t testing.TB, series string) (float64, bool) {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if ok && name == series {
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				t.Fatalf("metric %s: %v", sc.Text(), err)
+			}
+			return v, true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return 0, false
+}
