@@ -38,6 +38,9 @@ type Options struct {
 	ReadyQueue int
 	// KeepAlive is the interval of ": keep-alive" comments on a quiet stream.
 	KeepAlive time.Duration
+	// ReplicaID is sent as the x-asi1d-replica header on every answer (""
+	// means DefaultReplicaID: the host name).
+	ReplicaID string
 	// Version goes into system_fingerprint.
 	Version  string
 	Logger   *slog.Logger
@@ -157,6 +160,7 @@ func New(o Options) *Server {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
 	r.Use(RequestID(NewCompletionID), Recovery(s.log))
+	s.installReplica(r, o.Registry)
 	r.NoRoute(NoRoute())
 	r.NoMethod(NoMethod())
 

@@ -119,6 +119,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	srv := server.New(server.Options{
 		ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
 		ReadyQueue: readyQueue, Version: version, Logger: log,
+		ReplicaID: cfg.ReplicaID,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
