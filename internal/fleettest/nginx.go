@@ -111,7 +111,8 @@ func wrap(nginx, http, dir string) string {
 	}
 	fmt.Fprintf(&b, "worker_processes 1;\npid %s/nginx.pid;\nerror_log %s/error.log warn;\n", dir, dir)
 	b.WriteString("events { worker_connections 1024; }\nhttp {\n")
-	fmt.Fprintf(&b, "access_log %s/access.log;\nclient_body_temp_path %s/body;\nproxy_temp_path %s/proxy;\n", dir, dir, dir)
+	b.WriteString("log_format fleet '$msec $status sid=$http_x_session_id up=$upstream_addr upstatus=$upstream_status $request_time';\n")
+	fmt.Fprintf(&b, "access_log %s/access.log fleet;\nclient_body_temp_path %s/body;\nproxy_temp_path %s/proxy;\n", dir, dir, dir)
 	v, _ := exec.Command(nginx, "-V").CombinedOutput()
 	for _, m := range []string{"fastcgi", "uwsgi", "scgi"} {
 		if !strings.Contains(string(v), "--without-http_"+m+"_module") {
@@ -164,10 +165,34 @@ func FreeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
+// Balancer is a running nginx.
+type Balancer struct {
+	URL string // http://127.0.0.1:port
+	Dir string // its configuration, pid, logs (access.log) and temp files
+}
+
+// Retried counts the requests of access.log that nginx passed to more than
+// one replica (its $upstream_status lists several), and those of them that
+// a replica had refused with 503.
+func (b *Balancer) Retried() (retried, after503 int) {
+	data, _ := os.ReadFile(filepath.Join(b.Dir, "access.log"))
+	for _, line := range strings.Split(string(data), "\n") {
+		_, st, ok := strings.Cut(line, " upstatus=")
+		if !ok || !strings.Contains(st, ", ") {
+			continue
+		}
+		retried++
+		if strings.Contains(st, "503") {
+			after503++
+		}
+	}
+	return
+}
+
 // Start runs nginx in the foreground on the shipped file rendered for the
-// replicas, listening on a free loopback port, and returns its base URL. It
-// is stopped when the test ends.
-func Start(t testing.TB, replicas []string, roundRobin bool) string {
+// replicas, listening on a free loopback port. It is stopped when the test
+// ends.
+func Start(t testing.TB, replicas []string, roundRobin bool) *Balancer {
 	t.Helper()
 	nginx := Nginx(t)
 	dir := t.TempDir()
@@ -185,6 +210,18 @@ func Start(t testing.TB, replicas []string, roundRobin bool) string {
 	exited := make(chan struct{})
 	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			if len(log) > 8000 {
+				log = log[len(log)-8000:]
+			}
+			t.Logf("nginx error.log (%s):\n%s", listen, log)
+			acc, _ := os.ReadFile(filepath.Join(dir, "access.log"))
+			if len(acc) > 8000 {
+				acc = acc[len(acc)-8000:]
+			}
+			t.Logf("nginx access.log (%s), its end:\n%s", listen, acc)
+		}
 		_ = cmd.Process.Signal(syscall.SIGTERM) // fast shutdown
 		select {
 		case <-exited:
@@ -206,7 +243,7 @@ func Start(t testing.TB, replicas []string, roundRobin bool) string {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return url
+				return &Balancer{URL: url, Dir: dir}
 			}
 		}
 		if time.Now().After(deadline) {
