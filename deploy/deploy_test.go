@@ -333,7 +333,7 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s: no GPU reservation", name)
 		}
 		// Both upstream blocks list it.
-		if n := len(regexp.MustCompile(`(?m)^\s*server\s+` + regexp.QuoteMeta(name) + `:8080[\s;]`).FindAll(conf, -1)); n != 2 {
+		if n := len(regexp.MustCompile(`(?m)^\s*server\s+`+regexp.QuoteMeta(name)+`:8080[\s;]`).FindAll(conf, -1)); n != 2 {
 			t.Errorf("nginx/asi1d.conf lists %s:8080 %d times, want 2 (both upstreams)", name, n)
 		}
 	}
