@@ -40,6 +40,9 @@ type Options struct {
 	KeepAlive time.Duration
 	// Playground serves the web playground at / (playground.go).
 	Playground bool
+	// ReplicaID is sent as the x-asi1d-replica header on every answer (""
+	// means DefaultReplicaID: the host name).
+	ReplicaID string
 	// Version goes into system_fingerprint.
 	Version  string
 	Logger   *slog.Logger
@@ -154,6 +157,7 @@ func New(o Options) *Server {
 	s := &Server{opts: o, log: o.Logger}
 	s.metrics = newMetrics(o.Registry, s)
 	o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.registerReplica(o.Registry)
 
 	s.router = newRouter(o, NewCompletionID, routes{
 		health: s.health, ready: s.ready, metrics: gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})),
@@ -180,7 +184,7 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
-	r.Use(RequestID(newID), Recovery(o.Logger))
+	r.Use(RequestID(newID), Recovery(o.Logger), Replica(replicaID(o)))
 	r.NoRoute(NoRoute())
 	r.NoMethod(NoMethod())
 

@@ -27,17 +27,10 @@ import (
 // TestMain lets the tests run this binary as asi1d itself (as a child
 // process, on a pseudo-terminal or a pipe): with ASI1D_TEST_AS_ASI1D=1 it
 // is main.
-func TestMain(m *testing.M) {
-	if os.Getenv("ASI1D_TEST_AS_ASI1D") == "1" {
-		main()
-	}
-	os.Exit(m.Run())
-}
-
 // asi1d is a command that runs this test binary as asi1d with args.
 func asi1d(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "ASI1D_TEST_AS_ASI1D=1")
+	cmd.Env = append(os.Environ(), asAsi1d+"=1")
 	return cmd
 }
 

@@ -43,6 +43,7 @@ type serveConfig struct {
 	APIKeyFile   string
 	BodyLimit    int64
 	DrainTimeout time.Duration
+	ReplicaID    string
 	LogLevel     string
 	LogFormat    string
 	Playground   bool
@@ -80,6 +81,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file with one API key per line")
 	fs.Int64Var(&c.BodyLimit, "body-limit", 4<<20, "largest request body in bytes")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running requests may take to finish")
+	fs.StringVar(&c.ReplicaID, "replica-id", "", "replica name sent in the x-asi1d-replica response header (default: the host name)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.Playground, "playground", true, "serve the web playground (a chat page for people) at /")

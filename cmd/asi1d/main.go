@@ -127,6 +127,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		Server: server.Options{
 			ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
 			ReadyQueue: readyQueue, Version: version, Logger: log, Playground: cfg.Playground,
+			ReplicaID: cfg.ReplicaID,
 		},
 		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log},
 		Open: func() (engine.Backend, error) {

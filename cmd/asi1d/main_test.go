@@ -14,6 +14,19 @@ import (
 
 func noenv(string) string { return "" }
 
+// asAsi1d set to 1 in its environment makes this test binary run as asi1d
+// (main, with its signal handling) instead of the tests: the chat and fleet
+// tests start it as a real process that way, with no second build.
+const asAsi1d = "ASI1D_TEST_AS_ASI1D"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asAsi1d) == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
 // Bad model input at startup: a one-line error and a non-zero exit code.
 func TestBadModelExits(t *testing.T) {
 	dir := t.TempDir()

@@ -1,0 +1,541 @@
+package main
+
+// The fleet test: three asi1d replicas (this test binary, run as
+// `asi1d serve`) behind a real nginx on the shipped deploy/nginx file, on
+// loopback. It measures session affinity against round robin, kills a
+// replica under load, and restarts every replica in turn under load.
+//
+//	go test -count=1 -v -run TestFleet ./cmd/asi1d/
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asi1d/asi1d/internal/fleettest"
+	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/server"
+)
+
+type replicaProc struct {
+	id, addr, model, log string
+	cmd                  *exec.Cmd
+	exited               chan struct{}
+	waitErr              error
+}
+
+func (r *replicaProc) start(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(r.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "serve", "--model", r.model, "--addr", r.addr, "--replica-id", r.id,
+		"--parallel", "8", "--ctx", "8192", "--threads", "1", "--drain-timeout", "30s", "--log-level", "warn")
+	cmd.Env = append(os.Environ(), asAsi1d+"=1")
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", r.id, err)
+	}
+	r.cmd, r.exited = cmd, make(chan struct{})
+	go func() { r.waitErr = cmd.Wait(); f.Close(); close(r.exited) }()
+}
+
+// stop signals the replica and waits (bounded) for it to exit.
+func (r *replicaProc) stop(sig os.Signal, within time.Duration) error {
+	if r.cmd == nil {
+		return nil
+	}
+	_ = r.cmd.Process.Signal(sig)
+	select {
+	case <-r.exited:
+		return r.waitErr
+	case <-time.After(within):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+		return fmt.Errorf("%s did not exit within %v of %v", r.id, within, sig)
+	}
+}
+
+func (r *replicaProc) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-r.exited:
+			b, _ := os.ReadFile(r.log)
+			t.Fatalf("%s exited while starting: %v\n%s", r.id, r.waitErr, b)
+		default:
+		}
+		resp, err := http.Get("http://" + r.addr + "/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready after 60s", r.id)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type msg struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// result is one streamed chat completion as the client saw it.
+type result struct {
+	status         int
+	replica        string
+	err            error
+	ttft, total    time.Duration
+	content        string
+	chunks         int
+	done           bool      // data: [DONE] arrived
+	doneAt         time.Time // when
+	prompt, cached int
+	end            time.Time
+}
+
+type chatOpts struct {
+	session   string
+	maxTokens int
+	noEOS     bool
+	timeout   time.Duration
+	started   func(replica string) // called at the first data chunk
+}
+
+// streamChat sends one streaming chat completion and reads it to the end,
+// within o.timeout: a hang shows as a deadline error.
+func streamChat(base string, msgs []msg, o chatOpts) (r result) {
+	body := map[string]any{"model": "asi1-mini", "messages": msgs, "stream": true, "temperature": 0,
+		"max_tokens": o.maxTokens, "stream_options": map[string]any{"include_usage": true}}
+	if o.noEOS {
+		body["logit_bias"] = map[string]any{"2": -100} // stories260K's EOS: generate max_tokens
+	}
+	b, _ := json.Marshal(body)
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	t0 := time.Now()
+	defer func() { r.total, r.end = time.Since(t0), time.Now() }()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	if o.session != "" {
+		req.Header.Set(server.HeaderSessionID, o.session)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer resp.Body.Close()
+	r.status, r.replica = resp.StatusCode, resp.Header.Get(server.HeaderReplica)
+	if resp.StatusCode != 200 {
+		eb, _ := io.ReadAll(resp.Body)
+		r.err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(eb))
+		return r
+	}
+	sc := bufio.NewScanner(resp.Body)
+	var sb strings.Builder
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		if data == "[DONE]" {
+			r.done, r.doneAt = true, time.Now()
+			continue
+		}
+		var ch struct {
+			Choices []struct {
+				Delta struct {
+					Content string `json:"content"`
+				} `json:"delta"`
+			} `json:"choices"`
+			Usage *struct {
+				PromptTokens int `json:"prompt_tokens"`
+				Details      *struct {
+					Cached int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+			r.err = fmt.Errorf("bad chunk %q: %w", data, err)
+			return r
+		}
+		if r.chunks == 0 && o.started != nil {
+			o.started(r.replica)
+		}
+		r.chunks++
+		for _, c := range ch.Choices {
+			if c.Delta.Content != "" && r.ttft == 0 {
+				r.ttft = time.Since(t0)
+			}
+			sb.WriteString(c.Delta.Content)
+		}
+		if ch.Usage != nil {
+			r.prompt = ch.Usage.PromptTokens
+			if ch.Usage.Details != nil {
+				r.cached = ch.Usage.Details.Cached
+			}
+		}
+	}
+	r.content = sb.String()
+	r.err = sc.Err()
+	if r.err == nil && !r.done {
+		r.err = io.ErrUnexpectedEOF
+	}
+	return r
+}
+
+// affinityRun plays 20 sessions of 5 growing turns, one session after the
+// other, and returns the share of the possible prefix reuse on turns 2-5
+// (cached tokens over the previous turn's prompt tokens), the median TTFT
+// of turn 5, and how many sessions stayed on one replica.
+func affinityRun(t *testing.T, base, tag string, workers int) (hit float64, ttft5 time.Duration, sticky int) {
+	t.Helper()
+	names := []string{"Anna", "Ben", "Carl", "Dora", "Emma", "Finn", "Gus", "Hana", "Ivy", "Jack",
+		"Kim", "Leo", "Mia", "Ned", "Olga", "Pete", "Quinn", "Rosa", "Sam", "Tom"}
+	type sess struct {
+		reused, possible int
+		ttft5            time.Duration
+		replicas         map[string]bool
+		err              error
+	}
+	out := make([]sess, len(names))
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				s := &out[i]
+				s.replicas = map[string]bool{}
+				// The name comes first, so two sessions share no more than
+				// the template's first tokens.
+				msgs := []msg{{"user", fmt.Sprintf("%s was a little %s. Tell me a story about %s.", names[i], tag, names[i])}}
+				prev := 0
+				for turn := 1; turn <= 5; turn++ {
+					r := streamChat(base, msgs, chatOpts{session: fmt.Sprintf("%s-%d", tag, i), maxTokens: 24, timeout: 60 * time.Second})
+					if r.err != nil {
+						s.err = fmt.Errorf("session %d turn %d: %w", i, turn, r.err)
+						break
+					}
+					s.replicas[r.replica] = true
+					if turn > 1 {
+						s.possible += prev
+						s.reused += min(r.cached, prev)
+					}
+					if turn == 5 {
+						s.ttft5 = r.ttft
+					}
+					prev = r.prompt
+					msgs = append(msgs, msg{"assistant", r.content},
+						msg{"user", fmt.Sprintf("What did %s do next? Turn %d.", names[i], turn+1)})
+				}
+			}
+		}()
+	}
+	for i := range names {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+	var reused, possible int
+	var t5 []time.Duration
+	for _, s := range out {
+		if s.err != nil {
+			t.Fatalf("%s: %v", tag, s.err)
+		}
+		reused += s.reused
+		possible += s.possible
+		t5 = append(t5, s.ttft5)
+		if len(s.replicas) == 1 {
+			sticky++
+		}
+	}
+	slices.Sort(t5)
+	return float64(reused) / float64(max(possible, 1)), t5[len(t5)/2], sticky
+}
+
+func TestFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the fleet test starts 3 servers and nginx")
+	}
+	fleettest.Nginx(t) // skip or fail (CI) first when nginx is missing
+	model := testmodel.Path(t, testmodel.Stories260K)
+	dir := t.TempDir()
+	reps := make([]*replicaProc, 3)
+	addrs := make([]string, len(reps))
+	for i := range reps {
+		addrs[i] = fleettest.FreeAddr(t)
+		reps[i] = &replicaProc{id: fmt.Sprintf("r%d", i+1), addr: addrs[i], model: model, log: filepath.Join(dir, fmt.Sprintf("r%d.log", i+1))}
+		reps[i].start(t)
+	}
+	t.Cleanup(func() {
+		for _, r := range reps {
+			_ = r.stop(syscall.SIGKILL, 10*time.Second)
+		}
+		if t.Failed() {
+			for _, r := range reps {
+				b, _ := os.ReadFile(r.log)
+				t.Logf("%s log:\n%s", r.id, b)
+			}
+		}
+	})
+	for _, r := range reps {
+		r.waitReady(t)
+	}
+	lb := fleettest.Start(t, addrs, false)
+	hashed, robin := lb.URL, fleettest.Start(t, addrs, true).URL
+	var report []string
+	say := func(format string, a ...any) {
+		report = append(report, fmt.Sprintf(format, a...))
+		t.Logf(format, a...)
+	}
+	defer func() { t.Logf("fleet report:\n  %s", strings.Join(report, "\n  ")) }()
+
+	// Affinity: hashing keeps every session on one replica and reuses each
+	// previous turn's prompt; round robin mostly cannot.
+	t0 := time.Now()
+	hHit, hTTFT, hSticky := affinityRun(t, hashed, "hash", 1)
+	rHit, rTTFT, rSticky := affinityRun(t, robin, "robin", 1)
+	cHit, cTTFT, cSticky := affinityRun(t, hashed, "hash4", 4)
+	say("affinity, 20 sessions x 5 turns, one session at a time: hashing reuses %.1f%% of the possible prefix on turns 2-5 (%d/20 sessions on one replica), round robin %.1f%% (%d/20)",
+		100*hHit, hSticky, 100*rHit, rSticky)
+	say("turn-5 TTFT median: hashing %v, round robin %v (%.2fx; stories260K on loopback, so both are small and noisy)",
+		hTTFT.Round(time.Microsecond), rTTFT.Round(time.Microsecond), float64(hTTFT)/float64(max(rTTFT, 1)))
+	say("affinity with 4 sessions at a time (not asserted): hashing reuses %.1f%% (%d/20 on one replica), turn-5 TTFT %v", 100*cHit, cSticky, cTTFT.Round(time.Microsecond))
+	say("affinity phase took %v", time.Since(t0).Round(time.Millisecond))
+	if hHit < 0.95 {
+		t.Errorf("hashing reused %.1f%% of the possible prefix on turns 2-5, want >= 95%%", 100*hHit)
+	}
+	if hSticky != 20 {
+		t.Errorf("hashing kept %d of 20 sessions on one replica", hSticky)
+	}
+	if rHit >= hHit {
+		t.Errorf("round robin reused as much as hashing (%.3f >= %.3f): the comparison shows nothing", rHit, hHit)
+	}
+
+	t.Run("failover", func(t *testing.T) { fleetFailover(t, hashed, reps, say) })
+	t.Run("rolling-restart", func(t *testing.T) { fleetRolling(t, lb, reps, say) })
+}
+
+// fleetFailover: 16 streams, kill -9 the replica serving the most of them.
+func fleetFailover(t *testing.T, base string, reps []*replicaProc, say func(string, ...any)) {
+	t0 := time.Now()
+	const n = 16
+	const timeout = 30 * time.Second
+	results := make([]result, n)
+	var mu sync.Mutex
+	serving := map[string]int{} // streams started per replica
+	running := map[string]int{} // of them, not finished yet
+	startedAll := make(chan struct{})
+	left := n
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			once := sync.OnceFunc(func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if left--; left == 0 {
+					close(startedAll)
+				}
+			})
+			defer once() // a stream that fails at once still counts as started
+			r := streamChat(base, []msg{{"user", fmt.Sprintf("Story %d: once upon a time", i)}}, chatOpts{
+				session: fmt.Sprintf("fo-%d", i), maxTokens: 900, noEOS: true, timeout: timeout,
+				started: func(rep string) {
+					mu.Lock()
+					serving[rep]++
+					running[rep]++
+					mu.Unlock()
+					once()
+				}})
+			mu.Lock()
+			if r.chunks > 0 {
+				running[r.replica]--
+			}
+			results[i] = r
+			mu.Unlock()
+		}()
+	}
+	<-startedAll
+	// The victim: the replica with the most streams that are still running.
+	mu.Lock()
+	victim := -1
+	for i, r := range reps {
+		if victim < 0 || running[r.id] > running[reps[victim].id] {
+			victim = i
+		}
+	}
+	inFlight := running[reps[victim].id]
+	mu.Unlock()
+	vr := reps[victim]
+	killAt := time.Now()
+	if err := vr.stop(syscall.SIGKILL, 10*time.Second); err == nil {
+		t.Fatalf("%s exited cleanly after SIGKILL", vr.id)
+	}
+	wg.Wait()
+	var finishedBefore, truncated, cleanErr, completed, hung int
+	var longest time.Duration
+	for i, r := range results {
+		onVictim := r.replica == vr.id
+		if errors.Is(r.err, context.DeadlineExceeded) {
+			hung++
+			t.Errorf("stream %d (%s) hung until its %v timeout", i, r.replica, timeout)
+			continue
+		}
+		switch {
+		case r.done && r.doneAt.Before(killAt):
+			finishedBefore++
+		case onVictim && r.done:
+			// Its end was already on its way (in the socket buffers) when
+			// the kill landed: a whole answer, not a failure.
+			finishedBefore++
+		case onVictim && r.chunks > 0:
+			truncated++
+			longest = max(longest, r.end.Sub(killAt))
+		case onVictim:
+			cleanErr++
+			longest = max(longest, r.end.Sub(killAt))
+		case r.err != nil:
+			t.Errorf("stream %d on %s, which was not killed, failed: %v", i, r.replica, r.err)
+		default:
+			completed++
+		}
+	}
+	// Every request after the kill succeeds, those whose session hashed to
+	// the dead replica included.
+	var after, afterOK int
+	var awg sync.WaitGroup
+	var amu sync.Mutex
+	for i := range n {
+		awg.Add(1)
+		go func() {
+			defer awg.Done()
+			r := streamChat(base, []msg{{"user", "After the kill"}}, chatOpts{session: fmt.Sprintf("fo-%d", i), maxTokens: 16, timeout: timeout})
+			amu.Lock()
+			defer amu.Unlock()
+			after++
+			if r.err == nil && r.done && r.replica != vr.id {
+				afterOK++
+			} else {
+				t.Errorf("request %d after the kill: replica %q err %v", i, r.replica, r.err)
+			}
+		}()
+	}
+	awg.Wait()
+	say("failover: 16 streams, kill -9 %s while %d of its %d were running: %d had finished before the kill, %d truncated without [DONE], %d clean errors, %d hung; the last of them ended %v after the kill; %d others completed; after the kill %d/%d requests succeeded (%v)",
+		vr.id, inFlight, serving[vr.id], finishedBefore, truncated, cleanErr, hung, longest.Round(time.Millisecond), completed, afterOK, after, time.Since(t0).Round(time.Millisecond))
+	if truncated+cleanErr == 0 {
+		t.Errorf("no stream was in flight on %s when it was killed: the failover was not exercised", vr.id)
+	}
+	vr.start(t)
+	vr.waitReady(t)
+}
+
+// fleetRolling: 8 streams at all times while each replica in turn gets
+// SIGTERM, drains, exits and starts again.
+func fleetRolling(t *testing.T, lb *fleettest.Balancer, reps []*replicaProc, say func(string, ...any)) {
+	base := lb.URL
+	retried0, _ := lb.Retried()
+	t0 := time.Now()
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	var total, failed int
+	perReplica := map[string]int{}
+	lastServed := map[string]time.Time{} // when a replica last answered a request in full
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sid := fmt.Sprintf("roll-%d", (w*7+k)%24)
+				if k%4 == 3 {
+					sid = "" // some without a session: least connections
+				}
+				r := streamChat(base, []msg{{"user", fmt.Sprintf("Worker %d asks for story %d", w, k)}},
+					chatOpts{session: sid, maxTokens: 200, noEOS: true, timeout: 60 * time.Second})
+				mu.Lock()
+				total++
+				perReplica[r.replica]++
+				if r.err == nil && r.done {
+					lastServed[r.replica] = r.end
+				} else {
+					failed++
+					t.Errorf("request %d of worker %d (session %q, replica %q) failed during the rolling restart: %v", k, w, sid, r.replica, r.err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	stopLoad := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer stopLoad() // also when a check below ends the test early
+	var drains []string
+	// backInRotation waits until r has answered a request of the load in
+	// full after since: nginx has taken it back (its passive check keeps a
+	// failed replica out for fail_timeout, whatever its /ready says).
+	backInRotation := func(r *replicaProc, since time.Time) time.Time {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			mu.Lock()
+			at := lastServed[r.id]
+			mu.Unlock()
+			if at.After(since) {
+				return at
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nginx sent %s no request within 30s of its restart", r.id)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for _, r := range reps {
+		// The replica is serving part of the load before it is stopped.
+		backInRotation(r, t0)
+		d0 := time.Now()
+		if err := r.stop(syscall.SIGTERM, 45*time.Second); err != nil {
+			t.Errorf("%s after SIGTERM: %v", r.id, err)
+		}
+		drained := time.Since(d0)
+		r.start(t)
+		r.waitReady(t)
+		ready := time.Since(d0)
+		back := backInRotation(r, d0.Add(ready)).Sub(d0)
+		drains = append(drains, fmt.Sprintf("%s drained in %v, ready %v and serving through nginx %v after SIGTERM",
+			r.id, drained.Round(time.Millisecond), ready.Round(time.Millisecond), back.Round(time.Millisecond)))
+	}
+	stopLoad()
+	retried, after503 := lb.Retried()
+	say("rolling restart under 8 streams: %d requests, %d failed, %d passed by nginx to a second replica (%d of them after a 503); served by %v; %s (%v)",
+		total, failed, retried-retried0, after503, perReplica, strings.Join(drains, "; "), time.Since(t0).Round(time.Millisecond))
+}
