@@ -21,6 +21,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/ratelimit"
 	"github.com/asi1d/asi1d/models"
 )
 
@@ -42,6 +43,12 @@ type Options struct {
 	Version  string
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // nil: a new one
+	// Limits, when set, limits requests and tokens per key and minute
+	// (see ratelimit.go).
+	Limits *ratelimit.Limiter
+	// WriteTimeout bounds one write of a stream: a client that stops
+	// reading is dropped after it. 0: DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // Defaults for Options.
@@ -49,6 +56,8 @@ const (
 	DefaultModelID   = "asi1-mini"
 	DefaultBodyLimit = 4 << 20
 	DefaultKeepAlive = 15 * time.Second
+	// DefaultWriteTimeout is Options.WriteTimeout's default.
+	DefaultWriteTimeout = 30 * time.Second
 )
 
 // Tokenizer is what the server needs of the backend besides the scheduler:
@@ -142,6 +151,9 @@ func New(o Options) *Server {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -165,7 +177,7 @@ func New(o Options) *Server {
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})))
 
 	v1 := r.Group("/v1", s.metrics.observe, Auth(o.APIKeys), SessionID())
-	v1.POST("/chat/completions", RequireJSON(), BodyLimit(o.BodyLimit), s.chat)
+	v1.POST("/chat/completions", s.limitRequests, RequireJSON(), BodyLimit(o.BodyLimit), s.chat)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/:id", s.getModel)
 	s.router = r
