@@ -36,8 +36,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestInProcessRequests(t *testing.T) {
 	clk := newClock()
@@ -166,6 +170,45 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 		t.Fatalf("%d warnings for one outage, want 1:\n%s", n, out)
 	}
 	t.Logf("after Redis stopped: A admitted the %d its own count left, then refused; warning: %s", rpm-a, strings.TrimSpace(out))
+}
+
+// TestRedisComesBack: after the back-off, a Redis that is there again is
+// used again (shared counts), and the limiter says so in its log.
+func TestRedisComesBack(t *testing.T) {
+	rs := redistest.Start(t, time.Minute)
+	clk := newClock()
+	var log syncBuffer
+	l, err := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: rs.URL(), Now: clk.now, RetryAfter: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	other, _ := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: rs.URL(), Now: clk.now, Logger: slog.New(slog.DiscardHandler)})
+	defer other.Close()
+	ctx := context.Background()
+	rs.Stop()
+	if r, _ := l.Take(ctx, "k", ratelimit.Requests, 1); !r.Allowed {
+		t.Fatalf("refused while Redis is down: %+v", r)
+	}
+	rs.Restart() // empty: the shared count starts over
+	clk.add(3 * time.Second)
+	// The other replica spends two of the three in the fresh Redis; l, back
+	// on Redis, sees them: one left.
+	for range 2 {
+		if r, _ := other.Take(ctx, "k", ratelimit.Requests, 1); !r.Allowed {
+			t.Fatalf("other replica refused: %+v", r)
+		}
+	}
+	if r, _ := l.Take(ctx, "k", ratelimit.Requests, 1); !r.Allowed || r.Remaining != 0 {
+		t.Fatalf("back on Redis: %+v, want allowed with 0 left", r)
+	}
+	if r, _ := l.Take(ctx, "k", ratelimit.Requests, 1); r.Allowed {
+		t.Fatalf("past the shared limit: %+v", r)
+	}
+	if !strings.Contains(log.String(), "Redis is back") {
+		t.Fatalf("no recovery in the log:\n%s", log.String())
+	}
 }
 
 // TestRedisUnreachableAtStart: a Redis that is not there at all never

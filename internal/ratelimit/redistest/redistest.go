@@ -21,9 +21,14 @@ import (
 // Server is one running redis-server.
 type Server struct {
 	Addr string // 127.0.0.1:port
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	lim  time.Duration
 	cmd  *exec.Cmd
 	out  *bytes.Buffer
-	once sync.Once
+	once *sync.Once
 	done chan struct{}
 }
 
@@ -50,28 +55,44 @@ func Start(t testing.TB, limit time.Duration) *Server {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	cmd := exec.CommandContext(ctx, bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), t: t, bin: bin, dir: t.TempDir(), port: port, lim: limit}
+	s.start()
+	return s
+}
+
+// Restart starts a fresh, empty redis-server on the same port after Stop
+// (a Redis that comes back after an outage, its data lost).
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.start()
+}
+
+func (s *Server) start() {
+	t := s.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), s.lim)
+	cmd := exec.CommandContext(ctx, s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
-		"--dir", t.TempDir(), "--logfile", "")
+		"--dir", s.dir, "--logfile", "")
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		cancel()
 		t.Fatalf("start redis-server: %v", err)
 	}
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), cmd: cmd, out: out, done: make(chan struct{})}
+	s.cmd, s.out, s.once, s.done = cmd, out, &sync.Once{}, make(chan struct{})
+	done := s.done
 	go func() { // owned by s: ends when the process does (Stop, or the time limit)
 		_ = cmd.Wait()
 		cancel()
-		close(s.done)
+		close(done)
 	}()
 	t.Cleanup(s.Stop)
 	if err := s.waitReady(10 * time.Second); err != nil {
 		s.Stop()
 		t.Fatalf("redis-server on %s: %v\n%s", s.Addr, err, out.String())
 	}
-	return s
 }
 
 // waitReady dials until the server answers PING with PONG.
@@ -107,8 +128,9 @@ func (s *Server) waitReady(within time.Duration) error {
 
 // Stop kills the server and waits for it to exit. Safe to call twice.
 func (s *Server) Stop() {
+	cmd, done := s.cmd, s.done
 	s.once.Do(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.done
+		_ = cmd.Process.Kill()
+		<-done
 	})
 }
