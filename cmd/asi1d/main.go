@@ -14,8 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -116,17 +114,22 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if readyQueue == 0 {
 		readyQueue = cfg.MaxQueue
 	}
+	limits, err := newLimits(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer limits.Close()
 	srv := server.New(server.Options{
 		ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
-		ReadyQueue: readyQueue, Version: version, Logger: log,
+		ReadyQueue: readyQueue, Version: version, Logger: log, Limits: limits, WriteTimeout: cfg.WriteTimeout,
 	})
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, tc, err := listen(cfg, log)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	hs := newHTTPServer(cfg, srv.Handler(), log)
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- hs.Serve(ln) }()
+	go func() { httpDone <- serveHTTP(hs, ln, tc) }()
 	closeHTTP := func() {
 		_ = hs.Close()
 		<-httpDone
@@ -158,6 +161,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	info := be.Info()
 	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.ModelName, "ctx_per_request", info.NCtxSeq,
 		"parallel", info.Parallel, "step_tokens", cfg.StepTokens, "max_queue", maxQueue, "auth", len(cfg.APIKeys) > 0,
+		"tls", tc != nil, "rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared(),
 		"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
 
 	select {

@@ -152,6 +152,16 @@ func (l *Limiter) Enabled(kind Kind) bool {
 // Shared reports whether counts go to Redis.
 func (l *Limiter) Shared() bool { return l != nil && l.rdb != nil }
 
+// Ping checks that Redis answers (nil without Redis).
+func (l *Limiter) Ping(ctx context.Context) error {
+	if l == nil || l.rdb == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.o.RedisTimeout)
+	defer cancel()
+	return l.rdb.Ping(ctx).Err()
+}
+
 // Close closes the Redis client.
 func (l *Limiter) Close() error {
 	if l == nil || l.rdb == nil {
