@@ -189,7 +189,9 @@ func TestRateLimitSharedReplicas(t *testing.T) {
 	var envs [2]*ctEnv
 	for i := range envs {
 		logs[i] = &syncLog{}
-		l := rlLimiter(t, ratelimit.Options{RPM: limit, RedisURL: rs.URL(), Now: clk, RetryAfter: time.Hour,
+		// A generous Redis timeout: on a loaded test machine a slow Redis
+		// call must not count as an outage (checked below).
+		l := rlLimiter(t, ratelimit.Options{RPM: limit, RedisURL: rs.URL(), Now: clk, RetryAfter: time.Hour, RedisTimeout: 10 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
 		envs[i] = ctStart(t, ctConfig{parallel: 4, maxQueue: 128, opts: server.Options{APIKeys: []string{"key"}, Limits: l}})
 	}
@@ -213,6 +215,11 @@ func TestRateLimitSharedReplicas(t *testing.T) {
 	a, b := counts[[2]int{0, 200}], counts[[2]int{1, 200}]
 	t.Logf("limit %d/min, 40 concurrent requests over 2 replicas: admitted A %d + B %d = %d, refused with 429: %d",
 		limit, a, b, a+b, counts[[2]int{0, 429}]+counts[[2]int{1, 429}])
+	for i := range logs {
+		if out := logs[i].String(); out != "" {
+			t.Fatalf("replica %d logged while Redis was up (a fallback would make its count local):\n%s", i, out)
+		}
+	}
 	if a+b != limit || a+b+counts[[2]int{0, 429}]+counts[[2]int{1, 429}] != 40 {
 		t.Fatalf("statuses %v: want exactly %d admitted together and the rest 429", counts, limit)
 	}

@@ -106,7 +106,7 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 	for i := range reps {
 		logs[i] = &syncBuffer{}
 		l, err := ratelimit.New(ratelimit.Options{RPM: rpm, TPM: tpm, RedisURL: rs.URL(), Now: clk.now,
-			RetryAfter: time.Hour, Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
+			RetryAfter: time.Hour, RedisTimeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
