@@ -511,3 +511,24 @@ func TestLimitAndConnectionFlags(t *testing.T) {
 		t.Fatalf("no rates: %v %v", l, err)
 	}
 }
+
+// Over TLS the client may speak HTTP/2, whose server applies ReadTimeout
+// per stream: it must not cut a stream either.
+func TestHTTP2StreamOutlivesReadTimeout(t *testing.T) {
+	certFile, keyFile, pool := writeCert(t, t.TempDir())
+	s := startStack(t, []string{"--tls-cert", certFile, "--tls-key", keyFile, "--read-timeout", "200ms", "--idle-timeout", "200ms"},
+		1, 256, 10*time.Millisecond, nil)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	defer client.CloseIdleConnections()
+	start := time.Now()
+	resp, err := client.Post("https://"+s.addr+"/v1/chat/completions", "application/json", strings.NewReader(fmt.Sprintf(chatReq, 60, true)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || err != nil || !strings.HasSuffix(string(b), "data: [DONE]\n\n") {
+		t.Fatalf("HTTP/%d %d after %v: %v %q", resp.ProtoMajor, resp.StatusCode, time.Since(start), err, b[max(0, len(b)-200):])
+	}
+	t.Logf("HTTP/2 stream of 60 tokens took %v with a 200ms read and idle timeout", time.Since(start))
+}
