@@ -19,9 +19,6 @@ import (
 	"github.com/asi1d/asi1d/sampler"
 )
 
-// writeTimeout bounds one SSE write: a client that stops reading is dropped.
-const writeTimeout = 30 * time.Second
-
 // chatJob is one chat completion on its way through the handler.
 type chatJob struct {
 	id      string
@@ -94,6 +91,13 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, aerr)
 		return
 	}
+	tokRes, aerr := s.reserveTokens(c, len(prompt.tokens)+budget)
+	if aerr != nil {
+		WriteError(c, aerr)
+		return
+	}
+	usedTokens := 0 // the reservation's correction; 0 if it never ran
+	defer func() { settleTokens(c, tokRes, usedTokens) }()
 	sr := scheduler.Request{
 		Prompt: prompt.tokens, MaxTokens: budget, Sampling: sp, Stop: req.Stop,
 		Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, SessionID: SessionIDFrom(c),
@@ -143,6 +147,7 @@ func (s *Server) chat(c *gin.Context) {
 	} else {
 		final = s.complete(c, j, st, log)
 	}
+	usedTokens = final.Usage.PromptTokens + final.Usage.CompletionTokens
 	if final.Done && final.Finish != scheduler.FinishCancelled {
 		s.metrics.prompt.WithLabelValues(req.Model).Add(float64(final.Usage.PromptTokens))
 		s.metrics.completion.WithLabelValues(req.Model).Add(float64(final.Usage.CompletionTokens))
@@ -292,10 +297,12 @@ func (s *Server) complete(c *gin.Context, j *chatJob, st *scheduler.Stream, log 
 
 // sseWriter writes server-sent events with a deadline per write.
 type sseWriter struct {
-	w   gin.ResponseWriter
-	rc  *http.ResponseController
-	buf []byte
-	err error
+	w  gin.ResponseWriter
+	rc *http.ResponseController
+	// timeout bounds one write: a client that stops reading is dropped.
+	timeout time.Duration
+	buf     []byte
+	err     error
 	// head and tail frame every chunk of the request around its "choices"
 	// (see textChunk).
 	head, tail []byte
@@ -366,7 +373,7 @@ func (w *sseWriter) write(b []byte) {
 	if w.err != nil {
 		return
 	}
-	_ = w.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
 	if _, err := w.w.Write(b); err != nil {
 		w.err = err
 		return
@@ -379,7 +386,7 @@ func (w *sseWriter) write(b []byte) {
 // failure is still a plain JSON error.
 func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
 	ctx := c.Request.Context()
-	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer)}
+	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.opts.WriteTimeout}
 	committed := false
 	commit := func() {
 		if committed {

@@ -31,6 +31,7 @@ const (
 	CodeInternal           = "internal_error"
 	CodeOverloaded         = "server_overloaded"
 	CodeModelLoading       = "model_loading"
+	CodeRateLimited        = "rate_limit_exceeded"
 )
 
 // APIError is an error answered to a client in the contract's shape:

@@ -33,6 +33,7 @@ func testEngine(keys []string, logger *slog.Logger) *gin.Engine {
 			ready:   func(c *gin.Context) { c.JSON(200, gin.H{"status": "ok"}) },
 			metrics: func(c *gin.Context) { c.String(200, "") },
 			observe: next,
+			limit:   next,
 			chat: func(c *gin.Context) {
 				body, aerr := ReadBody(c)
 				if aerr != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/ratelimit"
 	"github.com/asi1d/asi1d/models"
 )
 
@@ -47,6 +48,12 @@ type Options struct {
 	Version  string
 	Logger   *slog.Logger
 	Registry *prometheus.Registry // nil: a new one
+	// Limits, when set, limits requests and tokens per key and minute
+	// (see ratelimit.go).
+	Limits *ratelimit.Limiter
+	// WriteTimeout bounds one write of a stream: a client that stops
+	// reading is dropped after it. 0: DefaultWriteTimeout.
+	WriteTimeout time.Duration
 }
 
 // Defaults for Options.
@@ -54,6 +61,8 @@ const (
 	DefaultModelID   = "asi1-mini"
 	DefaultBodyLimit = 4 << 20
 	DefaultKeepAlive = 15 * time.Second
+	// DefaultWriteTimeout is Options.WriteTimeout's default.
+	DefaultWriteTimeout = 30 * time.Second
 )
 
 // Tokenizer is what the server needs of the backend besides the scheduler:
@@ -148,6 +157,9 @@ func New(o Options) *Server {
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -161,7 +173,7 @@ func New(o Options) *Server {
 
 	s.router = newRouter(o, NewCompletionID, routes{
 		health: s.health, ready: s.ready, metrics: gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})),
-		observe: s.metrics.observe, chat: s.chat, listModels: s.listModels, getModel: s.getModel,
+		observe: s.metrics.observe, limit: s.limitRequests, chat: s.chat, listModels: s.listModels, getModel: s.getModel,
 	})
 	return s
 }
@@ -170,6 +182,7 @@ func New(o Options) *Server {
 type routes struct {
 	health, ready, metrics     gin.HandlerFunc
 	observe                    gin.HandlerFunc // request metrics of /v1
+	limit                      gin.HandlerFunc // per-key request limits of chat completions
 	chat, listModels, getModel gin.HandlerFunc
 }
 
@@ -194,7 +207,7 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	mountPlayground(r, o.Playground)
 
 	v1 := r.Group("/v1", rt.observe, Auth(o.APIKeys), SessionID())
-	v1.POST("/chat/completions", RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)
+	v1.POST("/chat/completions", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)
 	v1.GET("/models", rt.listModels)
 	v1.GET("/models/:id", rt.getModel)
 	return r

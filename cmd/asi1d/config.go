@@ -47,6 +47,17 @@ type serveConfig struct {
 	LogLevel     string
 	LogFormat    string
 	Playground   bool
+	// Limits, TLS and connection handling (limits.go, listen.go).
+	RateRPM           int64
+	RateTPM           int64
+	RedisURL          string
+	TLSCert           string
+	TLSKey            string
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	MaxConnections    int
 }
 
 // defaultModel is used when no model is configured and it exists: the
@@ -85,6 +96,16 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&c.Playground, "playground", true, "serve the web playground (a chat page for people) at /")
+	fs.Int64Var(&c.RateRPM, "rate-rpm", 0, "chat completions per API key (per client address without keys) and minute; beyond: 429 (0: no limit)")
+	fs.Int64Var(&c.RateTPM, "rate-tpm", 0, "tokens per API key and minute, prompt + max_tokens reserved up front and settled to the real usage (0: no limit)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "share the rate-limit counts of several replicas in this Redis (redis://host:port/db); unreachable: counted in the process")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; needs --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "a client must send its request headers within this")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 60*time.Second, "a client must send its whole request (headers and body) within this; streams are not cut by it")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "one write of an answer may block this long; a client that stops reading its stream is dropped")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "an idle keep-alive connection is closed after this")
+	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections at most; beyond, a new one is answered 503 server_overloaded and closed (0: no cap)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: asi1d serve [flags]\n\nEvery flag can also be set as ASI1D_<NAME> (e.g. ASI1D_MODEL, ASI1D_STEP_TOKENS).\n\n")
 		fs.PrintDefaults()
@@ -176,6 +197,14 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
 	case c.ModelName == "":
 		return errors.New("--model-name cannot be empty")
+	case c.RateRPM < 0 || c.RateTPM < 0 || c.MaxConnections < 0:
+		return errors.New("--rate-rpm, --rate-tpm and --max-connections cannot be negative")
+	case c.RedisURL != "" && c.RateRPM == 0 && c.RateTPM == 0:
+		return errors.New("--redis-url shares rate-limit counts: set --rate-rpm or --rate-tpm too")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
+		return errors.New("--read-header-timeout, --read-timeout, --write-timeout and --idle-timeout must be positive")
 	}
 	return nil
 }

@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -122,12 +120,17 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if readyQueue == 0 {
 		readyQueue = cfg.MaxQueue
 	}
+	limits, err := newLimits(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer limits.Close()
 	maxQueue := cfg.MaxQueue
 	stk := stack.New(stack.Options{
 		Server: server.Options{
 			ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
 			ReadyQueue: readyQueue, Version: version, Logger: log, Playground: cfg.Playground,
-			ReplicaID: cfg.ReplicaID,
+			ReplicaID: cfg.ReplicaID, Limits: limits, WriteTimeout: cfg.WriteTimeout,
 		},
 		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log},
 		Open: func() (engine.Backend, error) {
@@ -138,13 +141,13 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		},
 	})
 	srv := stk.Server
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, tc, err := listen(cfg, log)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	hs := newHTTPServer(cfg, srv.Handler(), log)
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- hs.Serve(ln) }()
+	go func() { httpDone <- serveHTTP(hs, ln, tc) }()
 	closeHTTP := func() {
 		_ = hs.Close()
 		<-httpDone
@@ -161,6 +164,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	info := stk.Backend.Info()
 	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.ModelName, "ctx_per_request", info.NCtxSeq,
 		"parallel", info.Parallel, "step_tokens", cfg.StepTokens, "max_queue", maxQueue, "auth", len(cfg.APIKeys) > 0,
+		"tls", tc != nil, "rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared(),
 		"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
 
 	select {

@@ -7,7 +7,6 @@ package testserver
 
 import (
 	"bufio"
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -16,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
 
@@ -48,34 +49,25 @@ func Start(t testing.TB, path string, o Options) *Server {
 	if o.CtxPerSeq == 0 {
 		o.CtxPerSeq = 512
 	}
-	be, err := llamacpp.Open(path, llamacpp.Options{CtxSize: o.CtxPerSeq * o.Parallel, Parallel: o.Parallel, Threads: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(server.Options{APIKeys: o.APIKeys, Playground: !o.NoPlayground})
 	gate := &Gate{left: -1}
-	sched := scheduler.New(be, scheduler.Options{OnStep: func(d time.Duration, n int) {
-		srv.OnStep(d, n)
-		gate.step()
-	}})
-	ctx, cancel := context.WithCancel(context.Background())
-	go sched.Run(ctx)
-	m, err := server.NewModel(be, sched, "test")
-	if err != nil {
-		cancel()
-		<-sched.Done()
-		be.Close()
+	stk := stack.New(stack.Options{
+		Server:    server.Options{APIKeys: o.APIKeys, Playground: !o.NoPlayground},
+		Scheduler: scheduler.Options{OnStep: func(time.Duration, int) { gate.step() }},
+		Open: func() (engine.Backend, error) {
+			return llamacpp.Open(path, llamacpp.Options{CtxSize: o.CtxPerSeq * o.Parallel, Parallel: o.Parallel, Threads: 1})
+		},
+	})
+	if err := stk.Load(); err != nil {
+		_ = stk.Close()
 		t.Fatal(err)
 	}
-	srv.SetModel(m)
-	hs := httptest.NewServer(srv.Handler())
+	hs := httptest.NewServer(stk.Server.Handler())
 	t.Cleanup(func() {
 		gate.Open()
 		hs.Close()
-		cancel()
-		<-sched.Done()
-		be.Close()
+		_ = stk.Close()
 	})
+	sched := stk.Sched
 	return &Server{URL: hs.URL, Gate: gate, Sched: sched}
 }
 

@@ -1,0 +1,245 @@
+package ratelimit_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asi1d/asi1d/internal/ratelimit"
+	"github.com/asi1d/asi1d/internal/ratelimit/redistest"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// start is 15 s into a minute.
+func newClock() *clock { return &clock{t: time.Unix(1_800_000_000-1_800_000_000%60+15, 0)} }
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestInProcessRequests(t *testing.T) {
+	clk := newClock()
+	l, err := ratelimit.New(ratelimit.Options{RPM: 3, Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		r, _ := l.Take(ctx, "a", ratelimit.Requests, 1)
+		if !r.Allowed || r.Limit != 3 || r.Remaining != int64(2-i) || r.Reset != 45*time.Second {
+			t.Fatalf("take %d: %+v", i, r)
+		}
+	}
+	if r, res := l.Take(ctx, "a", ratelimit.Requests, 1); r.Allowed || res != nil || r.Remaining != 0 {
+		t.Fatalf("4th take: %+v", r)
+	}
+	if r, _ := l.Take(ctx, "b", ratelimit.Requests, 1); !r.Allowed {
+		t.Fatalf("another key shares a's count: %+v", r)
+	}
+	if r, _ := l.Take(ctx, "a", ratelimit.Tokens, 1_000_000); !r.Allowed || r.Limit != 0 {
+		t.Fatalf("tokens are not limited here: %+v", r)
+	}
+	clk.add(45 * time.Second) // the next minute
+	if r, _ := l.Take(ctx, "a", ratelimit.Requests, 1); !r.Allowed || r.Remaining != 2 || r.Reset != time.Minute {
+		t.Fatalf("new window: %+v", r)
+	}
+}
+
+func TestInProcessTokensSettle(t *testing.T) {
+	clk := newClock()
+	l, _ := ratelimit.New(ratelimit.Options{TPM: 100, Now: clk.now})
+	ctx := context.Background()
+	r, res := l.Take(ctx, "k", ratelimit.Tokens, 80)
+	if !r.Allowed || r.Remaining != 20 {
+		t.Fatalf("reserve 80: %+v", r)
+	}
+	if r, _ := l.Take(ctx, "k", ratelimit.Tokens, 30); r.Allowed {
+		t.Fatalf("30 more over 100 admitted: %+v", r)
+	}
+	res.Settle(ctx, 50) // used 50 of the 80
+	res.Settle(ctx, 0)  // a second settle is ignored
+	if r, _ := l.Take(ctx, "k", ratelimit.Tokens, 50); !r.Allowed || r.Remaining != 0 {
+		t.Fatalf("after settling to 50, 50 more: %+v", r)
+	}
+	if r, _ := l.Take(ctx, "k", ratelimit.Tokens, 101); r.Allowed || r.Requested != 101 {
+		t.Fatalf("a take above the whole limit: %+v", r)
+	}
+}
+
+// TestRedisSharedAcrossReplicas: two limiters (two replicas) on one real
+// redis-server never admit more than the limit together under concurrent
+// takes, tokens included; when Redis goes away, each keeps counting in the
+// process from its own share, logs a warning, and refuses nothing its own
+// count allows.
+func TestRedisSharedAcrossReplicas(t *testing.T) {
+	rs := redistest.Start(t, time.Minute)
+	clk := newClock()
+	const rpm, tpm = 50, 1000
+	var logs [2]*syncBuffer
+	var reps [2]*ratelimit.Limiter
+	for i := range reps {
+		logs[i] = &syncBuffer{}
+		l, err := ratelimit.New(ratelimit.Options{RPM: rpm, TPM: tpm, RedisURL: rs.URL(), Now: clk.now,
+			RetryAfter: time.Hour, RedisTimeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		reps[i] = l
+	}
+	ctx := context.Background()
+	var admitted [2]atomic.Int64
+	var tokens atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep := g % 2
+			for range 10 {
+				if r, _ := reps[rep].Take(ctx, "shared", ratelimit.Requests, 1); r.Allowed {
+					admitted[rep].Add(1)
+				}
+				if r, _ := reps[rep].Take(ctx, "shared", ratelimit.Tokens, int64(7+g)); r.Allowed {
+					tokens.Add(int64(7 + g))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	a, b := admitted[0].Load(), admitted[1].Load()
+	t.Logf("limit %d requests/min: replica A admitted %d, B %d, together %d of 320 tried; tokens admitted %d of %d",
+		rpm, a, b, a+b, tokens.Load(), tpm)
+	if a+b != rpm {
+		t.Fatalf("together the replicas admitted %d requests, want exactly the limit %d", a+b, rpm)
+	}
+	if a == 0 || b == 0 {
+		t.Fatalf("one replica admitted nothing (%d, %d): the test did not share", a, b)
+	}
+	if n := tokens.Load(); n > tpm || n < tpm-38 {
+		t.Fatalf("tokens admitted together %d, want at most %d and within one take of it", n, tpm)
+	}
+	for i := range logs {
+		if strings.Contains(logs[i].String(), "WARN") {
+			t.Fatalf("replica %d fell back while Redis was up:\n%s", i, logs[i].String())
+		}
+	}
+
+	// Redis goes away: replica A counts in the process from its own share.
+	rs.Stop()
+	for i := int64(0); i < rpm-a; i++ {
+		r, _ := reps[0].Take(ctx, "shared", ratelimit.Requests, 1)
+		if !r.Allowed {
+			t.Fatalf("without Redis, take %d of the %d left to A by its own count was refused: %+v", i+1, rpm-a, r)
+		}
+	}
+	if r, _ := reps[0].Take(ctx, "shared", ratelimit.Requests, 1); r.Allowed {
+		t.Fatalf("without Redis, A admitted past the limit by its own count: %+v", r)
+	}
+	out := logs[0].String()
+	if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "Redis unavailable") {
+		t.Fatalf("no warning logged when Redis went away:\n%s", out)
+	}
+	if n := strings.Count(out, "level=WARN"); n != 1 {
+		t.Fatalf("%d warnings for one outage, want 1:\n%s", n, out)
+	}
+	t.Logf("after Redis stopped: A admitted the %d its own count left, then refused; warning: %s", rpm-a, strings.TrimSpace(out))
+}
+
+// TestRedisComesBack: after the back-off, a Redis that is there again is
+// used again (shared counts), and the limiter says so in its log.
+func TestRedisComesBack(t *testing.T) {
+	rs := redistest.Start(t, time.Minute)
+	clk := newClock()
+	var log syncBuffer
+	l, err := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: rs.URL(), Now: clk.now, RetryAfter: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	other, _ := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: rs.URL(), Now: clk.now, Logger: slog.New(slog.DiscardHandler)})
+	defer other.Close()
+	ctx := context.Background()
+	rs.Stop()
+	if r, _ := l.Take(ctx, "k", ratelimit.Requests, 1); !r.Allowed {
+		t.Fatalf("refused while Redis is down: %+v", r)
+	}
+	rs.Restart() // empty: the shared count starts over
+	clk.add(3 * time.Second)
+	// The other replica spends two of the three in the fresh Redis; l, back
+	// on Redis, sees them: one left.
+	for range 2 {
+		if r, _ := other.Take(ctx, "k", ratelimit.Requests, 1); !r.Allowed {
+			t.Fatalf("other replica refused: %+v", r)
+		}
+	}
+	if r, _ := l.Take(ctx, "k", ratelimit.Requests, 1); !r.Allowed || r.Remaining != 0 {
+		t.Fatalf("back on Redis: %+v, want allowed with 0 left", r)
+	}
+	if r, _ := l.Take(ctx, "k", ratelimit.Requests, 1); r.Allowed {
+		t.Fatalf("past the shared limit: %+v", r)
+	}
+	if !strings.Contains(log.String(), "Redis is back") {
+		t.Fatalf("no recovery in the log:\n%s", log.String())
+	}
+}
+
+// TestRedisUnreachableAtStart: a Redis that is not there at all never
+// refuses a request the in-process count admits.
+func TestRedisUnreachableAtStart(t *testing.T) {
+	clk := newClock()
+	var log syncBuffer
+	l, err := ratelimit.New(ratelimit.Options{RPM: 2, RedisURL: "redis://127.0.0.1:1/0", Now: clk.now,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for i := range 2 {
+		if r, _ := l.Take(context.Background(), "k", ratelimit.Requests, 1); !r.Allowed {
+			t.Fatalf("take %d refused: %+v", i, r)
+		}
+	}
+	if r, _ := l.Take(context.Background(), "k", ratelimit.Requests, 1); r.Allowed {
+		t.Fatalf("third take admitted: %+v", r)
+	}
+	if !strings.Contains(log.String(), "Redis unavailable") {
+		t.Fatalf("no warning: %s", log.String())
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	if _, err := ratelimit.New(ratelimit.Options{RPM: -1}); err == nil {
+		t.Fatal("negative rpm accepted")
+	}
+	if _, err := ratelimit.New(ratelimit.Options{RPM: 1, RedisURL: "http://x"}); err == nil {
+		t.Fatal("a non-redis URL accepted")
+	}
+}
