@@ -62,7 +62,11 @@ type BatchEntry struct {
 }
 
 // Backend is one loaded model with one context. It is not safe for
-// concurrent use: exactly one goroutine (the scheduler loop) owns it.
+// concurrent use: exactly one goroutine (the scheduler loop) owns it. The
+// exceptions are Info, Piece and IsEOG, which only read the vocabulary and
+// may be called from any goroutine at any time (the scheduler's sampling
+// workers turn tokens into text), and the rows Logits returned, which
+// different goroutines may read and modify at once, one row each.
 //
 // KV limits of the llama.cpp binding: when Info().KVUnified is false each
 // sequence has its own NCtxSeq cells, and a partial KV copy between sequences
@@ -78,12 +82,15 @@ type Backend interface {
 	// Piece returns the bytes a token stands for (possibly half a UTF-8
 	// character). Special tokens render as their text.
 	Piece(t Token) []byte
-	// Decode runs the model over the batch. After it returns nil, Logits(i)
-	// is valid for every entry i with Logits set, until the next Decode.
+	// Decode runs the model over the batch and returns when the pass is
+	// done (its time is the pass's cost, from which the scheduler sizes its
+	// steps). After it returns nil, Logits(i) is valid for every entry i
+	// with Logits set, until the next Decode.
 	Decode(batch []BatchEntry) error
-	// Logits returns the logits row of batch entry i of the last Decode. The
-	// slice is owned by the backend and valid until the next Decode; the
-	// caller may modify it in place.
+	// Logits returns the logits row of batch entry i of the last Decode,
+	// without copying it: only the rows asked for exist. The slice is owned
+	// by the backend and valid until the next Decode; the caller may modify
+	// it in place.
 	Logits(i int) []float32
 	// RemoveKV drops positions [p0, p1) of a sequence; p1 < 0 means to the end.
 	RemoveKV(seq SeqID, p0, p1 int32) error
