@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"reflect"
 	"strings"
@@ -231,5 +232,45 @@ func TestStepBudgetFromFakeCosts(t *testing.T) {
 			}
 			t.Logf("%d decodes, largest %d tokens, step limit now %d", cs.Decodes, cs.MaxBatch, s.Stats().StepLimit)
 		})
+	}
+}
+
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// The debug step log breaks every decode's step down into its parts.
+func TestDebugStepLogBreakdown(t *testing.T) {
+	var buf logBuf
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := harness(t, enginetest.New(2, 256, 64), scheduler.Options{Logger: log})
+	run(t, s, scheduler.Request{Prompt: prompt("log me"), MaxTokens: 3})
+	steps := 0
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if !strings.Contains(line, "msg=step") {
+			continue
+		}
+		steps++
+		for _, k := range []string{" ms=", " build_ms=", " fetch_ms=", " sample_ms=", " emit_ms=", " rows=", " step_tokens="} {
+			if !strings.Contains(line, k) {
+				t.Errorf("step log without %q: %s", k, line)
+			}
+		}
+	}
+	if steps < 3 {
+		t.Fatalf("%d step lines:\n%s", steps, buf.String())
 	}
 }

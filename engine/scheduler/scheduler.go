@@ -7,6 +7,15 @@
 // up to a token and time budget, samples each sequence with its own sampler,
 // and emits text. Batches are built for llama.cpp's split into parts
 // (engine.Ubatches), each of which reads all the weights.
+//
+// Rows are sampled, and turned into text and events, on a pool of
+// GOMAXPROCS goroutines (the loop and helpers that Run owns) when a step has
+// many wide rows; each row touches only its own request's state, and the
+// results are applied in batch order, so output does not depend on it. The
+// step's token budget is sized from the measured cost of a pass (a fixed
+// part and a part per token, see sizeBudget) unless Options.StepTokens fixes
+// it: DefaultStepTokens on a CPU, hundreds of tokens on a GPU, where a pass
+// of many prompt tokens costs little more than a decode step.
 package scheduler
 
 import (
@@ -88,16 +97,17 @@ type Scheduler struct {
 	done     chan struct{}
 
 	// Loop-owned state.
-	queue   []*job
-	slots   []*slot
-	admits  uint64
-	batch   []engine.BatchEntry
-	owners  []*slot // owners[i] is the slot of batch[i]
-	runs    []promptRun
-	rows    []rowJob
-	pool    *rowPool
-	deadln  time.Time
-	running int
+	queue    []*job
+	slots    []*slot
+	admits   uint64
+	batch    []engine.BatchEntry
+	owners   []*slot // owners[i] is the slot of batch[i]
+	runs     []promptRun
+	rows     []rowJob
+	pool     *rowPool
+	sampleFn func(*rowJob) // s.sampleRow, made once
+	deadln   time.Time
+	running  int
 	// decodeCost is the recent time of a decode-only step, promptCost of
 	// one prompt token on top of it (see promptLimit).
 	decodeCost, promptCost time.Duration
@@ -196,6 +206,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 	for i := range info.Parallel {
 		s.slots = append(s.slots, &slot{id: engine.SeqID(i)})
 	}
+	s.sampleFn = s.sampleRow
 	s.pool = newRowPool(o.SampleWorkers, max(1, minParallelLogits/max(info.NVocab, 1)))
 	return s
 }
@@ -683,7 +694,7 @@ func (s *Scheduler) run(ndec int, built time.Time) {
 		}
 	}
 	t3 := time.Now()
-	s.pool.do(rows, s.sampleRow)
+	s.pool.do(rows, s.sampleFn)
 	t4 := time.Now()
 	for i := range rows {
 		s.applyRow(&rows[i], t2)
@@ -691,6 +702,11 @@ func (s *Scheduler) run(ndec int, built time.Time) {
 	}
 	s.rows = rows
 	if debug {
+		// ms is the decode; build_ms building its batch (prompt chunks
+		// included), fetch_ms getting the rows, sample_ms sampling them
+		// with everything per request (grammar, logprobs, text, stop
+		// strings, the events of requests that go on; on the workers),
+		// emit_ms the rest on the loop (counters, final events).
 		t5 := time.Now()
 		parts, _ := engine.Ubatches(s.batch)
 		s.log.Debug("step", "decode", ndec, "prompt", len(s.batch)-ndec, "parts", parts, "rows", len(rows),
