@@ -844,8 +844,12 @@ type rowJob struct {
 func (s *Scheduler) sampleRow(w *rowJob) {
 	sl, row := w.sl, w.row
 	r := &sl.job.req
-	if r.Logprobs {
+	// Log-probabilities are of the model's own row: keep a copy only when
+	// sampling will change it (a vocabulary's worth of floats).
+	raw := row
+	if r.Logprobs && (r.Grammar != nil || changesRow(r.Sampling)) {
 		sl.rowCopy = append(sl.rowCopy[:0], row...)
+		raw = sl.rowCopy
 	}
 	var tok engine.Token
 	if g := r.Grammar; g == nil || !sl.constrained {
@@ -883,7 +887,7 @@ func (s *Scheduler) sampleRow(w *rowJob) {
 	sl.smp.Accept(tok)
 	ev := &w.ev
 	if r.Logprobs {
-		l, top := sampler.Logprobs(sl.rowCopy, tok, r.TopLogprobs)
+		l, top := sampler.Logprobs(raw, tok, r.TopLogprobs)
 		lp := TokenLogprob{Token: tok, Text: s.be.Piece(tok), Logprob: l}
 		for _, a := range top {
 			lp.Top = append(lp.Top, Alternative{Token: a.Token, Text: s.be.Piece(a.Token), Logprob: a.Logprob})
@@ -912,6 +916,14 @@ func (s *Scheduler) sampleRow(w *rowJob) {
 	if len(ev.Fragments) > 0 || len(ev.Logprobs) > 0 {
 		sl.job.stream.push(*ev)
 	}
+}
+
+// changesRow reports whether a sampler with p modifies the rows it samples:
+// the sampler adds the logit bias and applies the penalties in place, and
+// does nothing else to them (see sampler.Sampler.Sample).
+func changesRow(p sampler.Params) bool {
+	return len(p.LogitBias) > 0 || (p.RepeatPenalty > 0 && p.RepeatPenalty != 1) ||
+		p.PresencePenalty != 0 || p.FrequencyPenalty != 0
 }
 
 // applyRow records a sampled row on the loop: counters, timings, and the
