@@ -19,12 +19,10 @@
 package scheduler
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -111,11 +109,11 @@ type Scheduler struct {
 	// decodeCost is the recent time of a decode-only step, promptCost of
 	// one prompt token on top of it (see promptLimit).
 	decodeCost, promptCost time.Duration
-	// decodeN and passN are the recent token counts of decode-only steps
-	// and prompt-only passes, passCost the recent time of the latter: two
-	// points of a pass's cost against its tokens (see sizeBudget).
-	decodeN, passN float64
-	passCost       time.Duration
+	// The recent decode-only steps and prompt-only passes, rings by
+	// decodeAt and passAt: the cost of a pass against its tokens (see
+	// sizeBudget).
+	decodes, passes  [16]stepCost
+	decodeAt, passAt int
 	// budget is the step's token budget; auto: sized by sizeBudget. fill
 	// is how many prompt tokens a pass takes for at most its fixed cost
 	// again (0 until known; large on a GPU, about 1 on a CPU).
@@ -745,17 +743,24 @@ func (s *Scheduler) learnCost(d time.Duration, ndec, npr int) {
 	switch {
 	case npr == 0 && ndec > 0:
 		s.decodeCost = ewma(s.decodeCost, d)
-		s.decodeN = w*float64(ndec) + (1-w)*cmp.Or(s.decodeN, float64(ndec))
+		s.decodes[s.decodeAt%len(s.decodes)] = stepCost{n: ndec, d: d}
+		s.decodeAt++
 	case npr > 0 && ndec == 0:
 		s.promptCost = ewma(s.promptCost, d/time.Duration(npr))
-		s.passCost = ewma(s.passCost, d)
-		s.passN = w*float64(npr) + (1-w)*cmp.Or(s.passN, float64(npr))
+		s.passes[s.passAt%len(s.passes)] = stepCost{n: npr, d: d}
+		s.passAt++
 		s.sizeBudget()
 	case npr > 0 && s.decodeCost > 0:
 		if extra := d - s.decodeCost; extra > 0 {
 			s.promptCost = ewma(s.promptCost, extra/time.Duration(npr))
 		}
 	}
+}
+
+// stepCost is the time d of a pass of n tokens.
+type stepCost struct {
+	n int
+	d time.Duration
 }
 
 // Sizing of a step from the cost of a pass.
@@ -779,11 +784,31 @@ const (
 // budget stays at DefaultStepTokens; on a GPU a pass of hundreds of tokens
 // costs little more than one of a few (a/b in the hundreds).
 func (s *Scheduler) sizeBudget() {
-	if s.decodeCost <= 0 || s.passCost <= 0 || math.Abs(s.passN-s.decodeN) < minPrefill {
-		return // one point, or two too close to tell a from b
+	// A step's time only ever grows by noise (the loop's thread waits for
+	// a core, a timer oversleeps): the quickest recent decode step is the
+	// best estimate of what a pass of its size costs, and an inflated one
+	// would pass for a large fixed part.
+	// For the same reason the cost per token is the least that the recent
+	// prompt passes, larger than that decode step, imply.
+	var dec stepCost
+	for _, c := range s.decodes {
+		if c.n > 0 && (dec.n == 0 || c.d < dec.d) {
+			dec = c
+		}
 	}
-	b := float64(s.passCost-s.decodeCost) / (s.passN - s.decodeN)
-	a := float64(s.decodeCost) - b*s.decodeN
+	b, ok := 0.0, false
+	for _, c := range s.passes {
+		if dec.n == 0 || c.n < dec.n+minPrefill {
+			continue // too close to tell a from b
+		}
+		if bi := float64(c.d-dec.d) / float64(c.n-dec.n); !ok || bi < b {
+			b, ok = bi, true
+		}
+	}
+	if !ok {
+		return
+	}
+	a := float64(dec.d) - b*float64(dec.n)
 	var cheap float64 // tokens that cost a pass's fixed part
 	switch {
 	case a <= 0:
