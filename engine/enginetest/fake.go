@@ -288,7 +288,8 @@ var _ engine.Backend = (*Fake)(nil)
 // VocabSize up are words of a few letters (see Piece), drawn only by
 // sampling.
 //
-// A row costs nothing to make: every row is a view of one precomputed row
+// Info().GPULayers is 1, as for a model on a GPU. A row costs nothing to
+// make: every row is a view of one precomputed row
 // of twice the vocabulary, shifted so that the chosen token holds the
 // maximum. It looks like a model's output (a normal background and a dozen
 // peaks below the chosen token, which a temperature of 0.8 draws about
@@ -302,6 +303,7 @@ func NewWide(parallel, ctxPerSeq, nbatch, vocab int) *Fake {
 	}
 	f := New(parallel, ctxPerSeq, nbatch)
 	f.info.NVocab = vocab
+	f.info.GPULayers = 1 // it stands for a model on a GPU
 	f.wide = newWideRows(vocab)
 	return f
 }

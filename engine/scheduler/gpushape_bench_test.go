@@ -27,7 +27,9 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // matching, events) at the shape of a GPU model: rows of 128,256 logits,
 // every sequence generating. The fake's Decode takes no time, so the
 // metric loop-ms/step is wall time minus the time inside Decode, per step.
-// Readers drain every stream as an SSE writer would. cpu-ms/step is the
+// workers=1 samples on the loop alone, workers=auto on GOMAXPROCS
+// goroutines (the fake stands for a GPU model). Readers drain every stream
+// as an SSE writer would. cpu-ms/step is the
 // CPU time of the whole process per step (loop, workers, readers and the
 // fake's Decode): on a shared machine it says what the work costs when wall
 // time says more about the neighbours.
@@ -43,14 +45,20 @@ func BenchmarkLoopStep(b *testing.B) {
 	}
 	for _, set := range settings {
 		for _, seqs := range []int{64, 256} {
-			b.Run(fmt.Sprintf("%s/seqs=%d", set.name, seqs), func(b *testing.B) {
-				benchLoop(b, seqs, set.p)
-			})
+			for _, workers := range []int{1, 0} {
+				name := fmt.Sprintf("%s/seqs=%d/workers=%d", set.name, seqs, workers)
+				if workers == 0 {
+					name = fmt.Sprintf("%s/seqs=%d/workers=auto", set.name, seqs)
+				}
+				b.Run(name, func(b *testing.B) {
+					benchLoop(b, seqs, workers, set.p)
+				})
+			}
 		}
 	}
 }
 
-func benchLoop(b *testing.B, seqs int, p sampler.Params) {
+func benchLoop(b *testing.B, seqs, workers int, p sampler.Params) {
 	fake := enginetest.NewWide(seqs, 1<<20, max(512, seqs), gpuVocab)
 	var (
 		steps  atomic.Int64
@@ -63,7 +71,7 @@ func benchLoop(b *testing.B, seqs int, p sampler.Params) {
 			reach <- struct{}{}
 		}
 	}
-	s := scheduler.New(fake, scheduler.Options{OnStep: onStep, Logger: quiet, MaxQueue: seqs})
+	s := scheduler.New(fake, scheduler.Options{OnStep: onStep, Logger: quiet, MaxQueue: seqs, SampleWorkers: workers})
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.Run(ctx)
 	var readers, started sync.WaitGroup

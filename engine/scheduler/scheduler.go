@@ -50,8 +50,12 @@ type Options struct {
 	// caps the step. 0: DefaultStepLatency; < 0 turns the bound off.
 	StepLatency float64
 	// SampleWorkers is how many goroutines sample the rows of a step when
-	// there are many (the loop is one of them). 0: GOMAXPROCS; 1: the loop
-	// alone. Output does not depend on it.
+	// there are many (the loop is one of them); 1: the loop alone. 0:
+	// GOMAXPROCS when the backend runs on a GPU (Info().GPULayers > 0),
+	// where the host's time per step is the limit, else 1: on a CPU the
+	// decode dwarfs sampling, and on a machine shared beyond its cores the
+	// helpers wait for the OS to run them (measured there: 2-3x the
+	// loop's wall time per step). Output does not depend on it.
 	SampleWorkers int
 	// OnStep, when set, is called by the loop after each decode.
 	OnStep func(d time.Duration, tokens int)
@@ -205,7 +209,11 @@ func New(be engine.Backend, o Options) *Scheduler {
 		s.slots = append(s.slots, &slot{id: engine.SeqID(i)})
 	}
 	s.sampleFn = s.sampleRow
-	s.pool = newRowPool(o.SampleWorkers, max(1, minParallelLogits/max(info.NVocab, 1)))
+	workers := o.SampleWorkers
+	if workers <= 0 && info.GPULayers <= 0 {
+		workers = 1
+	}
+	s.pool = newRowPool(workers, max(1, minParallelLogits/max(info.NVocab, 1)))
 	return s
 }
 
