@@ -67,8 +67,10 @@ type BatchEntry struct {
 // The vocabulary methods (Info, Tokenize, Piece, IsEOG) are safe for
 // concurrent use, also with a running Decode: they read only the vocabulary
 // and tables fixed at open (llama_tokenize reads the llama_vocab only), so
-// HTTP handlers tokenize prompts while the loop decodes. Close must not race
-// Decode; racing Tokenize, it makes Tokenize return ErrClosed.
+// HTTP handlers tokenize prompts and the scheduler's sampling workers turn
+// tokens into text while the loop decodes. The rows Logits returned may be
+// read and modified by different goroutines at once, one row each. Close
+// must not race Decode; racing Tokenize, it makes Tokenize return ErrClosed.
 //
 // KV limits of the llama.cpp binding: when Info().KVUnified is false each
 // sequence has its own NCtxSeq cells, and a partial KV copy between sequences
@@ -84,12 +86,15 @@ type Backend interface {
 	// Piece returns the bytes a token stands for (possibly half a UTF-8
 	// character). Special tokens render as their text.
 	Piece(t Token) []byte
-	// Decode runs the model over the batch. After it returns nil, Logits(i)
-	// is valid for every entry i with Logits set, until the next Decode.
+	// Decode runs the model over the batch and returns when the pass is
+	// done (its time is the pass's cost, from which the scheduler sizes its
+	// steps). After it returns nil, Logits(i) is valid for every entry i
+	// with Logits set, until the next Decode.
 	Decode(batch []BatchEntry) error
-	// Logits returns the logits row of batch entry i of the last Decode. The
-	// slice is owned by the backend and valid until the next Decode; the
-	// caller may modify it in place.
+	// Logits returns the logits row of batch entry i of the last Decode,
+	// without copying it: only the rows asked for exist. The slice is owned
+	// by the backend and valid until the next Decode; the caller may modify
+	// it in place.
 	Logits(i int) []float32
 	// RemoveKV drops positions [p0, p1) of a sequence; p1 < 0 means to the end.
 	RemoveKV(seq SeqID, p0, p1 int32) error

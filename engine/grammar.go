@@ -2,7 +2,10 @@ package engine
 
 // Grammar constrains which tokens may come next in one sequence (structured
 // output: JSON Schema, tool calls). A Grammar belongs to one request; after
-// the request is handed to the scheduler only the scheduler loop calls it.
+// the request is handed to the scheduler only the scheduler calls it, from
+// its loop or from one of its sampling workers, never two calls at once.
+// Grammars of different requests are used concurrently, so they may share
+// nothing mutable.
 //
 // The scheduler samples without the grammar first and asks Allows about the
 // token it drew; only when the grammar refuses it does it Mask the row and

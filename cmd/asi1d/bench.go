@@ -264,7 +264,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.IntVar(&c.PromptTokens, "prompt-tokens", 128, "prompt length in tokens")
 	fs.IntVar(&c.MaxTokens, "max-tokens", 256, "tokens generated per sequence")
 	fs.IntVar(&c.Runs, "runs", 3, "raw/server pairs per concurrency; medians are reported")
-	fs.IntVar(&c.StepTokens, "step-tokens", scheduler.DefaultStepTokens, "the server's scheduler step budget")
+	fs.IntVar(&c.StepTokens, "step-tokens", 0, "the server's scheduler step budget (0: sized from the measured cost of a pass, as serve does)")
 	fs.IntVar(&c.Batch, "batch", llamacpp.DefaultBatch, "most tokens per decode call (raw prefill chunk)")
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU")
 	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences")
@@ -287,8 +287,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return 2
 	}
 	switch {
-	case c.PromptTokens < 1 || c.MaxTokens < 1 || c.Runs < 1 || c.StepTokens < 1 || c.Batch < 1 || c.Threads < 0 || c.CtxPerSeq < 0:
-		fmt.Fprintln(stderr, "asi1d bench compare: --prompt-tokens, --max-tokens, --runs, --step-tokens and --batch must be positive")
+	case c.PromptTokens < 1 || c.MaxTokens < 1 || c.Runs < 1 || c.StepTokens < 0 || c.Batch < 1 || c.Threads < 0 || c.CtxPerSeq < 0:
+		fmt.Fprintln(stderr, "asi1d bench compare: --prompt-tokens, --max-tokens, --runs and --batch must be positive, --step-tokens at least 0")
 		return 2
 	}
 	if c.Model == "" {

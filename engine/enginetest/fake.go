@@ -6,6 +6,9 @@ package enginetest
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
 	"sync"
 	"time"
 
@@ -31,10 +34,14 @@ type Fake struct {
 	Next func(history []engine.Token) engine.Token
 	// StepDelay is slept in every Decode; PerToken is added per batch entry.
 	StepDelay, PerToken time.Duration
+	// DecodeTime, when set, is how long every Decode lasts from its start,
+	// the fake's own work included (see NewWide).
+	DecodeTime time.Duration
 	// FailDecode, when set, is consulted before each Decode.
 	FailDecode func(batch []engine.BatchEntry) error
 
 	info   engine.Info
+	wide   *wideRows // nil: rows of VocabSize, built per Decode
 	mu     sync.Mutex
 	kv     [][]engine.Token
 	rows   [][]float32
@@ -53,6 +60,8 @@ type Counters struct {
 	// Ubatches counts the parts llama.cpp would split the batches into
 	// (engine.Ubatches; the fake's KV is not unified).
 	Ubatches int
+	// DecodeTime is the time spent inside Decode, all calls together.
+	DecodeTime time.Duration
 }
 
 // New makes a fake with parallel sequences of ctxPerSeq cells each.
@@ -86,6 +95,8 @@ func (f *Fake) Tokenize(text string, addSpecial, parseSpecial bool) ([]engine.To
 // Piece implements engine.Backend.
 func (f *Fake) Piece(t engine.Token) []byte {
 	switch {
+	case f.wide != nil && t >= VocabSize && int(t) < len(f.wide.pieces):
+		return f.wide.pieces[t]
 	case t == BOS:
 		return []byte("<s>")
 	case t == EOS:
@@ -114,6 +125,15 @@ func DefaultNext(h []engine.Token) engine.Token {
 
 // Decode implements engine.Backend.
 func (f *Fake) Decode(batch []engine.BatchEntry) error {
+	t0 := time.Now()
+	defer func() {
+		f.mu.Lock()
+		f.stats.DecodeTime += time.Since(t0)
+		f.mu.Unlock()
+	}()
+	if f.DecodeTime > 0 {
+		defer waitUntil(t0.Add(f.DecodeTime))
+	}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -150,6 +170,10 @@ func (f *Fake) Decode(batch []engine.BatchEntry) error {
 		}
 		next[e.Seq] = want + 1
 	}
+	if f.wide != nil && !f.wide.intact() {
+		f.mu.Unlock()
+		return fmt.Errorf("fake: a wide logits row was modified (NewWide rows are read-only)")
+	}
 	f.rows = f.rows[:0]
 	for _, e := range batch {
 		f.kv[e.Seq] = append(f.kv[e.Seq], e.Token)
@@ -160,6 +184,10 @@ func (f *Fake) Decode(batch []engine.BatchEntry) error {
 				nx = DefaultNext
 			}
 			tok := nx(f.kv[e.Seq])
+			if f.wide != nil {
+				f.rows = append(f.rows, f.wide.row(tok))
+				continue
+			}
 			row = make([]float32, VocabSize)
 			for i := range row {
 				row[i] = float32(i%5) * 0.1
@@ -254,3 +282,105 @@ func (f *Fake) Counters() Counters {
 }
 
 var _ engine.Backend = (*Fake)(nil)
+
+// NewWide makes a fake whose logits rows are vocab wide (128256 for a Llama
+// 3 vocabulary), to measure the scheduler at the shape of a real model. The
+// next token is still chosen by Next among the byte tokens; tokens from
+// VocabSize up are words of a few letters (see Piece), drawn only by
+// sampling.
+//
+// Info().GPULayers is 1, as for a model on a GPU. A row costs nothing to
+// make: every row is a view of one precomputed row
+// of twice the vocabulary, shifted so that the chosen token holds the
+// maximum. It looks like a model's output (a normal background and a dozen
+// peaks below the chosen token, which a temperature of 0.8 draws about
+// four times in five), and the special tokens 0..3 are far below the
+// rest. Because the rows share memory they are read-only, unlike a real
+// backend's: a caller that modifies one (logit_bias, penalties, grammars)
+// gets an error from the next Decode.
+func NewWide(parallel, ctxPerSeq, nbatch, vocab int) *Fake {
+	if vocab < 2*VocabSize+600 {
+		panic(fmt.Sprintf("enginetest: a wide vocabulary needs at least %d tokens", 2*VocabSize+600))
+	}
+	f := New(parallel, ctxPerSeq, nbatch)
+	f.info.NVocab = vocab
+	f.info.GPULayers = 1 // it stands for a model on a GPU
+	f.wide = newWideRows(vocab)
+	return f
+}
+
+// wideRows is NewWide's shared row: row(t)[i] = base[(peak - t + i) mod n].
+type wideRows struct {
+	n, peak int
+	buf     []float32 // base twice over
+	sum     float64   // of buf, to detect writes
+	pieces  [][]byte
+}
+
+func newWideRows(n int) *wideRows {
+	r := rand.New(rand.NewPCG(uint64(n), 7))
+	w := &wideRows{n: n, peak: n / 2, buf: make([]float32, 2*n), pieces: make([][]byte, n)}
+	base := w.buf[:n]
+	for i := range base {
+		base[i] = float32(r.NormFloat64() * 2.5)
+	}
+	// Rows of byte tokens t (ids 4..259) put tokens 0..3 at base[peak-t+i]:
+	// keep that stretch far down so that sampling never draws them.
+	for i := w.peak - VocabSize; i < w.peak; i++ {
+		base[i] = -30
+	}
+	// Alternatives a few nats below the chosen token, away from that stretch.
+	for range 12 {
+		base[(w.peak+300+r.IntN(n-600))%n] = 8 + float32(r.Float64()*10)
+	}
+	base[w.peak] = 20
+	copy(w.buf[n:], base)
+	w.sum = w.checksum()
+	const letters = "etaoinshrdlucmfwypvbgkjqxz"
+	for t := VocabSize; t < n; t++ {
+		k := 2 + t%5
+		p := make([]byte, 0, k+1)
+		p = append(p, ' ')
+		for j := range k {
+			p = append(p, letters[(t*7+j*13)%len(letters)])
+		}
+		w.pieces[t] = p
+	}
+	return w
+}
+
+func (w *wideRows) row(t engine.Token) []float32 {
+	off := ((w.peak-int(t))%w.n + w.n) % w.n
+	return w.buf[off : off+w.n : off+w.n]
+}
+
+func (w *wideRows) checksum() float64 {
+	var s [4]float64
+	b := w.buf
+	for i := 0; i+4 <= len(b); i += 4 {
+		s[0] += float64(b[i])
+		s[1] += float64(b[i+1])
+		s[2] += float64(b[i+2])
+		s[3] += float64(b[i+3])
+	}
+	return s[0] + s[1] + s[2] + s[3]
+}
+
+func (w *wideRows) intact() bool {
+	c := w.checksum()
+	return c == w.sum || (math.IsNaN(c) && math.IsNaN(w.sum))
+}
+
+// waitUntil returns at t. It sleeps, so that a simulated decode leaves the
+// CPU to other goroutines as a GPU decode does (the loop's thread waits on
+// the device), and yields for the last stretch, because the Go timer
+// oversleeps by about 0.2 ms on a loaded machine.
+func waitUntil(t time.Time) {
+	const slack = 300 * time.Microsecond
+	if d := time.Until(t) - slack; d > 0 {
+		time.Sleep(d)
+	}
+	for time.Now().Before(t) {
+		runtime.Gosched()
+	}
+}

@@ -60,13 +60,19 @@ func (b *Backend) NewGrammar(gbnf string) (engine.Grammar, error) {
 		// converters, so this is a bug, not bad input.
 		return nil, errors.New("llama.cpp could not parse the grammar (see the log)")
 	}
-	return &grammar{b: b, s: s}, nil
+	return &grammar{s: s}, nil
 }
 
-// grammar is a llama.cpp grammar sampler over the backend's vocabulary.
+// grammar is a llama.cpp grammar sampler over the backend's vocabulary. It
+// keeps its own scratch, so that the grammars of different requests may be
+// used on different goroutines at once (the scheduler samples rows in
+// parallel); one grammar is used by one goroutine at a time.
 type grammar struct {
-	b *Backend
 	s *C.struct_llama_sampler
+	// Scratch token candidates, in C memory so that llama.cpp may keep no
+	// Go pointer; grown on demand, freed by Close.
+	cand  *C.llama_token_data
+	ncand int
 }
 
 func (g *grammar) Allows(t engine.Token) bool {
@@ -80,7 +86,7 @@ func (g *grammar) AllowsEach(toks []engine.Token, ok []bool) {
 	if g.s == nil || len(toks) == 0 {
 		return
 	}
-	cand := g.b.candidates(len(toks))
+	cand := g.candidates(len(toks))
 	for i, t := range toks {
 		cand[i] = C.llama_token_data{id: C.llama_token(t)}
 	}
@@ -95,7 +101,7 @@ func (g *grammar) Mask(logits []float32) {
 	if g.s == nil || len(logits) == 0 {
 		return
 	}
-	cand := g.b.candidates(len(logits))
+	cand := g.candidates(len(logits))
 	for i, l := range logits {
 		cand[i] = C.llama_token_data{id: C.llama_token(i), logit: C.float(l)}
 	}
@@ -129,17 +135,20 @@ func (g *grammar) Close() {
 		C.llama_sampler_free(g.s)
 		g.s = nil
 	}
+	if g.cand != nil {
+		C.free(unsafe.Pointer(g.cand))
+		g.cand, g.ncand = nil, 0
+	}
 }
 
-// candidates returns the loop's scratch array of n token candidates, in C
-// memory so that llama.cpp may keep no Go pointer.
-func (b *Backend) candidates(n int) []C.llama_token_data {
-	if b.cand == nil || b.ncand < n {
-		if b.cand != nil {
-			C.free(unsafe.Pointer(b.cand))
+// candidates returns the grammar's scratch array of n token candidates.
+func (g *grammar) candidates(n int) []C.llama_token_data {
+	if g.cand == nil || g.ncand < n {
+		if g.cand != nil {
+			C.free(unsafe.Pointer(g.cand))
 		}
-		b.cand = (*C.llama_token_data)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.llama_token_data{}))))
-		b.ncand = n
+		g.cand = (*C.llama_token_data)(C.malloc(C.size_t(n) * C.size_t(unsafe.Sizeof(C.llama_token_data{}))))
+		g.ncand = n
 	}
-	return unsafe.Slice(b.cand, n)
+	return unsafe.Slice(g.cand, n)
 }

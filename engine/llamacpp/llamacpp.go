@@ -445,10 +445,19 @@ func (b *Backend) Decode(batch []engine.BatchEntry) error {
 	case rc != 0:
 		return fmt.Errorf("llama_decode: code %d", rc)
 	}
+	// On a GPU llama_decode only queues the pass (and the copy of the
+	// output rows to the host); the first llama_get_logits_ith would wait
+	// for it. Waiting here makes Decode last as long as the pass, which is
+	// what the scheduler measures to size its steps, and leaves Logits a
+	// lookup. On the CPU the pass is already done and this returns at once.
+	C.llama_synchronize(b.ctx)
 	return nil
 }
 
-// Logits implements engine.Backend. The row lives in llama.cpp's memory.
+// Logits implements engine.Backend. The row lives in llama.cpp's memory:
+// nothing is copied here. llama.cpp copies to the host only the rows of
+// the batch entries that asked for logits (one per generating sequence and
+// one per finished prompt), during Decode, and this returns a view of one.
 func (b *Backend) Logits(i int) []float32 {
 	p := C.llama_get_logits_ith(b.ctx, C.int32_t(i))
 	if p == nil {

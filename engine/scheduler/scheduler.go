@@ -7,6 +7,15 @@
 // up to a token and time budget, samples each sequence with its own sampler,
 // and emits text. Batches are built for llama.cpp's split into parts
 // (engine.Ubatches), each of which reads all the weights.
+//
+// Rows are sampled, and turned into text and events, on a pool of
+// GOMAXPROCS goroutines (the loop and helpers that Run owns) when a step has
+// many wide rows; each row touches only its own request's state, and the
+// results are applied in batch order, so output does not depend on it. The
+// step's token budget is sized from the measured cost of a pass (a fixed
+// part and a part per token, see sizeBudget) unless Options.StepTokens fixes
+// it: DefaultStepTokens on a CPU, hundreds of tokens on a GPU, where a pass
+// of many prompt tokens costs little more than a decode step.
 package scheduler
 
 import (
@@ -28,7 +37,10 @@ import (
 type Options struct {
 	// StepTokens is the most tokens one step carries (decode tokens first,
 	// prompt chunks after). It bounds how long a long prompt can stall the
-	// running streams.
+	// running streams. 0 sizes it from the measured cost of a pass (see
+	// sizeBudget): DefaultStepTokens while the cost grows with the tokens
+	// (a CPU) or is not known yet, up to the backend's NBatch where a pass
+	// costs little more for many tokens than for a few (a GPU).
 	StepTokens int
 	// MaxQueue is the capacity of the waiting queue.
 	MaxQueue int
@@ -37,6 +49,14 @@ type Options struct {
 	// so that a long prompt never stalls them for more; StepTokens still
 	// caps the step. 0: DefaultStepLatency; < 0 turns the bound off.
 	StepLatency float64
+	// SampleWorkers is how many goroutines sample the rows of a step when
+	// there are many (the loop is one of them); 1: the loop alone. 0:
+	// GOMAXPROCS when the backend runs on a GPU (Info().GPULayers > 0),
+	// where the host's time per step is the limit, else 1: on a CPU the
+	// decode dwarfs sampling, and on a machine shared beyond its cores the
+	// helpers wait for the OS to run them (measured there: 2-3x the
+	// loop's wall time per step). Output does not depend on it.
+	SampleWorkers int
 	// OnStep, when set, is called by the loop after each decode.
 	OnStep func(d time.Duration, tokens int)
 	Logger *slog.Logger
@@ -79,23 +99,38 @@ type Scheduler struct {
 	done     chan struct{}
 
 	// Loop-owned state.
-	queue   []*job
-	slots   []*slot
-	admits  uint64
-	batch   []engine.BatchEntry
-	owners  []*slot // owners[i] is the slot of batch[i]
-	runs    []promptRun
-	deadln  time.Time
-	running int
+	queue    []*job
+	slots    []*slot
+	admits   uint64
+	batch    []engine.BatchEntry
+	owners   []*slot // owners[i] is the slot of batch[i]
+	runs     []promptRun
+	rows     []rowJob
+	pool     *rowPool
+	sampleFn func(*rowJob) // s.sampleRow, made once
+	deadln   time.Time
+	running  int
 	// decodeCost is the recent time of a decode-only step, promptCost of
 	// one prompt token on top of it (see promptLimit).
 	decodeCost, promptCost time.Duration
+	// The recent decode-only steps and prompt-only passes, rings by
+	// decodeAt and passAt: the cost of a pass against its tokens (see
+	// sizeBudget).
+	decodes, passes  [16]stepCost
+	decodeAt, passAt int
+	// budget is the step's token budget; auto: sized by sizeBudget. fill
+	// is how many prompt tokens a pass takes for at most its fixed cost
+	// again (0 until known; large on a GPU, about 1 on a CPU).
+	budget int
+	auto   bool
+	fill   int
 
 	// Counters read by Stats.
 	st struct {
 		running, kvUsed                  atomic.Int64
 		prompt, generated, queried, hit  atomic.Uint64
 		steps, stepTokens                atomic.Uint64
+		budget                           atomic.Int64
 		stop, length, cancelled, errored atomic.Uint64
 	}
 }
@@ -145,7 +180,8 @@ type slot struct {
 
 // New makes a scheduler for be. It does not start the loop: call Run.
 func New(be engine.Backend, o Options) *Scheduler {
-	if o.StepTokens <= 0 {
+	auto := o.StepTokens <= 0
+	if auto {
 		o.StepTokens = DefaultStepTokens
 	}
 	if o.MaxQueue <= 0 {
@@ -166,10 +202,18 @@ func New(be engine.Backend, o Options) *Scheduler {
 		incoming: make(chan *job, o.MaxQueue),
 		drainCh:  make(chan time.Duration, 1),
 		done:     make(chan struct{}),
+		budget:   o.StepTokens, auto: auto,
 	}
+	s.st.budget.Store(int64(o.StepTokens))
 	for i := range info.Parallel {
 		s.slots = append(s.slots, &slot{id: engine.SeqID(i)})
 	}
+	s.sampleFn = s.sampleRow
+	workers := o.SampleWorkers
+	if workers <= 0 && info.GPULayers <= 0 {
+		workers = 1
+	}
+	s.pool = newRowPool(workers, max(1, minParallelLogits/max(info.NVocab, 1)))
 	return s
 }
 
@@ -244,7 +288,7 @@ func (s *Scheduler) Stats() Stats {
 		},
 		Draining:  s.draining.Load(),
 		CtxPerSeq: s.info.NCtxSeq,
-		StepLimit: s.opts.StepTokens,
+		StepLimit: int(s.st.budget.Load()),
 	}
 }
 
@@ -253,6 +297,8 @@ func (s *Scheduler) Stats() Stats {
 // is not closed: its owner closes it after Run returns.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer close(s.done)
+	s.pool.start()
+	defer s.pool.stop()
 	defer s.shutdown()
 	for {
 		s.receive()
@@ -445,6 +491,7 @@ func (s *Scheduler) addKV(d int) { s.st.kvUsed.Add(int64(d)) }
 // costs what it costs alone and the prompt chunk is sized so that both
 // together last at most StepLatency decode-only steps.
 func (s *Scheduler) step() {
+	built := time.Now()
 	s.batch, s.owners = s.batch[:0], s.owners[:0]
 	// 1. One token for every generating sequence.
 	for _, sl := range s.slots {
@@ -457,14 +504,15 @@ func (s *Scheduler) step() {
 	ndec := len(s.batch)
 	inBatch := ndec // decode tokens in the batch that the prompt chunks join
 	if ndec > 0 && s.opts.StepLatency > 0 && s.prompting() {
-		s.run(ndec)
+		s.run(ndec, built)
+		built = time.Now()
 		s.batch, s.owners = s.batch[:0], s.owners[:0]
 		inBatch = 0
 	}
 	// 2. Prompt chunks.
 	s.addPrompts(ndec)
 	if len(s.batch) > 0 {
-		s.run(inBatch)
+		s.run(inBatch, built)
 	}
 }
 
@@ -494,12 +542,13 @@ func (s *Scheduler) addPrompts(ndec int) {
 		return
 	}
 	used := len(s.batch)
-	room := max(s.opts.StepTokens-used, min(minPrefill, s.info.NBatch-used))
+	room := max(s.budget-used, min(minPrefill, s.info.NBatch-used))
 	// The streams' gaps are protected while they are at least as many as
 	// the requests still waiting for a first token; in a burst of new
-	// requests, getting them all started matters more.
+	// requests, getting them all started matters more. A pass whose fixed
+	// cost alone exceeds the bound (a GPU) takes what costs it little more.
 	if lim := s.promptLimit(ndec); lim >= 0 && ndec >= len(pre) {
-		room = min(room, max(lim, minPrefill))
+		room = min(room, max(lim, minPrefill, s.fill))
 	}
 	room = min(room, s.info.NBatch-used)
 	if len(pre) > 1 {
@@ -606,8 +655,9 @@ func abs(x int) int {
 
 // run decodes the batch (ndec decode tokens, the rest prompt tokens),
 // records the KV, samples and emits.
-func (s *Scheduler) run(ndec int) {
+func (s *Scheduler) run(ndec int, built time.Time) {
 	t0 := time.Now()
+	build := t0.Sub(built)
 	err := s.be.Decode(s.batch)
 	d := time.Since(t0)
 	s.st.steps.Add(1)
@@ -618,12 +668,11 @@ func (s *Scheduler) run(ndec int) {
 	if s.opts.OnStep != nil {
 		s.opts.OnStep(d, len(s.batch))
 	}
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		parts, _ := engine.Ubatches(s.batch)
-		s.log.Debug("step", "decode", ndec, "prompt", len(s.batch)-ndec, "parts", parts, "ms", float64(d.Microseconds())/1000,
-			"decode_cost_ms", float64(s.decodeCost.Microseconds())/1000, "prompt_cost_ms", float64(s.promptCost.Microseconds())/1000)
-	}
+	debug := s.log.Enabled(context.Background(), slog.LevelDebug)
 	if err != nil {
+		if debug {
+			s.log.Debug("step", "decode", ndec, "prompt", len(s.batch)-ndec, "ms", ms(d), "err", err)
+		}
 		s.failBatch(err)
 		return
 	}
@@ -640,18 +689,39 @@ func (s *Scheduler) run(ndec int) {
 	}
 	s.addKV(len(s.batch))
 
-	now := time.Now()
+	// Fetch the rows on the loop (the backend's Logits is loop-only), sample
+	// them, on the workers when they are many, and apply the results in
+	// batch order.
+	t2 := time.Now()
+	rows := s.rows[:0]
 	for i, e := range s.batch {
-		if !e.Logits {
-			continue
+		if e.Logits && s.owners[i].job != nil {
+			rows = append(rows, rowJob{sl: s.owners[i], row: s.be.Logits(i)})
 		}
-		sl := s.owners[i]
-		if sl.job == nil {
-			continue // ended earlier in this loop
-		}
-		s.sample(sl, s.be.Logits(i), now)
+	}
+	t3 := time.Now()
+	s.pool.do(rows, s.sampleFn)
+	t4 := time.Now()
+	for i := range rows {
+		s.applyRow(&rows[i], t2)
+		rows[i] = rowJob{}
+	}
+	s.rows = rows
+	if debug {
+		// ms is the decode; build_ms building its batch (prompt chunks
+		// included), fetch_ms getting the rows, sample_ms sampling them
+		// with everything per request (grammar, logprobs, text, stop
+		// strings, the events of requests that go on; on the workers),
+		// emit_ms the rest on the loop (counters, final events).
+		t5 := time.Now()
+		parts, _ := engine.Ubatches(s.batch)
+		s.log.Debug("step", "decode", ndec, "prompt", len(s.batch)-ndec, "parts", parts, "rows", len(rows),
+			"ms", ms(d), "build_ms", ms(build), "fetch_ms", ms(t3.Sub(t2)), "sample_ms", ms(t4.Sub(t3)), "emit_ms", ms(t5.Sub(t4)),
+			"decode_cost_ms", ms(s.decodeCost), "prompt_cost_ms", ms(s.promptCost), "step_tokens", s.budget)
 	}
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // promptLimit is how many prompt tokens may follow a decode-only step of
 // ndec streams so that the two last at most Options.StepLatency times the
@@ -681,13 +751,89 @@ func (s *Scheduler) learnCost(d time.Duration, ndec, npr int) {
 	switch {
 	case npr == 0 && ndec > 0:
 		s.decodeCost = ewma(s.decodeCost, d)
+		s.decodes[s.decodeAt%len(s.decodes)] = stepCost{n: ndec, d: d}
+		s.decodeAt++
 	case npr > 0 && ndec == 0:
 		s.promptCost = ewma(s.promptCost, d/time.Duration(npr))
+		s.passes[s.passAt%len(s.passes)] = stepCost{n: npr, d: d}
+		s.passAt++
+		s.sizeBudget()
 	case npr > 0 && s.decodeCost > 0:
 		if extra := d - s.decodeCost; extra > 0 {
 			s.promptCost = ewma(s.promptCost, extra/time.Duration(npr))
 		}
 	}
+}
+
+// stepCost is the time d of a pass of n tokens.
+type stepCost struct {
+	n int
+	d time.Duration
+}
+
+// Sizing of a step from the cost of a pass.
+const (
+	// budgetRatio: an automatic step budget carries prompt tokens until
+	// they cost this many times a pass's fixed part.
+	budgetRatio = 2
+	// fillRatio: with streams to protect, a prompt pass whose fixed part
+	// alone breaks Options.StepLatency takes prompt tokens until they cost
+	// this many times that fixed part.
+	fillRatio = 1
+)
+
+// sizeBudget fits the cost of a pass as a fixed part a and a part b per
+// token, a + b*n, through the recent decode-only steps and prompt-only
+// passes, and sizes from it the prompt tokens that a pass takes cheaply:
+// fill = fillRatio*a/b, and the automatic step budget budgetRatio*a/b
+// between DefaultStepTokens and NBatch, growing at most twice per pass so
+// that each larger pass checks the fit. On a CPU a prompt token costs about
+// what a whole decode step of one sequence does (a/b about 1), so the
+// budget stays at DefaultStepTokens; on a GPU a pass of hundreds of tokens
+// costs little more than one of a few (a/b in the hundreds).
+func (s *Scheduler) sizeBudget() {
+	// A step's time only ever grows by noise (the loop's thread waits for
+	// a core, a timer oversleeps): the quickest recent decode step is the
+	// best estimate of what a pass of its size costs, and an inflated one
+	// would pass for a large fixed part.
+	// For the same reason the cost per token is the least that the recent
+	// prompt passes, larger than that decode step, imply.
+	var dec stepCost
+	for _, c := range s.decodes {
+		if c.n > 0 && (dec.n == 0 || c.d < dec.d) {
+			dec = c
+		}
+	}
+	b, ok := 0.0, false
+	for _, c := range s.passes {
+		if dec.n == 0 || c.n < dec.n+minPrefill {
+			continue // too close to tell a from b
+		}
+		if bi := float64(c.d-dec.d) / float64(c.n-dec.n); !ok || bi < b {
+			b, ok = bi, true
+		}
+	}
+	if !ok {
+		return
+	}
+	a := float64(dec.d) - b*float64(dec.n)
+	var cheap float64 // tokens that cost a pass's fixed part
+	switch {
+	case a <= 0:
+		cheap = 0
+	case b <= 0:
+		cheap = float64(s.info.NBatch)
+	default:
+		cheap = min(a/b, float64(s.info.NBatch))
+	}
+	s.fill = int(fillRatio * cheap)
+	if !s.auto {
+		return
+	}
+	n := int(min(budgetRatio*cheap, float64(s.info.NBatch)))
+	n = max(min(n, 2*s.budget, s.info.NBatch), min(DefaultStepTokens, s.info.NBatch))
+	s.budget = n
+	s.st.budget.Store(int64(n))
 }
 
 // failBatch ends every sequence of a batch that could not be decoded. The
@@ -709,12 +855,34 @@ func (s *Scheduler) failBatch(err error) {
 	}
 }
 
-// sample picks the next token of a sequence and emits its text.
-func (s *Scheduler) sample(sl *slot, row []float32, now time.Time) {
+// rowJob is one logits row to sample after a decode. sampleRow fills in
+// the result, possibly on a worker goroutine; applyRow applies it on the
+// loop, in batch order.
+type rowJob struct {
+	sl  *slot
+	row []float32
+	// Results.
+	gen bool         // a token was generated (it counts, even if it ends the request)
+	ev  Event        // text and logprobs to deliver before the request ends
+	end FinishReason // "" when the request goes on
+	err error
+}
+
+// sampleRow picks the next token of a sequence and turns it into text. It
+// touches only the state of w.sl's request (sampler, grammar, detokenizer,
+// stop matcher, splitter) and the backend's concurrency-safe Piece and
+// IsEOG, so different rows may run on different goroutines; whatever is
+// shared (counters, the slot table, ending the request) is left to applyRow.
+// A request that goes on gets its event here, off the loop.
+func (s *Scheduler) sampleRow(w *rowJob) {
+	sl, row := w.sl, w.row
 	r := &sl.job.req
-	var lp *TokenLogprob
-	if r.Logprobs {
+	// Log-probabilities are of the model's own row: keep a copy only when
+	// sampling will change it (a vocabulary's worth of floats).
+	raw := row
+	if r.Logprobs && (r.Grammar != nil || changesRow(r.Sampling)) {
 		sl.rowCopy = append(sl.rowCopy[:0], row...)
+		raw = sl.rowCopy
 	}
 	var tok engine.Token
 	if g := r.Grammar; g == nil || !sl.constrained {
@@ -722,7 +890,7 @@ func (s *Scheduler) sample(sl *slot, row []float32, now time.Time) {
 		if g != nil && slices.Contains(r.GrammarTriggers, tok) {
 			// A lazy grammar starts at its trigger, which it accepts.
 			if err := g.Accept(tok); err != nil {
-				s.finish(sl, FinishError, err)
+				w.end, w.err = FinishError, err
 				return
 			}
 			sl.constrained = true
@@ -738,57 +906,77 @@ func (s *Scheduler) sample(sl *slot, row []float32, now time.Time) {
 			}
 			tok = engine.Token(sl.smp.Pick(row))
 			if !g.Allows(tok) {
-				s.finish(sl, FinishError, ErrGrammarDeadEnd)
+				w.end, w.err = FinishError, ErrGrammarDeadEnd
 				return
 			}
 		}
 		if !s.be.IsEOG(tok) {
 			if err := g.Accept(tok); err != nil {
-				s.finish(sl, FinishError, err)
+				w.end, w.err = FinishError, err
 				return
 			}
 		}
 	}
 	sl.smp.Accept(tok)
+	ev := &w.ev
 	if r.Logprobs {
-		l, top := sampler.Logprobs(sl.rowCopy, tok, r.TopLogprobs)
-		lp = &TokenLogprob{Token: tok, Text: s.be.Piece(tok), Logprob: l}
+		l, top := sampler.Logprobs(raw, tok, r.TopLogprobs)
+		lp := TokenLogprob{Token: tok, Text: s.be.Piece(tok), Logprob: l}
 		for _, a := range top {
 			lp.Top = append(lp.Top, Alternative{Token: a.Token, Text: s.be.Piece(a.Token), Logprob: a.Logprob})
 		}
+		ev.Logprobs = []TokenLogprob{lp}
 	}
 	sl.ngen++
-	s.st.generated.Add(1)
-	if sl.firstTok.IsZero() {
-		sl.firstTok = now
-	}
-	sl.lastTok = now
+	w.gen = true
 
-	var ev Event
-	if lp != nil {
-		ev.Logprobs = []TokenLogprob{*lp}
-	}
 	if s.be.IsEOG(tok) {
-		s.emitText(sl, &ev, sl.detok.Flush(), true)
-		sl.job.stream.push(ev)
-		s.finish(sl, FinishStop, nil)
+		s.emitText(sl, ev, sl.detok.Flush(), true)
+		w.end = FinishStop
 		return
 	}
-	if s.emitText(sl, &ev, sl.detok.Add(s.be.Piece(tok)), false) {
-		sl.job.stream.push(ev)
-		s.finish(sl, FinishStop, nil)
+	if s.emitText(sl, ev, sl.detok.Add(s.be.Piece(tok)), false) {
+		w.end = FinishStop
 		return
 	}
 	sl.pending, sl.hasTok = tok, true
 	// Room: the pending token needs a cell, and the next one another.
 	if (r.MaxTokens > 0 && sl.ngen >= r.MaxTokens) || len(sl.cached)+1 >= s.info.NCtxSeq {
-		s.emitText(sl, &ev, sl.detok.Flush(), true)
-		sl.job.stream.push(ev)
-		s.finish(sl, FinishLength, nil)
+		s.emitText(sl, ev, sl.detok.Flush(), true)
+		w.end = FinishLength
 		return
 	}
 	if len(ev.Fragments) > 0 || len(ev.Logprobs) > 0 {
-		sl.job.stream.push(ev)
+		sl.job.stream.push(*ev)
+	}
+}
+
+// changesRow reports whether a sampler with p modifies the rows it samples:
+// the sampler adds the logit bias and applies the penalties in place, and
+// does nothing else to them (see sampler.Sampler.Sample).
+func changesRow(p sampler.Params) bool {
+	return len(p.LogitBias) > 0 || (p.RepeatPenalty > 0 && p.RepeatPenalty != 1) ||
+		p.PresencePenalty != 0 || p.FrequencyPenalty != 0
+}
+
+// applyRow records a sampled row on the loop: counters, timings, and the
+// end of the request when it ended.
+func (s *Scheduler) applyRow(w *rowJob, now time.Time) {
+	sl := w.sl
+	if w.gen {
+		s.st.generated.Add(1)
+		if sl.firstTok.IsZero() {
+			sl.firstTok = now
+		}
+		sl.lastTok = now
+	}
+	switch w.end {
+	case "":
+	case FinishError:
+		s.finish(sl, w.end, w.err)
+	default:
+		sl.job.stream.push(w.ev)
+		s.finish(sl, w.end, nil)
 	}
 }
 
