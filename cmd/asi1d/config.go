@@ -181,8 +181,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--ctx %d leaves under 16 tokens to each of %d sequences", c.Ctx, c.Parallel)
 	case c.Batch < 1:
 		return fmt.Errorf("--batch must be positive, got %d", c.Batch)
-	case c.StepTokens < 1:
-		return fmt.Errorf("--step-tokens must be positive, got %d", c.StepTokens)
+	case c.StepTokens < 0:
+		return fmt.Errorf("--step-tokens must be 0 (sized from the cost of a pass) or positive, got %d", c.StepTokens)
 	case c.MaxQueue < 1:
 		return fmt.Errorf("--max-queue must be positive, got %d", c.MaxQueue)
 	case c.Threads < 0 || c.GPULayers < 0 || c.ReadyQueue < 0:
