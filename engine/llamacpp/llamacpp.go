@@ -37,7 +37,6 @@ import (
 	"sync"
 	"unsafe"
 
-
 	"github.com/asi1d/asi1d/engine"
 )
 
