@@ -112,6 +112,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return fmt.Errorf("model %s: is a directory, not a GGUF file", cfg.Model)
 	}
 
+	if err := checkDevices(cfg, log); err != nil {
+		return err
+	}
 	readyQueue := cfg.ReadyQueue
 	if readyQueue == 0 {
 		readyQueue = cfg.MaxQueue
@@ -120,6 +123,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
 		ReadyQueue: readyQueue, Version: version, Logger: log,
 	})
+	registerDevices(srv, cfg)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -18,6 +18,11 @@ static const char *asi1d_try_dlopen(const char *path) {
 	dlclose(h);
 	return NULL;
 }
+
+// asi1d_preload opens a library for good (never closed).
+static int asi1d_preload(const char *path) {
+	return dlopen(path, RTLD_NOW | RTLD_LOCAL) != NULL;
+}
 */
 import "C"
 
@@ -52,6 +57,7 @@ func (d Device) IsGPU() bool { return d.Type == "gpu" || d.Type == "igpu" }
 // search path (see LibrarySearchPath). Open calls it too.
 func InitBackends() {
 	initOnce.Do(func() {
+		preloadBase()
 		llama.BackendInit() // ggml_backend_load_all_from_path on LibrarySearchPath
 		setLog()
 	})
@@ -90,6 +96,42 @@ func Devices(gpuMemory bool) []Device {
 	return out
 }
 
+// preloadBase opens libggml-base.so.0 from each search folder that holds
+// a GPU backend library, before ggml's loader opens that library: the
+// dynamic loader then satisfies the backend's DT_NEEDED libggml-base.so.0
+// with the copy already loaded (glibc matches loaded objects by SONAME),
+// whatever the backend's RUNPATH says. The build also sets RUNPATH $ORIGIN
+// (scripts/build-gpu.sh); this makes a copied folder work without it.
+func preloadBase() {
+	for _, dir := range LibrarySearchPath() {
+		if !hasGPULibrary(dir) {
+			continue
+		}
+		for _, name := range []string{"libggml-base.so.0", "libggml-base.so"} {
+			p := filepath.Join(dir, name)
+			if !fileExists(p) {
+				continue
+			}
+			cp := C.CString(p)
+			C.asi1d_preload(cp)
+			C.free(unsafe.Pointer(cp))
+			break
+		}
+	}
+}
+
+func hasGPULibrary(dir string) bool {
+	for _, name := range gpuLibraries {
+		if fileExists(filepath.Join(dir, "lib"+name+".so")) {
+			return true
+		}
+		if m, _ := filepath.Glob(filepath.Join(dir, "lib"+name+"-*.so")); len(m) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // gpuLibraries are the backend libraries that provide a GPU device; ggml's
 // loader looks for lib<name>.so and lib<name>-*.so in each search folder.
 var gpuLibraries = []string{"ggml-cuda", "ggml-hip", "ggml-vulkan"}
@@ -125,8 +167,12 @@ type GPUError struct {
 }
 
 func (e *GPUError) Error() string {
-	return fmt.Sprintf("--gpu-layers %d but no GPU backend loaded: looked for lib{%s}.so in %s: %s (build one with `make build GPU=cuda`, see README \"GPU\"; --gpu-layers 0 runs on the CPU)",
-		e.Layers, strings.Join(gpuLibraries, ","), strings.Join(e.Folders, ":"), strings.Join(e.Reasons, "; "))
+	var libs []string
+	for _, n := range gpuLibraries {
+		libs = append(libs, "lib"+n+".so")
+	}
+	return fmt.Sprintf("--gpu-layers %d but no GPU backend loaded: looked for %s in %s: %s (build it with `make build GPU=cuda`, see README \"GPU\"; --gpu-layers 0 runs on the CPU)",
+		e.Layers, strings.Join(libs, ", "), strings.Join(e.Folders, ":"), strings.Join(e.Reasons, "; "))
 }
 
 // CheckGPU returns a *GPUError when layers > 0 and no GPU device is
