@@ -19,9 +19,24 @@ static const char *asi1d_try_dlopen(const char *path) {
 	return NULL;
 }
 
-// asi1d_preload opens a library for good (never closed).
+extern void goLlamaLog(int level, char *text, void *user);
+static void asi1d_base_log_cb(enum ggml_log_level level, const char *text, void *user) {
+	goLlamaLog((int)level, (char *)text, user);
+}
+
+// asi1d_preload opens libggml-base for good (never closed) and sends its
+// log lines (the GPU backend logs through this copy of ggml-base, not the
+// binary's) to goLlamaLog too.
 static int asi1d_preload(const char *path) {
-	return dlopen(path, RTLD_NOW | RTLD_LOCAL) != NULL;
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		return 0;
+	}
+	void (*set)(ggml_log_callback, void *) = (void (*)(ggml_log_callback, void *))dlsym(h, "ggml_log_set");
+	if (set != NULL) {
+		set(asi1d_base_log_cb, NULL);
+	}
+	return 1;
 }
 */
 import "C"
@@ -102,6 +117,13 @@ func Devices(gpuMemory bool) []Device {
 // with the copy already loaded (glibc matches loaded objects by SONAME),
 // whatever the backend's RUNPATH says. The build also sets RUNPATH $ORIGIN
 // (scripts/build-gpu.sh); this makes a copied folder work without it.
+//
+// The binary does not export its own (static) ggml-base symbols, so the GPU
+// backend binds to this second copy: its log callback, registry and CPU
+// buffer type are separate from the binary's. Backends only hand plain
+// structs with their own function tables across, which works (ollama runs
+// the same way); the log callback is set here so the backend's lines reach
+// slog.
 func preloadBase() {
 	for _, dir := range LibrarySearchPath() {
 		if !hasGPULibrary(dir) {
