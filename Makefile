@@ -6,16 +6,23 @@
 #   make test                the test suite (what CI runs; includes tidy-check)
 #   make bench               benchmarks
 #   make build CPU_TARGET=x86-64-v3   a portable build (release images)
+#   make build GPU=cuda      also the CUDA backend: bin/asi1d + lib/ollama/
+#                            (needs nvcc, CMake, Ninja; CUDA_ARCHITECTURES=90
+#                            for one chip, default native or 75;80;86;89;90)
+#   make gpu-check-prepare   what scripts/gpu-check.sh needs, into .gpu-check/
 
 SHELL := /bin/bash
 MODEL ?= ../shared/models/stories260K.gguf
 ARGS ?=
 CPU_TARGET ?= native
+GPU ?=
+CUDA_ARCHITECTURES ?=
+GPU_JOBS ?=
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) bash scripts/env.sh)";
-PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./internal/stack/... ./internal/ratelimit/...
+PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./internal/stack/... ./internal/ratelimit/... ./scripts/...
 
-.PHONY: setup build test test-pure tidy-check run bench fuzz clean
+.PHONY: setup build build-gpu gpu-check-prepare test test-pure tidy-check run bench fuzz clean
 
 setup:
 	@$(ENV) go mod download && echo "setup: ok"
@@ -23,6 +30,21 @@ setup:
 build: setup
 	@$(ENV) go build -ldflags "-X main.version=$(VERSION)" -o bin/asi1d ./cmd/asi1d
 	@echo "built bin/asi1d"
+	@case "$(GPU)" in \
+	"") ;; \
+	cuda) $(MAKE) --no-print-directory build-gpu ;; \
+	*) echo "GPU=$(GPU): only GPU=cuda is supported" >&2; exit 2 ;; \
+	esac
+
+# The CUDA backend from the pinned module's ggml sources, installed beside
+# bin/ as lib/ollama/ (scripts/build-gpu.sh explains the layout).
+build-gpu:
+	@$(ENV) bash scripts/build-gpu.sh --src "$$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)" --prefix . \
+		$(if $(CUDA_ARCHITECTURES),--arch "$(CUDA_ARCHITECTURES)") $(if $(GPU_JOBS),--jobs $(GPU_JOBS))
+
+# Everything scripts/gpu-check.sh needs on a machine without Go or network.
+gpu-check-prepare:
+	@$(ENV) bash scripts/gpu-check.sh prepare
 
 # go.mod and go.sum stay as `go mod tidy` leaves them: nothing unused is
 # required, nothing used is missing (go mod tidy -diff changes no file).
@@ -46,4 +68,4 @@ fuzz: setup
 	go test -run '^$$' -fuzz FuzzDecodeChatRequest -fuzztime 60s ./server/
 
 clean:
-	rm -rf bin .build
+	rm -rf bin lib .build .gpu-check

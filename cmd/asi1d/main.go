@@ -116,6 +116,9 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return fmt.Errorf("model %s: is a directory, not a GGUF file", cfg.Model)
 	}
 
+	if err := checkDevices(cfg, log); err != nil {
+		return err
+	}
 	readyQueue := cfg.ReadyQueue
 	if readyQueue == 0 {
 		readyQueue = cfg.MaxQueue
@@ -141,6 +144,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		},
 	})
 	srv := stk.Server
+	registerDevices(srv, cfg)
 	ln, tc, err := listen(cfg, log)
 	if err != nil {
 		return err

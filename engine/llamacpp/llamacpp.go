@@ -37,8 +37,6 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/ollama/ollama/llama"
-
 	"github.com/asi1d/asi1d/engine"
 )
 
@@ -76,7 +74,10 @@ const (
 	DefaultBatch   = 512
 )
 
-var initOnce sync.Once
+var initOnce sync.Once // InitBackends (device.go)
+
+// setLog routes llama.cpp's and ggml's log lines to goLlamaLog.
+func setLog() { C.asi1d_set_log() }
 
 // Backend is a loaded model with one llama.cpp context. Decode, Logits and
 // the KV methods must be called from one goroutine (the scheduler loop).
@@ -115,10 +116,10 @@ func Open(path string, o Options) (*Backend, error) {
 		log = slog.Default()
 	}
 	logger.Store(log)
-	initOnce.Do(func() {
-		llama.BackendInit() // loads GPU backends at run time, when present
-		C.asi1d_set_log()
-	})
+	InitBackends()
+	if err := CheckGPU(o.GPULayers); err != nil {
+		return nil, err
+	}
 
 	if o.Parallel <= 0 {
 		o.Parallel = 1
@@ -238,6 +239,7 @@ func Open(path string, o Options) (*Backend, error) {
 		"n_ctx", b.info.NCtx, "n_ctx_seq", b.info.NCtxSeq, "parallel", b.info.Parallel,
 		"batch", b.info.NBatch, "threads", b.info.Threads, "kv_unified", b.info.KVUnified,
 		"vocab", b.info.NVocab, "chat_template", b.info.ChatTemplate != "")
+	logPlacement(log, model, o.GPULayers)
 	return b, nil
 }
 
@@ -500,7 +502,7 @@ func (b *Backend) Close() error {
 		C.free(unsafe.Pointer(b.cand))
 		b.cand = nil
 	}
-	C.llama_free(b.ctx)
+	freeContext(b.ctx)
 	if b.pool != nil {
 		C.ggml_threadpool_free(b.pool)
 		b.pool = nil

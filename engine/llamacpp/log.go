@@ -58,6 +58,9 @@ func goLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
 		logLvl = slog.LevelError
 	default: // NONE, DEBUG, INFO
 		logLvl = slog.LevelDebug
+		if infoLine(s) {
+			logLvl = slog.LevelInfo
+		}
 	}
 	logBuf.WriteString(s)
 	if !strings.HasSuffix(s, "\n") {
@@ -76,4 +79,13 @@ func goLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
 	if line != "" && l.Enabled(context.Background(), logLvl) {
 		l.Log(context.Background(), logLvl, line, "src", "llama.cpp")
 	}
+}
+
+// infoLine picks the llama.cpp lines that say where the model went (device
+// used, layers offloaded, buffer sizes per device): they are logged at info.
+func infoLine(s string) bool {
+	return strings.HasPrefix(s, "load_tensors: offloaded") ||
+		(strings.HasPrefix(s, "load_tensors:") && strings.Contains(s, "model buffer size")) ||
+		strings.HasPrefix(s, "llama_model_load_from_file_impl: using device") ||
+		(strings.HasPrefix(s, "llama_kv_cache:") && strings.Contains(s, "KV buffer size"))
 }

@@ -64,7 +64,7 @@ const (
 // defaults and every non-zero field of Options overrides them; without
 // one, NEmbd, NLayer, NHead, NFF and NVocab are required.
 type Options struct {
-	// Preset names an entry of Presets: "tiny", "small" or "1b".
+	// Preset names an entry of Presets: "tiny", "small", "1b" or "8b".
 	Preset string
 	// Model dimensions: embedding width, layers, attention heads, key/value
 	// heads (grouped-query attention; 0 means NHead), feed-forward width,
@@ -120,6 +120,10 @@ type Options struct {
 //     heads, 8 KV heads, n_ff 8192, vocabulary 128256, context 131072
 //     (pass a smaller context when loading), rope base 500000, tied
 //     embeddings as the real model (1.24B parameters).
+//   - 8b: the dimensions of Llama 3 8B: n_embd 4096, 32 layers, 32 heads,
+//     8 KV heads, n_ff 14336, vocabulary 128256, context 8192, rope base
+//     500000, separate output.weight (8.03B parameters; about 4.3 GiB in
+//     Q4_0).
 func Presets() map[string]Options {
 	return map[string]Options{
 		"tiny": {NEmbd: 64, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 128, NVocab: 1024, NCtx: 2048},
@@ -127,6 +131,8 @@ func Presets() map[string]Options {
 			TieEmbeddings: true},
 		"1b": {NEmbd: 2048, NLayer: 16, NHead: 32, NHeadKV: 8, NFF: 8192, NVocab: 128256, NCtx: 131072,
 			RopeBase: 500000, TieEmbeddings: true},
+		"8b": {NEmbd: 4096, NLayer: 32, NHead: 32, NHeadKV: 8, NFF: 14336, NVocab: 128256, NCtx: 8192,
+			RopeBase: 500000},
 	}
 }
 

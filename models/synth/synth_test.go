@@ -568,7 +568,7 @@ func TestNo80(t *testing.T) {
 
 func TestPresetParams(t *testing.T) {
 	p := Presets()
-	if len(p) != 3 {
+	if len(p) != 4 {
 		t.Fatalf("presets %v", PresetNames())
 	}
 	tiny := Options{Preset: "tiny"}.Params()
@@ -581,6 +581,10 @@ func TestPresetParams(t *testing.T) {
 	// Llama 3.2 1B has 1,235,814,400 parameters (tied embeddings).
 	if oneB != 1235814400 {
 		t.Errorf("1b: %d parameters, want 1235814400", oneB)
+	}
+	// Llama 3 8B has 8,030,261,248 parameters (untied output).
+	if eightB := (Options{Preset: "8b"}).Params(); eightB != 8030261248 {
+		t.Errorf("8b: %d parameters, want 8030261248", eightB)
 	}
 	if tiny <= 0 {
 		t.Error("tiny: no parameters")
