@@ -530,6 +530,16 @@ func fleetRolling(t *testing.T, lb *fleettest.Balancer, reps []*replicaProc, say
 		r.waitReady(t)
 		ready := time.Since(d0)
 		back := backInRotation(r, d0.Add(ready)).Sub(d0)
+		// The operator's pacing from deploy/compose.yaml: the next replica
+		// is stopped only after nginx's fail_timeout (5 s) has passed since
+		// this one's last failure (its drain's 503s, or a kept-alive
+		// connection to its old process). nginx keeps each replica's fail
+		// state to itself and open-source nginx cannot be asked for it, so
+		// this is a pause the procedure prescribes, not a wait for an event:
+		// without it two replicas can be out of rotation while the third
+		// drains, and nginx answers 502 "no live upstreams" (seen here once
+		// with restarts 0.4-0.7 s apart).
+		time.Sleep(time.Until(d0.Add(6 * time.Second)))
 		drains = append(drains, fmt.Sprintf("%s drained in %v, ready %v and serving through nginx %v after SIGTERM",
 			r.id, drained.Round(time.Millisecond), ready.Round(time.Millisecond), back.Round(time.Millisecond)))
 	}
