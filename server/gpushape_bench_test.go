@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -13,8 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
 
@@ -33,16 +34,16 @@ func BenchmarkServerGPUShape(b *testing.B) {
 	const streams, maxTokens = 64, 512
 	fake := enginetest.NewWide(streams, 2048, 512, 128256)
 	fake.DecodeTime = 2 * time.Millisecond
-	srv := server.New(server.Options{Registry: prometheus.NewRegistry(), Logger: ctQuiet})
-	sched := scheduler.New(fake, scheduler.Options{OnStep: srv.OnStep, Logger: ctQuiet, MaxQueue: streams})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go sched.Run(ctx)
-	m, err := server.NewModel(fake, sched, "bench")
-	if err != nil {
+	stk := stack.New(stack.Options{
+		Server:    server.Options{Registry: prometheus.NewRegistry(), Logger: ctQuiet, Version: "bench"},
+		Scheduler: scheduler.Options{Logger: ctQuiet, MaxQueue: streams},
+		Open:      func() (engine.Backend, error) { return fake, nil },
+	})
+	if err := stk.Load(); err != nil {
 		b.Fatal(err)
 	}
-	srv.SetModel(m)
+	defer stk.Unload()
+	srv := stk.Server
 	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 	body, _ := json.Marshal(map[string]any{
