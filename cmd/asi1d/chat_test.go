@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -80,28 +79,6 @@ func proxy(t *testing.T, target string) (string, *recorder) {
 	}))
 	t.Cleanup(hs.Close)
 	return hs.URL, rec
-}
-
-// greedy is the content of a non-streamed greedy answer from the server.
-func greedy(t *testing.T, base, prompt string, maxTokens int) string {
-	t.Helper()
-	body := fmt.Sprintf(`{"model":"asi1-mini","temperature":0,"max_tokens":%d,"messages":[{"role":"user","content":%q}]}`, maxTokens, prompt)
-	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var c struct {
-		Choices []struct {
-			Message struct {
-				Content string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || len(c.Choices) == 0 {
-		t.Fatalf("answer: %v", err)
-	}
-	return c.Choices[0].Message.Content
 }
 
 // terminal is a child process on a pseudo-terminal and what it printed.
@@ -214,8 +191,8 @@ func TestChatTerminal(t *testing.T) {
 	srv := testserver.Start(t, testmodel.Path(t, testmodel.Stories260K), testserver.Options{NoPlayground: true})
 	base, rec := proxy(t, srv.URL)
 	const prompt = "Once upon a time"
-	want6 := strings.TrimSpace(greedy(t, srv.URL, prompt, 6))
-	want20 := strings.TrimSpace(greedy(t, srv.URL, prompt, 20))
+	want6 := strings.TrimSpace(testserver.Greedy(t, srv.URL, prompt, 6))
+	want20 := strings.TrimSpace(testserver.Greedy(t, srv.URL, prompt, 20))
 	if want6 == "" || !strings.HasPrefix(want20, want6) {
 		t.Fatalf("greedy answers %q, %q", want6, want20)
 	}
@@ -308,7 +285,7 @@ func TestChatTerminalCtrlCTwice(t *testing.T) {
 func TestChatOneShot(t *testing.T) {
 	srv := testserver.Start(t, testmodel.Path(t, testmodel.Stories260K), testserver.Options{NoPlayground: true})
 	const prompt = "Once upon a time"
-	want := greedy(t, srv.URL, prompt, 12)
+	want := testserver.Greedy(t, srv.URL, prompt, 12)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, how := range []string{"args", "stdin"} {

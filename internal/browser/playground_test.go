@@ -180,7 +180,7 @@ func TestPlaygroundChat(t *testing.T) {
 	p.send("Once upon a time")
 	p.waitJS("the finished answer", `document.querySelector(".msg.assistant .stats") && document.querySelector(".msg.assistant .stats").textContent.includes("usage:")`)
 
-	want := apiAnswer(t, srv.URL, "Once upon a time", 40)
+	want := testserver.Greedy(t, srv.URL, "Once upon a time", 40)
 	got := p.text(".msg.assistant .answer")
 	if strings.Join(strings.Fields(got), " ") != strings.Join(strings.Fields(want), " ") {
 		t.Errorf("the page shows %q, the API answers %q", got, want)
@@ -195,27 +195,6 @@ func TestPlaygroundChat(t *testing.T) {
 		t.Error("a thought panel for a model that does not reason")
 	}
 	p.checkRequests(srv.URL)
-}
-
-// apiAnswer is the content of a non-streamed greedy answer.
-func apiAnswer(t *testing.T, base, prompt string, maxTokens int) string {
-	body := fmt.Sprintf(`{"model":"asi1-mini","temperature":0,"max_tokens":%d,"messages":[{"role":"user","content":%q}]}`, maxTokens, prompt)
-	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var c struct {
-		Choices []struct {
-			Message struct {
-				Content string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	if err := decodeJSON(resp, &c); err != nil || len(c.Choices) == 0 {
-		t.Fatalf("API answer: %v", err)
-	}
-	return c.Choices[0].Message.Content
 }
 
 // The scripted reasoning model's answer: a thought, then Markdown with a

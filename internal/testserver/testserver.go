@@ -7,6 +7,8 @@ package testserver
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -142,4 +144,28 @@ func (s *Server) Metric(t testing.TB, series string) (float64, bool) {
 		t.Fatal(err)
 	}
 	return 0, false
+}
+
+// Greedy is the content of a non-streamed greedy answer to prompt from the
+// server at base (at most maxTokens tokens): what a client's own view of
+// the same request must show.
+func Greedy(t testing.TB, base, prompt string, maxTokens int) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"model":"asi1-mini","temperature":0,"max_tokens":%d,"messages":[{"role":"user","content":%q}]}`, maxTokens, prompt)
+	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var c struct {
+		Choices []struct {
+			Message struct {
+				Content string `json:"content"`
+			} `json:"message"`
+		} `json:"choices"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || len(c.Choices) == 0 {
+		t.Fatalf("greedy answer: status %d: %v", resp.StatusCode, err)
+	}
+	return c.Choices[0].Message.Content
 }
