@@ -156,7 +156,7 @@ func New(o Options) *Server {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
-	r.Use(RequestID(NewCompletionID), Recovery(s.log))
+	r.Use(RequestID(NewCompletionID), Recovery(s.log), s.metrics.countPanics)
 	r.NoRoute(NoRoute())
 	r.NoMethod(NoMethod())
 
