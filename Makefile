@@ -13,7 +13,7 @@ ARGS ?=
 CPU_TARGET ?= native
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) bash scripts/env.sh)";
-PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/...
+PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./engine/threads/...
 
 .PHONY: setup build test test-pure run bench fuzz clean
 
