@@ -7,7 +7,7 @@
 #   cgroup  the server in a cgroup limited to 1 CPU (v2 cpu.max or v1
 #           cpu.cfs_quota_us; needs root), with the binary's default --threads,
 #           and NEW with --threads 1 as the reference
-# Loads: 1 stream (N1=4 requests) and 16 streams (N16=16 requests), PROMPT-token
+# Loads (STREAMS="1 16"): 1 stream (N1=4 requests) and 16 (N16=16 requests), PROMPT-token
 # prompts (128), MAXTOK-token answers (128, EOS banned). Prints one line per run (output tok/s, TTFT
 # p50, ITL p99) and writes them to $OUT/runs.tsv; median per cell at the end.
 #
@@ -36,7 +36,7 @@ elif [ -d /sys/fs/cgroup/cpu ]; then
 	mkdir -p "$cg" && echo 100000 >"$cg/cpu.cfs_quota_us" && echo 100000 >"$cg/cpu.cfs_period_us"
 fi
 
-port=18140
+port=${PORT:-18140}
 run_one() { # cond label binary extra-flags...
 	local cond=$1 label=$2 bin=$3; shift 3
 	port=$((port + 1))
@@ -56,16 +56,21 @@ run_one() { # cond label binary extra-flags...
 		nice -n 0 sh -c 'while :; do :; done' &
 		hog=$!
 	fi
-	for c in 1 16; do
+	for c in ${STREAMS:-1 16}; do
 		local n=$((c == 1 ? ${N1:-4} : ${N16:-16}))
+		rm -f "$out/r.json"
 		"$NEW" bench --url http://127.0.0.1:$port --concurrency $c --requests $n --warmup 1 --prompt-tokens "${PROMPT:-128}" \
 			--max-tokens "${MAXTOK:-128}" --logit-bias 2=-100 --progress=false --json "$out/r.json" >/dev/null 2>&1 || true
 		python3 - "$out/r.json" "$cond" "$label" "$c" >>"$out/runs.tsv" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+try:
+    r = json.load(open(sys.argv[1]))
+except OSError:
+    r = {}
 print("\t".join([sys.argv[2], sys.argv[3], sys.argv[4], "%.1f" % r.get("output_tok_s", 0),
                  "%.0f" % r.get("ttft", {}).get("p50_ms", 0), "%.0f" % r.get("itl", {}).get("p99_ms", 0)]))
 PY
+		rm -f "$out/r.json"
 		tail -1 "$out/runs.tsv"
 	done
 	[ -n "$hog" ] && kill "$hog"
@@ -92,3 +97,4 @@ for k in sorted(cells):
     v = cells[k]
     print("%-7s %-7s %3s  %7.1f  %7.0f  %7.0f  (n=%d)" % (k + tuple(statistics.median(x[i] for x in v) for i in range(3)) + (len(v),)))
 PY
+		rm -f "$out/r.json"
