@@ -10,10 +10,14 @@
 // spins, both on a CPU, so the CPU time is about n times the wall time; what
 // falls short is time the workers were waiting for a CPU.
 //
-// Governor watches that share over windows of decodes. When it falls below
+// Governor watches that share over windows of at least Window of decode
+// time (one starved decode can be a whole window: waiting for three took
+// 80 s on a swamped host). When it falls below
 // Starved it runs one worker fewer; from time to time it tries one more
 // again (a probe) and keeps it when the workers then get their CPUs. The
-// probes back off while they fail, up to MaxProbeEvery.
+// probes back off while they fail, up to MaxProbeEvery. A probe costs one
+// window at the larger count, or one decode when that decode is longer (a
+// long prefill on a starved host).
 package threads
 
 import "time"
@@ -39,7 +43,6 @@ type Governor struct {
 
 	max, cur  int
 	wall, cpu time.Duration
-	decodes   int
 	probing   bool
 	backoff   time.Duration
 	nextProbe time.Time
@@ -74,12 +77,11 @@ func (g *Governor) Observe(now time.Time, wall, cpu time.Duration) (Decision, bo
 	}
 	g.wall += wall
 	g.cpu += cpu
-	g.decodes++
-	if g.wall < g.Window || g.decodes < 3 {
+	if g.wall < g.Window {
 		return Decision{}, false
 	}
 	d := Decision{From: g.cur, Share: float64(g.cpu) / (float64(g.wall) * float64(g.cur))}
-	g.wall, g.cpu, g.decodes = 0, 0, 0
+	g.wall, g.cpu = 0, 0
 	starved := g.cur > 1 && d.Share < g.Starved
 	switch {
 	case g.probing && starved:
