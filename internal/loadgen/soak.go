@@ -184,7 +184,7 @@ func RunSoak(ctx context.Context, c SoakConfig) (*SoakReport, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	base, err := c.idle(ctx, g, murl, release, nil)
+	base, err := c.idle(ctx, g, murl, release, nil, 0)
 	if err != nil {
 		return nil, fmt.Errorf("soak: baseline: %w", err)
 	}
@@ -226,7 +226,7 @@ func RunSoak(ctx context.Context, c SoakConfig) (*SoakReport, error) {
 		return nil, err
 	}
 	rep.Latency = Summarize(lat)
-	end, err := c.idle(ctx, g, murl, release, &base)
+	end, err := c.idle(ctx, g, murl, release, &base, rep.Outcome.Sent)
 	if err != nil {
 		return nil, fmt.Errorf("soak: end: %w", err)
 	}
@@ -482,7 +482,11 @@ func soakOne(ctx context.Context, client *http.Client, g *gen, timeout time.Dura
 // goroutines are down to want's (when given, plus the slack), at most
 // Settle, and returns its metrics then. The client's idle connections are
 // closed first: each holds a server goroutine.
-func (c *SoakConfig) idle(ctx context.Context, g *gen, murl string, closeIdle func(), want *SoakServer) (SoakServer, error) {
+//
+// With want, it also waits for the counters of the sent requests: a
+// handler counts its request in asi1_requests_total as it returns, a moment
+// after the request left the scheduler.
+func (c *SoakConfig) idle(ctx context.Context, g *gen, murl string, closeIdle func(), want *SoakServer, sent int) (SoakServer, error) {
 	deadline := time.Now().Add(c.Settle)
 	for {
 		closeIdle()
@@ -491,7 +495,9 @@ func (c *SoakConfig) idle(ctx context.Context, g *gen, murl string, closeIdle fu
 			return s, err
 		}
 		quiet := s.Running == 0 && s.Waiting == 0 && s.InFlight == 0
-		if quiet && (want == nil || s.Goroutines <= want.Goroutines+float64(c.GoroutineSlack)) {
+		counted := want == nil || (s.ChatRequests-want.ChatRequests == float64(sent) &&
+			s.Finished+s.Cancelled+s.ChatRefused-want.Finished-want.Cancelled-want.ChatRefused == float64(sent))
+		if quiet && counted && (want == nil || s.Goroutines <= want.Goroutines+float64(c.GoroutineSlack)) {
 			return s, nil
 		}
 		if time.Now().After(deadline) {
