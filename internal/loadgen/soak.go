@@ -180,7 +180,8 @@ func RunSoak(ctx context.Context, c SoakConfig) (*SoakReport, error) {
 	c.logf("soak: %d warm-up requests", c.Warmup)
 	warm := &SoakOutcome{ByStatus: map[string]int{}, ByKind: map[string]int{}, Finish: map[string]int{}}
 	var lat []time.Duration
-	runPool(ctx, c.Concurrency, c.Warmup, 0, func(i int) { soakOne(ctx, client, g, c.RequestTimeout, draw(i), warm, nil) })
+	var warmMu sync.Mutex
+	runPool(ctx, c.Concurrency, c.Warmup, 0, func(i int) { soakOne(ctx, client, g, c.RequestTimeout, draw(i), warm, &warmMu) })
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -355,8 +356,7 @@ func (c *SoakConfig) draw(rng *rand.Rand, g *gen, i int) soakReq {
 // soakBase is the prompt index range of the soak's requests.
 const soakBase = 800000
 
-// soakOne sends one request and counts its outcome in o (under mu when not
-// nil). It returns the request's duration when it completed, else 0.
+// soakOne sends one request and counts its outcome in o under mu. It returns the request's duration when it completed, else 0.
 func soakOne(ctx context.Context, client *http.Client, g *gen, timeout time.Duration, r soakReq, o *SoakOutcome, mu *sync.Mutex) time.Duration {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -443,10 +443,8 @@ func soakOne(ctx context.Context, client *http.Client, g *gen, timeout time.Dura
 	if rctx.Err() != nil && ctx.Err() == nil && (res == "error" || res == "truncated") {
 		res, detail = "error", "timeout after "+timeout.String()
 	}
-	if mu != nil {
-		mu.Lock()
-		defer mu.Unlock()
-	}
+	mu.Lock()
+	defer mu.Unlock()
 	o.Sent++
 	o.ByKind[r.kind]++
 	if status != 0 {
