@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -25,6 +27,7 @@ type metrics struct {
 	queue      prometheus.Histogram
 	step       prometheus.Histogram
 	stepTokens prometheus.Histogram
+	panics     prometheus.Counter
 }
 
 var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
@@ -54,8 +57,10 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Help: "Duration of one decode step.", Buckets: []float64{.001, .0025, .005, .01, .02, .04, .08, .16, .32, .64, 1.28, 2.56}}),
 		stepTokens: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "asi1_step_tokens",
 			Help: "Tokens carried by one decode step.", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048}}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "asi1_panics_total",
+			Help: "Panics recovered while serving a request (each also logged with its stack)."}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.prompt, m.completion, m.inFlight, m.ttft, m.itl, m.e2e, m.queue, m.step, m.stepTokens,
+	reg.MustRegister(m.requests, m.duration, m.prompt, m.completion, m.inFlight, m.ttft, m.itl, m.e2e, m.queue, m.step, m.stepTokens, m.panics,
 		&schedCollector{s: s})
 	return m
 }
@@ -80,6 +85,21 @@ func (m *metrics) observe(c *gin.Context) {
 	}
 	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+}
+
+// countPanics counts a panic of a later handler and passes it on to
+// Recovery, which runs before it (http.ErrAbortHandler is an abort, not a
+// fault: not counted).
+func (m *metrics) countPanics(c *gin.Context) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			if err, ok := rec.(error); !ok || !errors.Is(err, http.ErrAbortHandler) {
+				m.panics.Inc()
+			}
+			panic(rec)
+		}
+	}()
+	c.Next()
 }
 
 // ctxAbandoned marks a request whose client went away mid-answer.

@@ -34,6 +34,7 @@ func testEngine(keys []string, logger *slog.Logger) *gin.Engine {
 			metrics: func(c *gin.Context) { c.String(200, "") },
 			observe: next,
 			limit:   next,
+			panics:  next,
 			chat: func(c *gin.Context) {
 				body, aerr := ReadBody(c)
 				if aerr != nil {

@@ -173,7 +173,7 @@ func New(o Options) *Server {
 
 	s.router = newRouter(o, NewCompletionID, routes{
 		health: s.health, ready: s.ready, metrics: gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})),
-		observe: s.metrics.observe, limit: s.limitRequests, chat: s.chat, listModels: s.listModels, getModel: s.getModel,
+		observe: s.metrics.observe, limit: s.limitRequests, panics: s.metrics.countPanics, chat: s.chat, listModels: s.listModels, getModel: s.getModel,
 	})
 	return s
 }
@@ -183,6 +183,7 @@ type routes struct {
 	health, ready, metrics     gin.HandlerFunc
 	observe                    gin.HandlerFunc // request metrics of /v1
 	limit                      gin.HandlerFunc // per-key request limits of chat completions
+	panics                     gin.HandlerFunc // counts panics that Recovery answers
 	chat, listModels, getModel gin.HandlerFunc
 }
 
@@ -197,7 +198,7 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
-	r.Use(RequestID(newID), Recovery(o.Logger), Replica(replicaID(o)))
+	r.Use(RequestID(newID), Recovery(o.Logger), rt.panics, Replica(replicaID(o)))
 	r.NoRoute(NoRoute())
 	r.NoMethod(NoMethod())
 

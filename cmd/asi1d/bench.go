@@ -28,7 +28,7 @@ const benchUsage = `Usage:
   asi1d bench --url URL [flags]           load-test an OpenAI-compatible server
   asi1d bench compare [--model FILE] [flags]
                                           the raw engine loop against the in-process server, side by side
-  asi1d bench scenario prefill|chat|overload --url URL [flags]
+  asi1d bench scenario prefill|chat|overload|soak --url URL [flags]
                                           measure a serving target (asi1d bench scenario -h)
 
 asi1d bench -h or asi1d bench compare -h lists the flags.

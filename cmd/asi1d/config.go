@@ -39,6 +39,7 @@ type serveConfig struct {
 	NoMemCheck   bool
 	Flash        string
 	ThreadPoll   int
+	AdaptThreads bool
 	APIKeys      stringList
 	APIKeyFile   string
 	BodyLimit    int64
@@ -77,7 +78,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.IntVar(&c.Ctx, "ctx", 4096, "total KV cells; each of the --parallel sequences gets ctx/parallel")
 	fs.IntVar(&c.Parallel, "parallel", 4, "sequences decoded together (concurrent requests)")
-	fs.IntVar(&c.Threads, "threads", 0, "CPU threads (0: all cores)")
+	fs.IntVar(&c.Threads, "threads", 0, "CPU threads (0: the CPUs this process may use: its affinity mask capped by its cgroup CPU quota)")
 	fs.IntVar(&c.Batch, "batch", 512, "most tokens one llama_decode call may carry")
 	fs.IntVar(&c.StepTokens, "step-tokens", 0, "token budget of one scheduler step, decode tokens first, then prompt chunks; 0: sized from the measured cost of a pass (64 on a CPU, up to --batch on a GPU)")
 	fs.Float64Var(&c.StepLatency, "step-latency", scheduler.DefaultStepLatency, "a step that adds prompt work to running streams lasts at most this many decode-only steps (measured); negative: only --step-tokens bounds it")
@@ -88,6 +89,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.BoolVar(&c.NoMemCheck, "no-mem-check", false, "start even if weights and KV cache look larger than the available memory")
 	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto (off on CPU, llama.cpp's choice with --gpu-layers), on or off")
 	fs.IntVar(&c.ThreadPoll, "thread-poll", 0, "CPU thread pool kept between decodes, its workers polling at this level (0-100; 0: sleep at once); -1: ggml's threads made per decode")
+	fs.BoolVar(&c.AdaptThreads, "adapt-threads", true, "on a CPU-only model, run fewer threads while they are starved of CPU time (a busy host, a spent cgroup quota) and try more again later")
 	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")
 	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file with one API key per line")
 	fs.Int64Var(&c.BodyLimit, "body-limit", 4<<20, "largest request body in bytes")

@@ -139,7 +139,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		Open: func() (engine.Backend, error) {
 			return llamacpp.Open(cfg.Model, llamacpp.Options{
 				CtxSize: cfg.Ctx, Parallel: cfg.Parallel, Batch: cfg.Batch, Threads: cfg.Threads,
-				GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, ThreadPoll: cfg.ThreadPoll, SkipMemCheck: cfg.NoMemCheck, Logger: log,
+				GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, ThreadPoll: cfg.ThreadPoll, FixedThreads: !cfg.AdaptThreads, SkipMemCheck: cfg.NoMemCheck, Logger: log,
 			})
 		},
 	})
@@ -157,6 +157,11 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		<-httpDone
 	}
 
+	if cfg.Threads == 0 {
+		n, why := usableCPUs()
+		cfg.Threads = n
+		log.Info("threads", "threads", n, "from", why)
+	}
 	// Load while /health answers 503 loading.
 	if err := stk.Load(); err != nil {
 		_ = stk.Close()

@@ -27,6 +27,7 @@ import "C"
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,9 +36,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/threads"
 )
 
 // Options configure Open. Zero values take the Default* values.
@@ -65,7 +69,11 @@ type Options struct {
 	// the context's life, its workers polling for work at that level
 	// between decodes (0: they sleep at once) before waiting on a condition.
 	ThreadPoll int
-	Logger     *slog.Logger
+	// FixedThreads keeps Threads workers on every decode. Off, a CPU-only
+	// context runs fewer while its workers are starved of CPU time (see
+	// package engine/threads).
+	FixedThreads bool
+	Logger       *slog.Logger
 }
 
 // Defaults for Options.
@@ -90,6 +98,8 @@ type Backend struct {
 	model *C.struct_llama_model
 	ctx   *C.struct_llama_context
 	pool  C.ggml_threadpool_t // nil: ggml's per-decode threads
+	gov   *threads.Governor   // nil: the worker count is fixed
+	log   *slog.Logger
 	vocab *C.struct_llama_vocab
 	batch C.struct_llama_batch
 	info  engine.Info
@@ -204,6 +214,10 @@ func Open(path string, o Options) (*Backend, error) {
 		if b.pool != nil {
 			C.llama_attach_threadpool(b.ctx, b.pool, b.pool)
 		}
+	}
+
+	if o.GPULayers == 0 && o.Threads > 1 && !o.FixedThreads {
+		b.gov, b.log = threads.New(o.Threads), log
 	}
 
 	realCtx := int(C.llama_n_ctx(b.ctx))
@@ -440,7 +454,15 @@ func (b *Backend) Decode(batch []engine.BatchEntry) error {
 		}
 	}
 	b.batch.n_tokens = C.int32_t(n)
+	var t0 time.Time
+	var c0 time.Duration
+	if b.gov != nil {
+		t0, c0 = time.Now(), processCPU()
+	}
 	rc := C.llama_decode(b.ctx, b.batch)
+	if b.gov != nil {
+		b.adaptThreads(t0, c0)
+	}
 	switch {
 	case rc == 1:
 		return engine.ErrNoKVSpace
@@ -510,4 +532,30 @@ func (b *Backend) Close() error {
 	C.llama_model_free(b.model)
 	b.ctx, b.model, b.vocab = nil, nil, nil
 	return nil
+}
+
+// adaptThreads feeds the decode that began at t0 (process CPU time c0) to
+// the governor and applies its decision.
+func (b *Backend) adaptThreads(t0 time.Time, c0 time.Duration) {
+	now := time.Now()
+	d, ok := b.gov.Observe(now, now.Sub(t0), processCPU()-c0)
+	if !ok || d.Threads == d.From {
+		return
+	}
+	C.llama_set_n_threads(b.ctx, C.int32_t(d.Threads), C.int32_t(d.Threads))
+	lvl := slog.LevelDebug
+	if !d.Probe && !d.Reverted {
+		lvl = slog.LevelInfo
+	}
+	b.log.Log(context.Background(), lvl, "CPU workers", "threads", d.Threads, "was", d.From,
+		"cpu_share", fmt.Sprintf("%.2f", d.Share), "probe", d.Probe, "probe_failed", d.Reverted)
+}
+
+// processCPU is the CPU time the process has used, all threads.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
