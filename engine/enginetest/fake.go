@@ -170,7 +170,11 @@ func (f *Fake) Decode(batch []engine.BatchEntry) error {
 		}
 		next[e.Seq] = want + 1
 	}
-	if f.wide != nil && !f.wide.intact() {
+	// The read-only guard reads the whole shared buffer. A simulated device
+	// decode (DecodeTime) stands for a host thread that waits on the GPU
+	// and leaves the CPU to the rest: there it checks every 32nd decode, so
+	// that its own cost does not take CPU from the server being measured.
+	if f.wide != nil && (f.DecodeTime == 0 || f.stats.Decodes%32 == 0) && !f.wide.intact() {
 		f.mu.Unlock()
 		return fmt.Errorf("fake: a wide logits row was modified (NewWide rows are read-only)")
 	}
