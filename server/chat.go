@@ -154,11 +154,8 @@ func (s *Server) chat(c *gin.Context) {
 		if final.FirstTok > 0 {
 			s.metrics.ttft.WithLabelValues(req.Model).Observe((before + final.FirstTok).Seconds())
 		}
-		if n := final.Usage.CompletionTokens - 1; n > 0 {
-			gap := final.Generated.Seconds() / float64(n)
-			for range n {
-				s.metrics.itl.Observe(gap)
-			}
+		for _, g := range final.Gaps {
+			s.metrics.itl.Observe(g.Seconds())
 		}
 		s.metrics.queue.Observe(final.Queued.Seconds())
 		s.metrics.e2e.Observe(time.Since(t0).Seconds())

@@ -169,6 +169,7 @@ type slot struct {
 	admitted time.Time
 	firstTok time.Time
 	lastTok  time.Time
+	gaps     []time.Duration // between consecutive generated tokens
 	smp      *sampler.Sampler
 	// constrained: the request's grammar applies (from the start, or since
 	// one of its trigger tokens was drawn).
@@ -967,6 +968,8 @@ func (s *Scheduler) applyRow(w *rowJob, now time.Time) {
 		s.st.generated.Add(1)
 		if sl.firstTok.IsZero() {
 			sl.firstTok = now
+		} else {
+			sl.gaps = append(sl.gaps, now.Sub(sl.lastTok))
 		}
 		sl.lastTok = now
 	}
@@ -1026,6 +1029,7 @@ func (s *Scheduler) finish(sl *slot, reason FinishReason, err error) {
 		ev.FirstTok = sl.firstTok.Sub(j.submitted)
 		ev.Generated = sl.lastTok.Sub(sl.firstTok)
 	}
+	ev.Gaps, sl.gaps = sl.gaps, nil
 	switch reason {
 	case FinishStop:
 		s.st.stop.Add(1)

@@ -115,6 +115,30 @@ func TestSingleRequest(t *testing.T) {
 	}
 }
 
+// The final event carries the gap before each generated token after the
+// first, as the loop produced them: one per token, each at least the
+// decode step that made it, and adding up to Generated.
+func TestFinalEventGaps(t *testing.T) {
+	fake := enginetest.New(1, 256, 64)
+	fake.StepDelay = 2 * time.Millisecond
+	s := harness(t, fake, scheduler.Options{})
+	r := run(t, s, scheduler.Request{Prompt: prompt("Once upon a time"), MaxTokens: 12})
+	gaps := r.final.Gaps
+	if len(gaps) != r.final.Usage.CompletionTokens-1 {
+		t.Fatalf("%d gaps for %d tokens", len(gaps), r.final.Usage.CompletionTokens)
+	}
+	var sum time.Duration
+	for i, g := range gaps {
+		if g < fake.StepDelay {
+			t.Errorf("gap %d is %v, shorter than the %v decode that made its token", i, g, fake.StepDelay)
+		}
+		sum += g
+	}
+	if sum != r.final.Generated {
+		t.Fatalf("gaps add up to %v, Generated is %v", sum, r.final.Generated)
+	}
+}
+
 func TestEOSAndStopStrings(t *testing.T) {
 	fake := enginetest.New(1, 256, 64)
 	script := "hello world. STOP here</s>"

@@ -38,7 +38,7 @@ func (s *Stream) push(ev Event) {
 	p.Logprobs = append(p.Logprobs, ev.Logprobs...)
 	if ev.Done {
 		p.Done, p.Finish, p.Err, p.Usage = true, ev.Finish, ev.Err, ev.Usage
-		p.Queued, p.FirstTok, p.Generated = ev.Queued, ev.FirstTok, ev.Generated
+		p.Queued, p.FirstTok, p.Generated, p.Gaps = ev.Queued, ev.FirstTok, ev.Generated, ev.Gaps
 		s.finished = true
 	}
 	s.has = true

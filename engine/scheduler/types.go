@@ -118,6 +118,9 @@ type Event struct {
 	Queued    time.Duration // submit to admission
 	FirstTok  time.Duration // submit to first generated token
 	Generated time.Duration // first to last generated token
+	// Gaps are the times between consecutive generated tokens, as the
+	// loop produced them (CompletionTokens-1 of them).
+	Gaps []time.Duration
 }
 
 // Stats is a snapshot of the scheduler's counters. Safe to read at any time.
