@@ -233,9 +233,9 @@ func TestChatTerminal(t *testing.T) {
 	term.typeText("\x03")
 	term.expect("[stopped]")
 	term.expect("> ")
-	waitMetric(t, srv, `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`, 1)
+	srv.WaitMetric(t, `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`, 1)
 	srv.Gate.Open()
-	waitMetric(t, srv, `asi1_requests_finished_total{finish_reason="cancelled"}`, 1)
+	srv.WaitMetric(t, `asi1_requests_finished_total{finish_reason="cancelled"}`, 1)
 
 	// Still running: a multi-line message (trailing backslash, then a
 	// """ block) with a system prompt, after /clear.
@@ -317,21 +317,6 @@ func TestChatOneShot(t *testing.T) {
 	out, err := cmd.Output()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "404 model_not_found: The model 'nope' does not exist") || len(bytes.TrimSpace(out)) != 0 {
 		t.Errorf("err %v, stdout %q, stderr %q", err, out, stderr.String())
-	}
-}
-
-func waitMetric(t *testing.T, srv *testserver.Server, series string, want float64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, _ := srv.Metric(t, series)
-		if v == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", series, v, want)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an observable value, not synchronising on time
 	}
 }
 

@@ -307,13 +307,13 @@ func TestPlaygroundThoughtStopAndKey(t *testing.T) {
 	// (499) while the loop is still held, then cancels the sequence.
 	p.do(chromedp.Click(chromedp.ID("stop")))
 	p.waitJS("the stopped answer", `document.querySelector(".msg.assistant .stats").textContent.includes("stopped")`)
-	waitMetric(t, srv, `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`, 1)
+	srv.WaitMetric(t, `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`, 1)
 	srv.Gate.Open()
-	waitMetric(t, srv, `asi1_requests_finished_total{finish_reason="cancelled"}`, 1)
+	srv.WaitMetric(t, `asi1_requests_finished_total{finish_reason="cancelled"}`, 1)
 	if v, _ := srv.Metric(t, `asi1_requests_finished_total{finish_reason="stop"}`); v != 0 {
 		t.Errorf("%v answers finished with stop, want 0", v)
 	}
-	waitMetric(t, srv, "asi1_requests_running", 0)
+	srv.WaitMetric(t, "asi1_requests_running", 0)
 
 	// The conversation goes on: the next answer runs to its end.
 	p.send("And then?")
@@ -322,22 +322,6 @@ func TestPlaygroundThoughtStopAndKey(t *testing.T) {
 		t.Errorf("second answer %q", got)
 	}
 	p.checkRequests(srv.URL)
-}
-
-// waitMetric waits until the /metrics sample series has the value want.
-func waitMetric(t *testing.T, srv *testserver.Server, series string, want float64) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, _ := srv.Metric(t, series)
-		if v == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %v, want %v", series, v, want)
-		}
-		time.Sleep(20 * time.Millisecond) // polling an observable value, not synchronising on time
-	}
 }
 
 func decodeJSON(resp *http.Response, v any) error {

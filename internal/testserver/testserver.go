@@ -169,3 +169,21 @@ func Greedy(t testing.TB, base, prompt string, maxTokens int) string {
 	}
 	return c.Choices[0].Message.Content
 }
+
+// WaitMetric polls /metrics until the sample series has the value want,
+// for at most 30 s: a value the server publishes after the client has
+// already seen its answer end (a cancel, a finished count).
+func (s *Server) WaitMetric(t testing.TB, series string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, _ := s.Metric(t, series)
+		if v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v, want %v", series, v, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling an observable value, not synchronising on time
+	}
+}
