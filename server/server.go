@@ -188,11 +188,13 @@ type routes struct {
 }
 
 // newRouter is the one place that orders routes and middleware: a request
-// id and panic recovery for everything; unknown paths and methods answered
-// in the contract's shape; the probes and /metrics without auth; /v1 with
-// metrics, auth (before the body is read) and x-session-id; chat
-// completions with the JSON content type checked before the body limit.
-// newID makes request ids. The tests of the middleware serve this router.
+// id, panic recovery (and its counter) and the x-asi1d-replica header for
+// everything; unknown paths and methods answered in the contract's shape;
+// the probes, /metrics and the playground without auth; /v1 with metrics,
+// auth (before the body is read) and x-session-id; chat completions with
+// the per-key request limit first, then the JSON content type checked
+// before the body limit. newID makes request ids. The tests of the
+// middleware serve this router.
 func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
