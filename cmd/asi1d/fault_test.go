@@ -6,95 +6,16 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/asi1d/asi1d/internal/fleettest"
 	"github.com/asi1d/asi1d/internal/testmodel"
 )
-
-// child is one asi1d process of the fault test.
-type child struct {
-	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	start  time.Time
-	exited chan struct{} // closed when the process has exited
-	err    error         // its exit status, once exited is closed
-}
-
-func startChild(t *testing.T, args ...string) *child {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asAsi1d+"=1")
-	c := &child{cmd: cmd, log: &bytes.Buffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = &lockedWriter{w: c.log}, &lockedWriter{w: c.log}
-	c.start = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-c.exited
-	})
-	return c
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// waitHealthy polls /health until 200 and returns the time from the
-// process's start; it fails the test when the process exits or limit passes.
-func (c *child) waitHealthy(t *testing.T, url string, limit time.Duration) time.Duration {
-	t.Helper()
-	client := &http.Client{Timeout: time.Second}
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
-		select {
-		case <-c.exited:
-			t.Fatalf("server exited before it was healthy: %v\n%s", c.err, c.log)
-		default:
-		}
-		resp, err := client.Get(url + "/health")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(c.start)
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("not healthy within %v\n%s", limit, c.log)
-	return 0
-}
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
 
 // streamResult is what one streaming client saw.
 type streamResult struct {
@@ -114,12 +35,12 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 		t.Skip("fault test: skipped with -short")
 	}
 	model := testmodel.Path(t, testmodel.Stories260K)
-	addr := freeAddr(t)
+	addr := fleettest.FreeAddr(t)
 	url := "http://" + addr
 	args := []string{"serve", "--model", model, "--addr", addr, "--parallel", "4", "--ctx", "2048", "--threads", "1", "--log-level", "warn"}
 
-	first := startChild(t, args...)
-	cold := first.waitHealthy(t, url, 2*time.Minute)
+	first := startProc(t, &syncBuffer{}, args...)
+	cold := first.waitOK(t, url+"/health", 2*time.Minute)
 
 	// Streaming load: 8 clients (4 running, 4 queued), long answers (EOS
 	// banned), each with its own timeout.
@@ -167,7 +88,7 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 		select {
 		case <-started:
 		case <-time.After(time.Minute):
-			t.Fatalf("streams did not start\n%s", first.log)
+			t.Fatalf("streams did not start\n%s", first.out)
 		}
 	}
 	killed := time.Now()
@@ -208,9 +129,9 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 		t.Logf("client %d: %d chunks, then %v", i, r.chunks, r.err)
 	}
 
-	second := startChild(t, args...)
+	second := startProc(t, &syncBuffer{}, args...)
 	probe("server restarting")
-	restart := second.waitHealthy(t, url, 2*time.Minute)
+	restart := second.waitOK(t, url+"/health", 2*time.Minute)
 	t.Logf("cold start to /health 200: %v; restart after kill -9: %v (target: cold + 1 s); last client ended %v after the kill",
 		cold.Round(time.Millisecond), restart.Round(time.Millisecond), lastEnd.Round(time.Millisecond))
 
@@ -232,9 +153,9 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 	select {
 	case <-second.exited:
 		if second.err != nil {
-			t.Errorf("restarted server: exit %v\n%s", second.err, second.log)
+			t.Errorf("restarted server: exit %v\n%s", second.err, second.out)
 		}
 	case <-time.After(time.Minute):
-		t.Fatalf("restarted server did not stop on SIGTERM\n%s", second.log)
+		t.Fatalf("restarted server did not stop on SIGTERM\n%s", second.out)
 	}
 }

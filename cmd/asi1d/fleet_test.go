@@ -17,8 +17,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -31,69 +29,35 @@ import (
 	"github.com/asi1d/asi1d/server"
 )
 
+// replicaProc is one replica of the fleet: asi1d on addr, one log across
+// its restarts. TestFleet's cleanup stops it, whichever subtest last
+// started it.
 type replicaProc struct {
-	id, addr, model, log string
-	cmd                  *exec.Cmd
-	exited               chan struct{}
-	waitErr              error
+	id, addr, model string
+	out             syncBuffer
+	p               *proc
 }
 
 func (r *replicaProc) start(t *testing.T) {
 	t.Helper()
-	f, err := os.OpenFile(r.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "serve", "--model", r.model, "--addr", r.addr, "--replica-id", r.id,
+	r.p = launch(t, &r.out, "serve", "--model", r.model, "--addr", r.addr, "--replica-id", r.id,
 		"--parallel", "8", "--ctx", "8192", "--threads", "1", "--drain-timeout", "30s", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), asAsi1d+"=1")
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", r.id, err)
-	}
-	r.cmd, r.exited = cmd, make(chan struct{})
-	go func() { r.waitErr = cmd.Wait(); f.Close(); close(r.exited) }()
 }
 
 // stop signals the replica and waits (bounded) for it to exit.
 func (r *replicaProc) stop(sig os.Signal, within time.Duration) error {
-	if r.cmd == nil {
+	if r.p == nil {
 		return nil
 	}
-	_ = r.cmd.Process.Signal(sig)
-	select {
-	case <-r.exited:
-		return r.waitErr
-	case <-time.After(within):
-		_ = r.cmd.Process.Kill()
-		<-r.exited
-		return fmt.Errorf("%s did not exit within %v of %v", r.id, within, sig)
+	if err := r.p.stop(sig, within); err != nil {
+		return fmt.Errorf("%s: %w", r.id, err)
 	}
+	return nil
 }
 
 func (r *replicaProc) waitReady(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case <-r.exited:
-			b, _ := os.ReadFile(r.log)
-			t.Fatalf("%s exited while starting: %v\n%s", r.id, r.waitErr, b)
-		default:
-		}
-		resp, err := http.Get("http://" + r.addr + "/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 60s", r.id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	r.p.waitOK(t, "http://"+r.addr+"/ready", 60*time.Second)
 }
 
 type msg struct {
@@ -283,12 +247,11 @@ func TestFleet(t *testing.T) {
 	}
 	fleettest.Nginx(t) // skip or fail (CI) first when nginx is missing
 	model := testmodel.Path(t, testmodel.Stories260K)
-	dir := t.TempDir()
 	reps := make([]*replicaProc, 3)
 	addrs := make([]string, len(reps))
 	for i := range reps {
 		addrs[i] = fleettest.FreeAddr(t)
-		reps[i] = &replicaProc{id: fmt.Sprintf("r%d", i+1), addr: addrs[i], model: model, log: filepath.Join(dir, fmt.Sprintf("r%d.log", i+1))}
+		reps[i] = &replicaProc{id: fmt.Sprintf("r%d", i+1), addr: addrs[i], model: model}
 		reps[i].start(t)
 	}
 	t.Cleanup(func() {
@@ -297,8 +260,7 @@ func TestFleet(t *testing.T) {
 		}
 		if t.Failed() {
 			for _, r := range reps {
-				b, _ := os.ReadFile(r.log)
-				t.Logf("%s log:\n%s", r.id, b)
+				t.Logf("%s log:\n%s", r.id, r.out.String())
 			}
 		}
 	})

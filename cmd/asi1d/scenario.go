@@ -211,7 +211,7 @@ func runSoakScenario(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&c.Requests, "requests", loadgen.DefaultSoakRequests, "requests after the warm-up (0: only --duration bounds the run)")
 	fs.DurationVar(&c.Duration, "duration", 0, "stop sending after this long (0: only --requests bounds the run)")
 	fs.IntVar(&c.Concurrency, "concurrency", loadgen.DefaultSoakConcurrency, "requests in flight")
-	fs.IntVar(&c.Warmup, "warmup", 2000, "warm-up requests before the baseline is read (tiny model, 16 concurrent: RSS grew 4.9% over the 2,000 requests after a 300-request warm-up, then 0.8% and 0.4% over the next two 2,000s, as the C allocator's arenas filled)")
+	fs.IntVar(&c.Warmup, "warmup", loadgen.DefaultSoakWarmup, "warm-up requests before the RSS and goroutine baseline is read (RSS grows for a few thousand requests while the C allocator's arenas fill)")
 	fs.Float64Var(&c.AbortShare, "abort-share", 0.2, "share of requests streamed and closed by the client at a random chunk")
 	fs.Float64Var(&c.StreamShare, "stream-share", 0.4, "share of requests streamed to the end")
 	fs.Float64Var(&c.ToolShare, "tool-share", 0.1, "share of requests with tools (tool_choice auto, required or named)")
