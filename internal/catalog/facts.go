@@ -69,12 +69,7 @@ var scalarSize = map[uint32]uint64{
 // length in the header against the file, and that every tensor's data lies
 // within the file (a truncated file is an error). It never panics; its
 // errors say what is wrong in words.
-func ReadFacts(path string) (f Facts, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			f, err = Facts{}, fmt.Errorf("%s: malformed GGUF header (%v)", path, r)
-		}
-	}()
+func ReadFacts(path string) (Facts, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return Facts{}, err
@@ -87,11 +82,21 @@ func ReadFacts(path string) (f Facts, err error) {
 	if !fi.Mode().IsRegular() {
 		return Facts{}, fmt.Errorf("%s: not a regular file", path)
 	}
-	f, err = readFacts(file, fi.Size())
+	f, err := safeFacts(file, fi.Size())
 	if err != nil {
 		return Facts{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return f, nil
+}
+
+// safeFacts is readFacts with any panic turned into an error.
+func safeFacts(rs io.ReadSeeker, size int64) (f Facts, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = Facts{}, fmt.Errorf("malformed GGUF header (%v)", r)
+		}
+	}()
+	return readFacts(rs, size)
 }
 
 // readFacts walks the header with bounds checks first (fs/ggml trusts the

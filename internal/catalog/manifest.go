@@ -93,6 +93,14 @@ func decodeManifest(data []byte) (*Manifest, error) {
 			off = te.Offset
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, errors.New("unexpected end of file (an unclosed { or [?)")
+		default:
+			// The decoder reports an unknown field at the end of the
+			// object; find the key itself.
+			if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+				if i := unknownFieldRe(f).FindIndex(data); i != nil {
+					off = int64(i[0])
+				}
+			}
 		}
 		return nil, fmt.Errorf("line %d: %w", lineAt(data, off), err)
 	}
@@ -108,6 +116,12 @@ func decodeManifest(data []byte) (*Manifest, error) {
 		}
 	}
 	return m, nil
+}
+
+// unknownFieldRe matches key (quoted, as in the decoder's message) used as
+// an object key.
+func unknownFieldRe(quoted string) *regexp.Regexp {
+	return regexp.MustCompile(regexp.QuoteMeta(quoted) + `\s*:`)
 }
 
 // lineAt is the 1-based line of byte offset off in data.
