@@ -18,7 +18,7 @@ import (
 var tinyQ8 = synth.Options{Preset: "tiny", Type: "q8_0"}
 
 // narrowQ4 is a second synth shape: narrower, one layer, Q4_0.
-var narrowQ4 = synth.Options{NEmbd: 32, NLayer: 1, NHead: 2, NFF: 64, NVocab: 256, Type: "q4_0", Name: "narrow"}
+var narrowQ4 = synth.Options{NEmbd: 32, NLayer: 1, NHead: 2, NFF: 64, NVocab: 512, Type: "q4_0", Name: "narrow"}
 
 func writeSynth(t testing.TB, path string, o synth.Options) {
 	t.Helper()
