@@ -124,3 +124,6 @@ func ids(c *Catalog) []string {
 	}
 	return out
 }
+
+// synthTinyF16Small is a very small synth model (a fuzz seed).
+var synthTinyF16Small = synth.Options{NEmbd: 32, NLayer: 1, NHead: 1, NFF: 32, NVocab: 300, Type: "f16"}
