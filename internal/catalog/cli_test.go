@@ -1,0 +1,95 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := RunCLI(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	return code, out.String(), errb.String()
+}
+
+func TestCLI(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "models")
+	src := filepath.Join(t.TempDir(), "tiny-q8.gguf")
+	writeSynth(t, src, tinyQ8)
+	sum := shaOfFile(t, src)
+	env := map[string]string{EnvModelsDir: dir}
+
+	// Flags after the positional argument work too.
+	code, out, errs := runCLI(t, env, "import", src, "--name", "tiny", "--sha256", sum)
+	if code != 0 || !strings.Contains(out, "imported tiny") || !strings.Contains(out, sum) {
+		t.Fatalf("import: %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "import tiny: done") {
+		t.Errorf("import progress on stderr: %q", errs)
+	}
+	writeFile(t, filepath.Join(dir, "broken.gguf"), corruptBytes(1000, 5))
+
+	code, out, errs = runCLI(t, nil, "ls", "--models-dir", dir)
+	if code != 0 {
+		t.Fatalf("ls: %d %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("ls printed %d lines:\n%s", len(lines), out)
+	}
+	for _, w := range []string{"ID", "ALIASES", "QUANT", "SIZE", "CTX", "SHA256", "STATUS"} {
+		if !strings.Contains(lines[0], w) {
+			t.Errorf("header %q lacks %s", lines[0], w)
+		}
+	}
+	if f := strings.Fields(lines[1]); f[0] != "broken" || !strings.Contains(lines[1], "error:") {
+		t.Errorf("broken line %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[0] != "tiny" || f[2] != "Q8_0" || f[5] != "2048" || f[6] != sum[:12] || f[7] != "ok" {
+		t.Errorf("tiny line %q (fields %q)", lines[2], f)
+	}
+
+	if code, _, errs := runCLI(t, env, "import", src, "--name", "other", "--sha256", strings.Repeat("0", 64)); code != 1 || !strings.Contains(errs, "checksum mismatch") {
+		t.Errorf("import with a wrong sha: %d %s", code, errs)
+	}
+	if code, out, errs := runCLI(t, env, "rm", "tiny"); code != 0 || !strings.Contains(out, "removed tiny") {
+		t.Fatalf("rm: %d %s %s", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tiny.gguf")); !os.IsNotExist(err) {
+		t.Fatalf("rm left the file: %v", err)
+	}
+	if code, _, errs := runCLI(t, env, "rm", "tiny"); code != 1 || !strings.Contains(errs, "no model") {
+		t.Errorf("rm of a missing model: %d %s", code, errs)
+	}
+}
+
+func TestCLIUsage(t *testing.T) {
+	env := map[string]string{EnvModelsDir: t.TempDir()}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		code int
+		want string
+	}{
+		{nil, env, 2, "Usage: asi1d models"},
+		{[]string{"frob"}, env, 2, `unknown command "frob"`},
+		{[]string{"ls"}, nil, 2, "no models directory"},
+		{[]string{"ls", "extra"}, env, 2, "want no arguments"},
+		{[]string{"import"}, env, 2, "want FILE"},
+		{[]string{"pull", "--bogus", "x"}, env, 2, "flag provided but not defined"},
+		{[]string{"ls", "--models-dir", "/nonexistent/models"}, nil, 1, "models directory"},
+		{[]string{"pull", "ftp://x/m.gguf"}, env, 1, "only http and https"},
+	} {
+		code, out, errs := runCLI(t, tc.env, tc.args...)
+		if code != tc.code || !strings.Contains(out+errs, tc.want) {
+			t.Errorf("%q: %d %q %q, want %d and %q", tc.args, code, out, errs, tc.code, tc.want)
+		}
+	}
+	if code, out, _ := runCLI(t, nil, "pull", "-h"); code != 0 || !strings.Contains(out, "-no-checksum") {
+		t.Errorf("pull -h: %d %q", code, out)
+	}
+}
