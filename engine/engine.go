@@ -169,3 +169,47 @@ func Ubatches(batch []BatchEntry) (parts int, whole bool) {
 		parts++
 	}
 }
+
+// Shape is what a memory estimate needs to know of a model; it can be read
+// from a GGUF header without loading the model.
+type Shape struct {
+	Layers, Embd, Heads, HeadsKV, Vocab int
+	// WeightBytes is the size of the weights (about the file's size).
+	WeightBytes uint64
+}
+
+// Memory estimates what a loaded model takes: weights, an f16 KV cache and
+// compute buffers.
+type Memory struct {
+	Weights, KV, Overhead uint64
+}
+
+// EstimateMemory is the one estimate of a model's memory, used to refuse a
+// model that does not fit (engine/llamacpp) and to budget the loaded models
+// of a catalog (internal/stack): weights + f16 K and V for nctx cells +
+// logits and activations for a batch of nbatch tokens + 64 MiB.
+func EstimateMemory(sh Shape, nctx, nbatch int) Memory {
+	heads, kvHeads := uint64(max(sh.Heads, 1)), uint64(max(sh.HeadsKV, 1))
+	if sh.HeadsKV == 0 {
+		kvHeads = heads
+	}
+	ne := uint64(max(sh.Embd, 0))
+	kv := uint64(max(nctx, 0)) * uint64(max(sh.Layers, 0)) * 2 * (ne / heads * kvHeads) * 2
+	overhead := uint64(max(nbatch, 0))*uint64(max(sh.Vocab, 0))*4 + uint64(max(nbatch, 0))*ne*4*16 + 64<<20
+	return Memory{Weights: sh.WeightBytes, KV: kv, Overhead: overhead}
+}
+
+// Total is the whole estimate in bytes.
+func (m Memory) Total() uint64 { return m.Weights + m.KV + m.Overhead }
+
+// Split divides the estimate between host and GPU memory when gpuLayers of
+// layers are offloaded: those layers' share of the weights and KV cache,
+// and the compute buffers, go to the GPU.
+func (m Memory) Split(gpuLayers, layers int) (host, gpu uint64) {
+	if gpuLayers <= 0 || layers <= 0 {
+		return m.Total(), 0
+	}
+	on := uint64(min(gpuLayers, layers))
+	gpu = (m.Weights+m.KV)*on/uint64(layers) + m.Overhead
+	return m.Total() - gpu, gpu
+}

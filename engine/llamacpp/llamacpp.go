@@ -19,6 +19,13 @@ static void asi1d_log_cb(enum ggml_log_level level, const char *text, void *user
 }
 static void asi1d_set_log(void) { llama_log_set(asi1d_log_cb, NULL); }
 
+extern bool goLoadProgress(float progress, uintptr_t handle);
+static bool asi1d_progress_cb(float p, void *ud) { return goLoadProgress(p, (uintptr_t)ud); }
+static void asi1d_set_progress(struct llama_model_params *mp, uintptr_t h) {
+	mp->progress_callback = asi1d_progress_cb;
+	mp->progress_callback_user_data = (void *)h;
+}
+
 static int32_t asi1d_piece(const struct llama_vocab *v, llama_token t, char *buf, int32_t n) {
 	return llama_token_to_piece(v, t, buf, n, 0, true);
 }
@@ -34,6 +41,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/cgo"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,6 +82,9 @@ type Options struct {
 	// package engine/threads).
 	FixedThreads bool
 	Logger       *slog.Logger
+	// Progress, when set, is called as the weights load, with the share
+	// loaded so far (0 to 1), from the loading goroutine.
+	Progress func(fraction float64)
 }
 
 // Defaults for Options.
@@ -144,6 +155,11 @@ func Open(path string, o Options) (*Backend, error) {
 	mp := C.llama_model_default_params()
 	mp.n_gpu_layers = C.int32_t(o.GPULayers)
 	mp.use_mmap = C.bool(!o.NoMmap)
+	if o.Progress != nil {
+		h := cgo.NewHandle(o.Progress)
+		defer h.Delete()
+		C.asi1d_set_progress(&mp, C.uintptr_t(h))
+	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	stop := startCapture()
@@ -322,14 +338,13 @@ func checkMemory(path string, model *C.struct_llama_model, nctx, nbatch int) err
 	if !ok {
 		return nil
 	}
-	nl := uint64(C.llama_model_n_layer(model))
-	ne := uint64(C.llama_model_n_embd(model))
-	nh := uint64(max(C.llama_model_n_head(model), 1))
-	nkv := uint64(max(C.llama_model_n_head_kv(model), 1))
-	kv := uint64(nctx) * nl * 2 * (ne / nh * nkv) * 2 // K and V, f16
-	nv := uint64(C.llama_vocab_n_tokens(C.llama_model_get_vocab(model)))
-	overhead := uint64(nbatch)*nv*4 + uint64(nbatch)*ne*4*16 + 64<<20
-	e := &MemoryError{Path: path, Weights: uint64(C.llama_model_size(model)), KV: kv, Overhead: overhead, Available: avail}
+	est := engine.EstimateMemory(engine.Shape{
+		Layers: int(C.llama_model_n_layer(model)), Embd: int(C.llama_model_n_embd(model)),
+		Heads: int(C.llama_model_n_head(model)), HeadsKV: int(C.llama_model_n_head_kv(model)),
+		Vocab:       int(C.llama_vocab_n_tokens(C.llama_model_get_vocab(model))),
+		WeightBytes: uint64(C.llama_model_size(model)),
+	}, nctx, nbatch)
+	e := &MemoryError{Path: path, Weights: est.Weights, KV: est.KV, Overhead: est.Overhead, Available: avail}
 	if e.Weights+e.KV+e.Overhead > avail {
 		return e
 	}
