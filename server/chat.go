@@ -47,8 +47,8 @@ func (j *chatJob) toolParser() *models.ToolCallParser {
 
 func (s *Server) chat(c *gin.Context) {
 	t0 := time.Now()
-	m := s.model.Load()
-	if m == nil {
+	if !s.models.Ready() {
+		// Start-up: answer at once so that a balancer tries another replica.
 		WriteError(c, ErrorFor(errModelLoading))
 		return
 	}
@@ -66,10 +66,17 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, aerr)
 		return
 	}
-	if !s.knownModel(req.Model) {
-		WriteError(c, modelNotFound(req.Model))
+	// A model that is not loaded is loaded now; this request waits for it
+	// (bounded by its context and the load queue) before any answer byte.
+	m, release, err := s.models.Acquire(c.Request.Context(), req.Model)
+	if err != nil {
+		if c.Request.Context().Err() != nil {
+			c.Set(ctxAbandoned, true) // the client left while the model loaded
+		}
+		WriteError(c, ErrorFor(err))
 		return
 	}
+	defer release()
 	prompt, aerr := s.buildPrompt(m, req)
 	if aerr != nil {
 		WriteError(c, aerr)
@@ -86,7 +93,7 @@ func (s *Server) chat(c *gin.Context) {
 	if req.MaxTokens > 0 && req.MaxTokens < int64(budget) {
 		budget = int(req.MaxTokens)
 	}
-	sp, aerr := samplingParams(req, info.NVocab)
+	sp, aerr := samplingParams(req, info.NVocab, m.Sampling)
 	if aerr != nil {
 		WriteError(c, aerr)
 		return
@@ -223,12 +230,28 @@ func (s *Server) buildPrompt(m *Model, req *ChatRequest) (builtPrompt, *APIError
 	return builtPrompt{text: text, tokens: toks}, nil
 }
 
-func samplingParams(req *ChatRequest, nvocab int) (sampler.Params, *APIError) {
+func samplingParams(req *ChatRequest, nvocab int, d SamplingDefaults) (sampler.Params, *APIError) {
 	p := sampler.Params{
 		Temperature:      float32(req.Temperature),
 		TopP:             float32(req.TopP),
 		PresencePenalty:  float32(req.PresencePenalty),
 		FrequencyPenalty: float32(req.FrequencyPenalty),
+	}
+	// The model's configured defaults fill what the request left out.
+	if !req.HasTemperature && d.Temperature != nil {
+		p.Temperature = float32(*d.Temperature)
+	}
+	if !req.HasTopP && d.TopP != nil {
+		p.TopP = float32(*d.TopP)
+	}
+	if d.TopK != nil {
+		p.TopK = *d.TopK
+	}
+	if d.MinP != nil {
+		p.MinP = float32(*d.MinP)
+	}
+	if d.RepeatPenalty != nil {
+		p.RepeatPenalty = float32(*d.RepeatPenalty)
 	}
 	if req.Seed != nil {
 		p.Seed, p.HasSeed = uint64(*req.Seed), true

@@ -49,6 +49,7 @@ type ctConfig struct {
 	next                  func([]engine.Token) engine.Token
 	failDecode            func([]engine.BatchEntry) error
 	opts                  server.Options
+	aliases               []string
 	noModel               bool
 	// think makes the model report <think>/</think> as special tokens, so
 	// the server splits reasoning from the answer.
@@ -105,6 +106,7 @@ func ctStart(t *testing.T, cfg ctConfig) *ctEnv {
 		Server:    o,
 		Scheduler: scheduler.Options{MaxQueue: cfg.maxQueue, Logger: ctQuiet},
 		Open:      func() (engine.Backend, error) { return fake, nil },
+		Aliases:   cfg.aliases,
 	}
 	if cfg.think {
 		so.Tokenizer = func(engine.Backend) server.Tokenizer { return ctThinkTok{fake} }
@@ -557,7 +559,7 @@ func TestContract2Headers(t *testing.T) {
 // request_test.go)
 
 func TestContract3Request(t *testing.T) {
-	e := ctStart(t, ctConfig{opts: server.Options{Aliases: []string{"mini"}}})
+	e := ctStart(t, ctConfig{aliases: []string{"mini"}})
 	raw := func(body string) ctResp { return e.do(http.MethodPost, "/v1/chat/completions", body) }
 	bad := func(t *testing.T, body any, code string, param any) {
 		t.Helper()
@@ -877,7 +879,7 @@ func TestContract5Reasoning(t *testing.T) {
 // Section 8: models, health, metrics
 
 func TestContract8Models(t *testing.T) {
-	e := ctStart(t, ctConfig{ctx: 200, opts: server.Options{Aliases: []string{"mini"}}})
+	e := ctStart(t, ctConfig{ctx: 200, aliases: []string{"mini"}})
 	r := e.do(http.MethodGet, "/v1/models", "")
 	if r.status != 200 {
 		t.Fatalf("status %d", r.status)

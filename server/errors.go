@@ -137,6 +137,9 @@ var (
 func ErrorFor(err error) *APIError {
 	var ae *APIError
 	var mbe *http.MaxBytesError
+	var unknown *UnknownModelError
+	var unusable *UnusableModelError
+	var loadErr *ModelLoadError
 	switch {
 	case err == nil:
 		return newError(CodeInternal, "", "internal error")
@@ -144,6 +147,14 @@ func ErrorFor(err error) *APIError {
 		return ae
 	case errors.As(err, &mbe):
 		return newError(CodeRequestTooLarge, "", "Request body too large: the limit is %d bytes", mbe.Limit)
+	case errors.As(err, &unknown):
+		return modelNotFound(unknown.ID)
+	case errors.As(err, &unusable):
+		return newError(CodeModelNotFound, "model", "The model '%s' cannot be served: %s", unusable.ID, unusable.Reason)
+	case errors.As(err, &loadErr):
+		return retry(newError(CodeModelLoading, "model", "The model '%s' could not be loaded: %v; retry later", loadErr.ID, loadErr.Err), 5)
+	case errors.Is(err, ErrNoRoom):
+		return retry(newError(CodeOverloaded, "model", "The server is overloaded: every loaded model is busy and there is no room to load another; retry later"), 1)
 	case errors.Is(err, errModelLoading):
 		return retry(newError(CodeModelLoading, "", "The model is still loading"), 5)
 	case errors.Is(err, errShuttingDown), errors.Is(err, scheduler.ErrDraining),

@@ -116,24 +116,48 @@ var (
 	descSteps   = prometheus.NewDesc("asi1_steps_total", "Decode steps.", nil, nil)
 	descFinish  = prometheus.NewDesc("asi1_requests_finished_total", "Requests finished by the scheduler, by reason.", []string{"finish_reason"}, nil)
 	descCtx     = prometheus.NewDesc("asi1_context_per_sequence_tokens", "Context one request may use (prompt plus answer).", nil, nil)
+
+	descModelsLoaded = prometheus.NewDesc("asi1_models_loaded", "Models loaded now.", nil, nil)
+	descModelLoaded  = prometheus.NewDesc("asi1_model_loaded", "1 while the model is loaded, 0 otherwise.", []string{"model"}, nil)
+	descModelLoads   = prometheus.NewDesc("asi1_model_loads_total", "Model loads.", []string{"model"}, nil)
+	descModelUnloads = prometheus.NewDesc("asi1_model_unloads_total", "Model unloads by reason: lru (room for another), idle (--keep-alive), operator.", []string{"model", "reason"}, nil)
+	descModelLoadDur = prometheus.NewDesc("asi1_model_load_seconds", "Duration of the model's last load.", []string{"model"}, nil)
 )
 
 // schedCollector reads the scheduler's counters at scrape time.
 type schedCollector struct{ s *Server }
 
 func (c *schedCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRunning, descWaiting, descKV, descGen, descPrompt, descQueried, descHit, descSteps, descFinish, descCtx} {
+	for _, d := range []*prometheus.Desc{descRunning, descWaiting, descKV, descGen, descPrompt, descQueried, descHit, descSteps, descFinish, descCtx,
+		descModelsLoaded, descModelLoaded, descModelLoads, descModelUnloads, descModelLoadDur} {
 		ch <- d
 	}
 }
 
 func (c *schedCollector) Collect(ch chan<- prometheus.Metric) {
-	m := c.s.model.Load()
-	if m == nil {
+	g := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	loaded := 0
+	for _, m := range c.s.models.List() {
+		on := 0.0
+		if m.State == StateLoaded {
+			on, loaded = 1, loaded+1
+		}
+		g(descModelLoaded, on, m.ID)
+		ch <- prometheus.MustNewConstMetric(descModelLoads, prometheus.CounterValue, float64(m.Loads), m.ID)
+		for _, r := range []string{"lru", "idle", "operator"} {
+			ch <- prometheus.MustNewConstMetric(descModelUnloads, prometheus.CounterValue, float64(m.Unloads[r]), m.ID, r)
+		}
+		if m.Loads > 0 {
+			g(descModelLoadDur, m.LoadSeconds, m.ID)
+		}
+	}
+	g(descModelsLoaded, float64(loaded))
+	if !c.s.models.Ready() {
 		return
 	}
-	st := m.Sched.Stats()
-	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	st := c.s.models.Stats()
 	ctr := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}

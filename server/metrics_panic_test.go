@@ -15,7 +15,7 @@ import (
 
 // A recovered panic is counted in asi1_panics_total; an abort is not.
 func TestPanicsCounted(t *testing.T) {
-	s := New(Options{ModelID: "m", Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s := New(Options{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	// Routes added to the real router, behind the real middleware chain.
 	s.router.GET("/test-panic", func(c *gin.Context) { panic("boom") })
 	s.router.GET("/test-abort", func(c *gin.Context) { panic(http.ErrAbortHandler) })

@@ -57,6 +57,9 @@ type ChatRequest struct {
 	Temperature float64
 	// TopP is in [0, 1]; 1.0 when absent or null.
 	TopP float64
+	// HasTemperature and HasTopP report whether the request set them; when
+	// not, the model's configured defaults apply.
+	HasTemperature, HasTopP bool
 	// Stream asks for server-sent events.
 	Stream bool
 	// IncludeUsage is stream_options.include_usage, and only true when Stream is.
@@ -771,11 +774,12 @@ func decodeSampling(top jsonObject, req *ChatRequest) *APIError {
 		name   string
 		lo, hi float64
 		dst    *float64
+		has    *bool
 	}{
-		{"temperature", 0, 2, &req.Temperature},
-		{"top_p", 0, 1, &req.TopP},
-		{"presence_penalty", -2, 2, &req.PresencePenalty},
-		{"frequency_penalty", -2, 2, &req.FrequencyPenalty},
+		{"temperature", 0, 2, &req.Temperature, &req.HasTemperature},
+		{"top_p", 0, 1, &req.TopP, &req.HasTopP},
+		{"presence_penalty", -2, 2, &req.PresencePenalty, nil},
+		{"frequency_penalty", -2, 2, &req.FrequencyPenalty, nil},
 	}
 	for _, f := range fields {
 		if raw, ok := top.present(f.name); ok {
@@ -784,6 +788,9 @@ func decodeSampling(top jsonObject, req *ChatRequest) *APIError {
 				return aerr
 			}
 			*f.dst = x
+			if f.has != nil {
+				*f.has = true
+			}
 		}
 	}
 	if raw, ok := top.present("seed"); ok {

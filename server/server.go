@@ -27,9 +27,9 @@ import (
 
 // Options configure New. Zero values take the Default* values.
 type Options struct {
-	// ModelID is the served model id; Aliases are also accepted in requests.
-	ModelID string
-	Aliases []string
+	// Models is what the server serves (internal/stack builds it); nil
+	// serves nothing: /health answers 503 loading.
+	Models Models
 	// APIKeys: none turns auth off.
 	APIKeys []string
 	// BodyLimit is the largest accepted request body in bytes.
@@ -58,6 +58,7 @@ type Options struct {
 
 // Defaults for Options.
 const (
+	// DefaultModelID is the id of a single model served without one given.
 	DefaultModelID   = "asi1-mini"
 	DefaultBodyLimit = 4 << 20
 	DefaultKeepAlive = 15 * time.Second
@@ -89,17 +90,34 @@ type Model struct {
 	// cannot constrain sampling (response_format and forced tool calls are
 	// then refused with 400 unsupported_value).
 	Grammar engine.GrammarCompiler
+	// Sampling holds the model's configured defaults for what a request
+	// leaves out.
+	Sampling SamplingDefaults
 	// Created is the model object's created time (Unix seconds).
 	Created     int64
 	Fingerprint string
 	bosText     string
 }
 
+// ModelOptions are a model's served settings besides the backend.
+type ModelOptions struct {
+	// Version goes into the system fingerprint.
+	Version string
+	// ChatTemplate, when set, replaces the template of the GGUF file.
+	ChatTemplate string
+	// Sampling: defaults for what a request leaves out.
+	Sampling SamplingDefaults
+}
+
 // NewModel prepares a loaded backend for serving: parses its chat template
 // and finds its reasoning tags from the template and vocabulary.
-func NewModel(tok Tokenizer, sched *scheduler.Scheduler, version string) (*Model, error) {
+func NewModel(tok Tokenizer, sched *scheduler.Scheduler, o ModelOptions) (*Model, error) {
 	info := tok.Info()
-	m := &Model{Tok: tok, Sched: sched, Created: time.Now().Unix()}
+	if o.ChatTemplate != "" {
+		info.ChatTemplate = o.ChatTemplate
+	}
+	version := o.Version
+	m := &Model{Tok: tok, Sched: sched, Created: time.Now().Unix(), Sampling: o.Sampling}
 	if info.BOS >= 0 {
 		m.bosText = string(tok.Piece(info.BOS))
 	}
@@ -139,7 +157,7 @@ func NewModel(tok Tokenizer, sched *scheduler.Scheduler, version string) (*Model
 type Server struct {
 	opts     Options
 	log      *slog.Logger
-	model    atomic.Pointer[Model]
+	models   Models
 	draining atomic.Bool
 	metrics  *metrics
 	router   *gin.Engine
@@ -148,9 +166,6 @@ type Server struct {
 // New builds the server. Until SetModel is called, /health and /ready answer
 // 503 loading and chat completions 503 model_loading.
 func New(o Options) *Server {
-	if o.ModelID == "" {
-		o.ModelID = DefaultModelID
-	}
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = DefaultBodyLimit
 	}
@@ -166,7 +181,10 @@ func New(o Options) *Server {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{opts: o, log: o.Logger}
+	s := &Server{opts: o, log: o.Logger, models: o.Models}
+	if s.models == nil {
+		s.models = noModels{}
+	}
 	s.metrics = newMetrics(o.Registry, s)
 	o.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.registerReplica(o.Registry)
@@ -174,6 +192,7 @@ func New(o Options) *Server {
 	s.router = newRouter(o, NewCompletionID, routes{
 		health: s.health, ready: s.ready, metrics: gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})),
 		observe: s.metrics.observe, limit: s.limitRequests, panics: s.metrics.countPanics, chat: s.chat, listModels: s.listModels, getModel: s.getModel,
+		loadModel: s.loadModel, unloadModel: s.unloadModel,
 	})
 	return s
 }
@@ -185,6 +204,7 @@ type routes struct {
 	limit                      gin.HandlerFunc // per-key request limits of chat completions
 	panics                     gin.HandlerFunc // counts panics that Recovery answers
 	chat, listModels, getModel gin.HandlerFunc
+	loadModel, unloadModel     gin.HandlerFunc // the operator's model load and unload
 }
 
 // newRouter is the one place that orders routes and middleware: a request
@@ -213,20 +233,19 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	v1.POST("/chat/completions", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)
 	v1.GET("/models", rt.listModels)
 	v1.GET("/models/:id", rt.getModel)
+	v1.POST("/models/:id/load", rt.loadModel)
+	v1.POST("/models/:id/unload", rt.unloadModel)
 	return r
 }
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// SetModel makes the server ready to serve m.
-func (s *Server) SetModel(m *Model) { s.model.Store(m) }
-
 // SetDraining makes /ready answer 503 draining and new completions 503.
 func (s *Server) SetDraining() { s.draining.Store(true) }
 
 func (s *Server) health(c *gin.Context) {
-	if s.model.Load() == nil {
+	if !s.models.Ready() {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
 		return
 	}
@@ -234,63 +253,17 @@ func (s *Server) health(c *gin.Context) {
 }
 
 func (s *Server) ready(c *gin.Context) {
-	m := s.model.Load()
-	switch {
-	case m == nil:
+	if !s.models.Ready() {
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
-	case s.draining.Load() || m.Sched.Stats().Draining:
+		return
+	}
+	st := s.models.Stats()
+	switch {
+	case s.draining.Load() || st.Draining:
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "draining"})
-	case s.opts.ReadyQueue > 0 && m.Sched.Stats().Waiting >= s.opts.ReadyQueue:
+	case s.opts.ReadyQueue > 0 && st.Waiting >= s.opts.ReadyQueue:
 		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "overloaded"})
 	default:
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	}
-}
-
-// modelObject is one entry of /v1/models.
-type modelObject struct {
-	ID            string `json:"id"`
-	Object        string `json:"object"`
-	Created       int64  `json:"created"`
-	OwnedBy       string `json:"owned_by"`
-	ContextLength int    `json:"context_length"`
-}
-
-func (s *Server) modelObject(m *Model) modelObject {
-	return modelObject{ID: s.opts.ModelID, Object: "model", Created: m.Created, OwnedBy: "asi1-local", ContextLength: m.Tok.Info().NCtxSeq}
-}
-
-func (s *Server) listModels(c *gin.Context) {
-	m := s.model.Load()
-	data := []modelObject{}
-	if m != nil {
-		data = append(data, s.modelObject(m))
-	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
-}
-
-func (s *Server) getModel(c *gin.Context) {
-	m := s.model.Load()
-	id := c.Param("id")
-	if m == nil || !s.knownModel(id) {
-		WriteError(c, modelNotFound(id))
-		return
-	}
-	c.JSON(http.StatusOK, s.modelObject(m))
-}
-
-func (s *Server) knownModel(id string) bool {
-	if id == s.opts.ModelID {
-		return true
-	}
-	for _, a := range s.opts.Aliases {
-		if id == a {
-			return true
-		}
-	}
-	return false
-}
-
-func modelNotFound(id string) *APIError {
-	return newError(CodeModelNotFound, "model", "The model '%s' does not exist", id)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/asi1d/asi1d/engine/scheduler"
 )
 
@@ -23,6 +25,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 // wins over the environment).
 type serveConfig struct {
 	Model        string
+	ModelsDir    string
 	ModelName    string
 	Aliases      stringList
 	Addr         string
@@ -59,6 +62,31 @@ type serveConfig struct {
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
 	MaxConnections    int
+	// The models of a catalog (models.go).
+	MaxLoadedModels int
+	MaxModelMemory  byteSize
+	MaxGPUMemory    byteSize
+	KeepAlive       time.Duration
+}
+
+// byteSize is a flag of a size in bytes: a number with an optional unit
+// (KB, MiB, GiB, ...; go-humanize's ParseBytes).
+type byteSize uint64
+
+func (b *byteSize) String() string {
+	if *b == 0 {
+		return "0"
+	}
+	return humanize.IBytes(uint64(*b))
+}
+
+func (b *byteSize) Set(v string) error {
+	n, err := humanize.ParseBytes(v)
+	if err != nil {
+		return fmt.Errorf("not a size: %q (e.g. 512MiB, 8GiB)", v)
+	}
+	*b = byteSize(n)
+	return nil
 }
 
 // defaultModel is used when no model is configured and it exists: the
@@ -73,6 +101,11 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	c := &serveConfig{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&c.Model, "model", "", "GGUF model file (default "+defaultModel+" when it exists)")
+	fs.StringVar(&c.ModelsDir, "models-dir", "", "serve every GGUF model under this directory, with the settings of its "+"models.json"+" (see asi1d models); instead of --model")
+	fs.IntVar(&c.MaxLoadedModels, "max-loaded-models", 3, "with --models-dir: models loaded at once at most; the least recently used idle one is unloaded for another (0: no limit)")
+	fs.Var(&c.MaxModelMemory, "max-model-memory", "with --models-dir: host memory the loaded models may take by their estimates (weights, KV cache, buffers), e.g. 16GiB (0: no limit)")
+	fs.Var(&c.MaxGPUMemory, "max-gpu-memory", "with --models-dir: GPU memory the loaded models may take by their estimates (0: no limit)")
+	fs.DurationVar(&c.KeepAlive, "keep-alive", 0, "unload a model after this long without requests (0: keep it until another needs the room)")
 	fs.StringVar(&c.ModelName, "model-name", "asi1-mini", "model id served in the API")
 	fs.Var(&c.Aliases, "alias", "further model id accepted in requests (repeatable; env: comma-separated)")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
@@ -203,6 +236,10 @@ func (c *serveConfig) validate() error {
 		return errors.New("--rate-rpm, --rate-tpm and --max-connections cannot be negative")
 	case c.RedisURL != "" && c.RateRPM == 0 && c.RateTPM == 0:
 		return errors.New("--redis-url shares rate-limit counts: set --rate-rpm or --rate-tpm too")
+	case c.Model != "" && c.ModelsDir != "":
+		return errors.New("--model and --models-dir go separately: one file, or a catalog (the manifest's aliases replace --alias)")
+	case c.MaxLoadedModels < 0 || c.KeepAlive < 0:
+		return errors.New("--max-loaded-models and --keep-alive cannot be negative")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:

@@ -2,6 +2,7 @@
 // chat-completions API over GGUF models.
 //
 //	asi1d serve [flags]    serve a model (asi1d serve -h lists the flags)
+//	asi1d models CMD       the model catalog: ls, import, pull, rm
 //	asi1d chat [flags]     talk to a server in the terminal, or ask once
 //	asi1d synth [flags]    write a dummy-weights GGUF for benchmarks and tests
 //	asi1d bench [flags]    load-test a server, or compare it with the raw engine
@@ -22,9 +23,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/asi1d/asi1d/engine"
-	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/catalog"
 	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
@@ -42,6 +42,7 @@ const usage = `Usage: asi1d <command> [flags]
 
 Commands:
   serve     serve a GGUF model over the ASI1 chat-completions API
+  models    the catalog of --models-dir: ls, import FILE, pull URL, rm ID (asi1d models -h)
   chat      talk to a server in the terminal (asi1d chat -h), or ask once: asi1d chat "question"
   synth     write a GGUF model with deterministic dummy weights at real shapes
   bench     load-test an OpenAI-compatible URL, or compare the server with the raw engine
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return 1
 		}
 		return 0
+	case "models":
+		return catalog.RunCLI(ctx, args[1:], stdout, stderr, getenv)
 	case "chat":
 		return runChat(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "synth":
@@ -103,17 +106,33 @@ func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
-	if cfg.Model == "" {
+	if cfg.Model == "" && cfg.ModelsDir == "" {
 		if _, err := os.Stat(defaultModel); err != nil {
-			return errors.New("no model: pass --model FILE.gguf or set ASI1D_MODEL")
+			return errors.New("no model: pass --model FILE.gguf (or set ASI1D_MODEL), or --models-dir DIR")
 		}
 		cfg.Model = defaultModel
 	}
 	// Check the file before listening, so a bad path fails fast and plainly.
-	if st, err := os.Stat(cfg.Model); err != nil {
-		return fmt.Errorf("model %s: %w", cfg.Model, err)
-	} else if st.IsDir() {
-		return fmt.Errorf("model %s: is a directory, not a GGUF file", cfg.Model)
+	if cfg.Model != "" {
+		if st, err := os.Stat(cfg.Model); err != nil {
+			return fmt.Errorf("model %s: %w", cfg.Model, err)
+		} else if st.IsDir() {
+			return fmt.Errorf("model %s: is a directory, not a GGUF file (a directory of models is --models-dir)", cfg.Model)
+		}
+	}
+	cat, err := openCatalog(cfg)
+	if err != nil {
+		return err
+	}
+	for _, e := range cat.Entries {
+		if e.Err != nil {
+			log.Warn("model unusable", "model", e.ID, "path", e.Path, "err", e.Err)
+		}
+	}
+	if cfg.Threads == 0 {
+		n, why := usableCPUs()
+		cfg.Threads = n
+		log.Info("threads", "threads", n, "from", why)
 	}
 
 	if err := checkDevices(cfg, log); err != nil {
@@ -129,20 +148,24 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 	defer limits.Close()
 	maxQueue := cfg.MaxQueue
-	stk := stack.New(stack.Options{
+	var bar io.Writer // a bar for the first load, on a terminal
+	if isTerminal(stderr) {
+		bar = stderr
+	}
+	so := stack.Options{
 		Server: server.Options{
-			ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
+			APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
 			ReadyQueue: readyQueue, Version: version, Logger: log, Playground: cfg.Playground,
 			ReplicaID: cfg.ReplicaID, Limits: limits, WriteTimeout: cfg.WriteTimeout,
 		},
 		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log},
-		Open: func() (engine.Backend, error) {
-			return llamacpp.Open(cfg.Model, llamacpp.Options{
-				CtxSize: cfg.Ctx, Parallel: cfg.Parallel, Batch: cfg.Batch, Threads: cfg.Threads,
-				GPULayers: cfg.GPULayers, KVUnified: cfg.KVUnified, FlashAttention: cfg.Flash, ThreadPoll: cfg.ThreadPoll, FixedThreads: !cfg.AdaptThreads, SkipMemCheck: cfg.NoMemCheck, Logger: log,
-			})
-		},
-	})
+		Models:    modelSpecs(cat, cfg, log, bar),
+		KeepAlive: cfg.KeepAlive,
+	}
+	if cfg.ModelsDir != "" {
+		so.MaxLoaded, so.HostBytes, so.GPUBytes = cfg.MaxLoadedModels, uint64(cfg.MaxModelMemory), uint64(cfg.MaxGPUMemory)
+	}
+	stk := stack.New(so)
 	srv := stk.Server
 	registerDevices(srv, cfg)
 	ln, tc, err := listen(cfg, log)
@@ -157,24 +180,26 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		<-httpDone
 	}
 
-	if cfg.Threads == 0 {
-		n, why := usableCPUs()
-		cfg.Threads = n
-		log.Info("threads", "threads", n, "from", why)
-	}
-	// Load while /health answers 503 loading.
-	if err := stk.Load(); err != nil {
+	// Load the preloaded models while /health answers 503 loading. A
+	// catalog serves on when one fails (it is listed with its error).
+	if err := stk.Load(); err != nil && cfg.ModelsDir == "" {
 		_ = stk.Close()
 		closeHTTP()
 		return err
+	} else if err != nil {
+		log.Error("preloading failed", "err", err)
 	}
 	defer stk.Close()
-	m := stk.Model
-	info := stk.Backend.Info()
-	log.Info("serving", "addr", ln.Addr().String(), "model", cfg.ModelName, "ctx_per_request", info.NCtxSeq,
-		"parallel", info.Parallel, "step_tokens", cfg.StepTokens, "max_queue", maxQueue, "auth", len(cfg.APIKeys) > 0,
-		"tls", tc != nil, "rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared(),
-		"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
+	attrs := []any{"addr", ln.Addr().String(), "models", len(cat.Entries), "step_tokens", cfg.StepTokens, "max_queue", maxQueue,
+		"auth", len(cfg.APIKeys) > 0, "tls", tc != nil, "rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared()}
+	if m := stk.Model; m != nil {
+		info := stk.Backend.Info()
+		attrs = append(attrs, "model", cat.Entries[0].ID, "ctx_per_request", info.NCtxSeq, "parallel", info.Parallel,
+			"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
+	} else {
+		attrs = append(attrs, "models_dir", cfg.ModelsDir, "max_loaded", so.MaxLoaded, "keep_alive", cfg.KeepAlive)
+	}
+	log.Info("serving", attrs...)
 
 	select {
 	case err := <-httpDone:

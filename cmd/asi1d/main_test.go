@@ -42,7 +42,7 @@ func TestBadModelExits(t *testing.T) {
 		"missing":   {filepath.Join(dir, "nope.gguf"), "no such file"},
 		"directory": {dir, "is a directory"},
 		"random":    {random, "not a GGUF file"},
-		"truncated": {truncated, "could not load"},
+		"truncated": {truncated, "the file is truncated"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
