@@ -147,17 +147,27 @@ func (c *Client) Models(ctx context.Context) ([]string, error) {
 	defer resp.Body.Close()
 	var list struct {
 		Data []struct {
-			ID string `json:"id"`
+			ID     string `json:"id"`
+			Loaded *bool  `json:"loaded"`
+			Status string `json:"status"`
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
 		return nil, fmt.Errorf("list models: %w", err)
 	}
-	ids := make([]string, len(list.Data))
-	for i, m := range list.Data {
-		ids[i] = m.ID
+	// Loaded models first (asi1d's catalog: no wait for a load), then the
+	// others; models the server marks unusable are left out.
+	var loaded, rest []string
+	for _, m := range list.Data {
+		switch {
+		case m.Status == "unusable":
+		case m.Loaded != nil && *m.Loaded:
+			loaded = append(loaded, m.ID)
+		default:
+			rest = append(rest, m.ID)
+		}
 	}
-	return ids, nil
+	return append(loaded, rest...), nil
 }
 
 // chunk is the part of a chat.completion.chunk the client reads.

@@ -111,4 +111,10 @@ func TestModels(t *testing.T) {
 	if err != nil || strings.Join(ids, ",") != "a,b" || req.URL.Path != "/v1/models" {
 		t.Errorf("ids %v err %v path %s", ids, err, req.URL.Path)
 	}
+	// asi1d's catalog: loaded first, unusable left out.
+	c, _ = serve(t, 200, `{"object":"list","data":[{"id":"a","loaded":false,"status":"unloaded"},{"id":"b","loaded":false,"status":"unusable"},{"id":"c","loaded":true,"status":"loaded"}]}`)
+	ids, err = c.Models(context.Background())
+	if err != nil || strings.Join(ids, ",") != "c,a" {
+		t.Errorf("catalog: ids %v err %v", ids, err)
+	}
 }

@@ -61,13 +61,19 @@ async function loadModels() {
   const list = await resp.json();
   const prev = sel.value;
   sel.replaceChildren();
+  let firstLoaded = "";
   for (const m of list.data || []) {
     const o = document.createElement("option");
     o.value = m.id;
-    o.textContent = m.id + (m.context_length ? " (" + m.context_length + " ctx)" : "");
+    let note = m.context_length ? m.context_length + " ctx" : "";
+    if (m.status === "unusable") { note = "unusable"; o.disabled = true; o.title = m.error || ""; }
+    else if (m.loaded === false) note += (note ? ", " : "") + "loads on first use";
+    else if (!firstLoaded) firstLoaded = m.id;
+    o.textContent = m.id + (note ? " (" + note + ")" : "");
     sel.append(o);
   }
   if (prev) sel.value = prev;
+  else if (firstLoaded) sel.value = firstLoaded;
   $("server-status").textContent = list.data && list.data.length ? "ready" : "no model loaded yet";
   if (apiKey()) $("key-form").hidden = true;
   showError("");
