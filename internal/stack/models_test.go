@@ -191,21 +191,40 @@ func TestCatalogWaitsForLoad(t *testing.T) {
 		body string
 	}
 	out := make(chan res, 3)
-	for range 3 {
+	for range 2 {
 		go func() {
 			c, b := e.chat(t.Context(), "a")
 			out <- res{c, b}
 		}()
 	}
+	// A streamed request gets no byte, not even headers, before the load.
+	headers := make(chan *http.Response, 1)
+	go func() {
+		body := `{"model":"a","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":3}`
+		r, err := http.Post(e.url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			out <- res{0, err.Error()}
+			return
+		}
+		headers <- r
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		out <- res{r.StatusCode, string(b)}
+	}()
 	// While a loads: it is listed as loading, the waiters are counted, and
 	// the other model serves.
 	waitFor(t, func() bool { return e.models()["a"]["status"] == "loading" && e.stk.Stats().Waiting == 3 })
+	select {
+	case r := <-headers:
+		t.Fatalf("stream answered %d before its model loaded", r.StatusCode)
+	default:
+	}
 	if code, body := e.chat(t.Context(), "b"); code != 200 {
 		t.Fatalf("b while a loads: %d %s", code, body)
 	}
 	close(gate)
 	for range 3 {
-		if r := <-out; r.code != 200 {
+		if r := <-out; r.code != 200 || strings.Contains(r.body, "error") {
 			t.Fatalf("a after its load: %d %s", r.code, r.body)
 		}
 	}
