@@ -389,7 +389,10 @@ func (s *Scheduler) admit() {
 }
 
 // pickSlot chooses the idle slot whose cache shares the longest prefix with
-// the prompt; ties go to the slot of the same session, then to the least
+// the prompt, less a quarter of the cached tokens it would throw away
+// (evictCost: another conversation's prefix is worth keeping, so a request
+// that shares only a BOS or a short system prompt with it takes a free slot
+// instead); ties go to the slot of the same session, then to the least
 // recently used. Without a unified KV cache, each busy neighbour of a slot
 // counts as adjacentWorth cached tokens (see layoutBonus).
 func (s *Scheduler) pickSlot(r Request) (*slot, int) {
@@ -401,7 +404,7 @@ func (s *Scheduler) pickSlot(r Request) (*slot, int) {
 			continue
 		}
 		n := commonPrefix(sl.cached, r.Prompt)
-		score := n + s.layoutBonus(sl)
+		score := n + s.layoutBonus(sl) - (len(sl.cached)-n)/evictCost
 		better := best == nil || score > bestScore
 		if !better && score == bestScore {
 			if same(sl) != same(best) {
@@ -420,6 +423,11 @@ func (s *Scheduler) pickSlot(r Request) (*slot, int) {
 // adjacentWorth is what a busy neighbour of a slot is worth, in cached
 // prompt tokens, when a request picks its slot.
 const adjacentWorth = 32
+
+// evictCost: a cached token thrown away costs 1/evictCost of a token
+// reused. Not 1: the other conversation may never come back, and a slot
+// is reused by the next request of its own session before any other.
+const evictCost = 4
 
 // layoutBonus favours slots next to busy ones when the KV cache is not
 // unified. llama.cpp then splits a batch at every gap in the sequence ids

@@ -717,3 +717,23 @@ func TestSlotsStayContiguous(t *testing.T) {
 		t.Fatalf("decode-only batches split into %v parts", parts.decode)
 	}
 }
+
+// A new conversation that shares only the BOS token with a cached one
+// takes a free slot rather than evict the other conversation's prefix
+// (seen in the fleet test: sessions evicted between their turns).
+func TestNewSessionKeepsOthersCache(t *testing.T) {
+	fake := enginetest.New(3, 1024, 64)
+	s := harness(t, fake, scheduler.Options{})
+	long := strings.Repeat("a long system prompt and history. ", 12)
+	a1 := prompt("A: " + long)
+	ra := run(t, s, scheduler.Request{Prompt: a1, MaxTokens: 4, SessionID: "a"})
+	// Two other sessions arrive, one after the other, with short prompts.
+	for _, id := range []string{"b", "c"} {
+		run(t, s, scheduler.Request{Prompt: prompt(id + ": hi"), MaxTokens: 4, SessionID: id})
+	}
+	a2 := prompt("A: " + long + ra.text + " next")
+	r2 := run(t, s, scheduler.Request{Prompt: a2, MaxTokens: 4, SessionID: "a"})
+	if want := len(a1) + 3; r2.final.Usage.CachedTokens != want {
+		t.Fatalf("session a's second turn reused %d tokens, want %d: its prefix was evicted", r2.final.Usage.CachedTokens, want)
+	}
+}
