@@ -30,9 +30,15 @@ const inNetns = "ASI1D_TEST_IN_NETNS"
 // that cannot make the namespace fails the test rather than skip it.
 func TestNoOutboundTraffic(t *testing.T) {
 	if os.Getenv(inNetns) != "1" {
+		// As root, -n; otherwise a user namespace too (-rn), where the
+		// kernel allows unprivileged ones.
 		unshare, err := exec.LookPath("unshare")
+		flags := "-n"
 		if err == nil {
-			err = exec.Command(unshare, "-n", "true").Run()
+			if err = exec.Command(unshare, flags, "true").Run(); err != nil {
+				flags = "-rn"
+				err = exec.Command(unshare, flags, "true").Run()
+			}
 		}
 		if err != nil {
 			if os.Getenv("CI") == "true" {
@@ -42,7 +48,7 @@ func TestNoOutboundTraffic(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, unshare, "-n", os.Args[0], "-test.run", "^TestNoOutboundTraffic$", "-test.v", "-test.count=1")
+		cmd := exec.CommandContext(ctx, unshare, flags, os.Args[0], "-test.run", "^TestNoOutboundTraffic$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), inNetns+"=1")
 		out, err := cmd.CombinedOutput()
 		t.Logf("inside the namespace:\n%s", out)
