@@ -412,7 +412,7 @@ func (s *Stack) startLoad(sl *slot) {
 			}
 		}
 		if err != nil {
-			sl.state = server.StateUnloaded
+			sl.state, sl.backend = server.StateUnloaded, nil // open closed a kept backend it failed on
 			sl.loadErr = err
 			var me *engine.ModelError
 			if errors.As(err, &me) {
