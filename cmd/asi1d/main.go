@@ -129,13 +129,18 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 	defer limits.Close()
 	maxQueue := cfg.MaxQueue
+	store, err := openSessions(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close() // after the stack's: writes what the drain saved
 	stk := stack.New(stack.Options{
 		Server: server.Options{
 			ModelID: cfg.ModelName, Aliases: cfg.Aliases, APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
 			ReadyQueue: readyQueue, Version: version, Logger: log, Playground: cfg.Playground,
 			ReplicaID: cfg.ReplicaID, Limits: limits, WriteTimeout: cfg.WriteTimeout,
 		},
-		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log},
+		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log, Sessions: store},
 		Open: func() (engine.Backend, error) {
 			return llamacpp.Open(cfg.Model, llamacpp.Options{
 				CtxSize: cfg.Ctx, Parallel: cfg.Parallel, Batch: cfg.Batch, Threads: cfg.Threads,

@@ -167,8 +167,11 @@ func (s *Store) MinTokens() int { return s.minTokens }
 func (s *Store) Dir() string { return s.dir }
 
 // Close writes what is pending, stops the writer and any hashing, and
-// waits for them.
+// waits for them. A nil store is closed already.
 func (s *Store) Close() error {
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
