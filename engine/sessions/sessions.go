@@ -84,11 +84,16 @@ type Options struct {
 // Defaults for Options.
 const (
 	DefaultMaxBytes = 10 << 30
-	// DefaultMinTokens: on a CPU the small synth model prefills 256
-	// tokens in about 1.5 s and restores them in a few ms, the tiny
-	// stories260K model in about 12 ms against well under 1 ms, so the
-	// saving is worth the disk from a few hundred tokens on; below, the
-	// state's file (36 KiB a token on the small model) buys little.
+	// DefaultMinTokens: on a CPU a restore wins from a few tokens on
+	// (BenchmarkSessionRestore, load from the page cache + restore + the
+	// first token, against prefill, medians on the shared 2-core machine:
+	// small synth Q8_0 64 tokens 14 ms vs 157 ms, 256 tokens 19 ms vs
+	// 511 ms, 2,000 tokens 59 ms vs 6.3 s; stories260K 256 tokens 0.5 ms
+	// vs 36 ms), so the bound is what a state costs on disk and in writes
+	// (36 KiB a token on small, 128 KiB on an 8B with grouped-query
+	// attention): a few turns of small talk are not worth a file. On a GPU,
+	// which prefills thousands of tokens a second, the break-even is itself
+	// in the hundreds (an estimate: not measured here).
 	DefaultMinTokens = 256
 	// maxPending bounds the state bytes queued for the writer; saves
 	// beyond it are dropped (a cache, not a store of record).
