@@ -323,7 +323,6 @@ func (s *Scheduler) Run(ctx context.Context) {
 			s.endAll(ErrShutdown)
 		}
 		if s.draining.Load() && s.running == 0 && len(s.queue) == 0 {
-			s.saveSessions()
 			return
 		}
 		s.reap()
@@ -1093,4 +1092,8 @@ func (s *Scheduler) shutdown() {
 	s.subMu.Unlock()
 	s.receive() // no Submit can add to incoming any more
 	s.endAll(ErrShutdown)
+	// Whether the loop stopped after a drain or because its owner ended
+	// ctx (a model unloaded to make room), the sessions in the slots are
+	// worth their files.
+	s.saveSessions()
 }

@@ -9,7 +9,8 @@ import (
 
 // Session states (Options.Sessions). A slot keeps the KV of the session it
 // served last as a cache entry; when the slot goes to another request's
-// session, and when the scheduler drains, that KV is saved with its tokens
+// session, and when the loop stops (a drain, or its owner ending Run's
+// context to unload the model), that KV is saved with its tokens
 // (if at least the store's MinTokens long and not saved as it is already).
 // When a request of a session is admitted and the slot chosen for it holds
 // less of its prompt than the session's saved state would, by at least
@@ -106,7 +107,7 @@ func (s *Scheduler) saveSlot(sl *slot) {
 		"bytes", len(state), "ms", ms(time.Since(t0)))
 }
 
-// saveSessions saves every slot's session: the scheduler is draining.
+// saveSessions saves every slot's session: the loop is stopping.
 func (s *Scheduler) saveSessions() {
 	if s.stater == nil {
 		return

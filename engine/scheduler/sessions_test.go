@@ -118,10 +118,16 @@ func TestSessionSavedOnEvictionAndRestored(t *testing.T) {
 	}
 }
 
-// Draining saves the sessions in the slots; a new scheduler with a new
-// backend on the same directory (the replica restarted, or another one)
-// restores them.
+// Draining, or ending Run's context (a model unloaded), saves the sessions
+// in the slots; a new scheduler with a new backend on the same directory
+// (the replica restarted, or another one) restores them.
 func TestSessionSurvivesRestart(t *testing.T) {
+	for _, how := range []string{"drain", "cancel"} {
+		t.Run(how, func(t *testing.T) { sessionSurvivesRestart(t, how == "drain") })
+	}
+}
+
+func sessionSurvivesRestart(t *testing.T, drain bool) {
 	rig := newSessionRig(t)
 	pa := prompt(strings.Repeat("A long system prompt and a question. ", 4))
 	var ra result
@@ -129,9 +135,15 @@ func TestSessionSurvivesRestart(t *testing.T) {
 		st := rig.store(t)
 		fake := rig.fake()
 		s := scheduler.New(fake, scheduler.Options{Sessions: st})
-		go s.Run(context.Background())
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go s.Run(ctx)
 		ra = turn(t, s, "a", pa, 5)
-		s.Drain(time.Second)
+		if drain {
+			s.Drain(time.Second)
+		} else {
+			cancel()
+		}
 		<-s.Done()
 		st.Close()
 		if rig.files(t) != 1 {
