@@ -17,7 +17,8 @@ import (
 // the first token's logits cold (prefill the n tokens, in passes of the
 // batch size: the best case for cold) and restored (load the session's
 // file through engine/sessions, restore it into the sequence, decode the
-// last token). The file is fresh, so it is read from the page cache. The
+// last token), and what saving costs the scheduler's loop (the copy out of
+// llama.cpp). The file is fresh, so it is read from the page cache. The
 // prefix lengths are $ASI1D_BENCH_PREFIX (comma-separated), default
 // 64,256,1000,2000 (those that fit the model's context). Run side by side:
 //
@@ -78,6 +79,15 @@ func BenchmarkSessionRestore(b *testing.B) {
 		})
 		be.ClearKV()
 		prefill(b, be, 0, toks[:n-1], 0)
+		// What an eviction costs the loop: the copy of the state (the
+		// file is written by the store's writer).
+		b.Run(fmt.Sprintf("save/n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := be.SaveSeq(0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		state, err := be.SaveSeq(0)
 		if err != nil {
 			b.Fatal(err)
