@@ -547,40 +547,65 @@ func (s *Store) removeStaleTemps() {
 }
 
 // Identify returns the identity of the model file at path, whose
-// general.architecture is arch. The first call for a file starts hashing it
-// in the background (or reads the checksum remembered for the same path,
-// size and modification time) and returns false; later calls return it once
-// known. A file that cannot be read stays unknown (logged once).
+// general.architecture is arch. The first call for a file (a path, size and
+// modification time: a file replaced at the same path is another one)
+// starts hashing it in the background, or reads the checksum remembered
+// for it, and returns false until it is known. A file that cannot be read
+// stays unknown (logged once).
 func (s *Store) Identify(path, arch string) (Model, bool) {
+	fp := s.identify(path, arch)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fp.m, fp.done && fp.err == nil
+}
+
+// WaitIdentify is Identify that waits until the model's identity is known
+// or ctx ends.
+func (s *Store) WaitIdentify(ctx context.Context, path, arch string) (Model, error) {
+	fp := s.identify(path, arch)
+	select {
+	case <-fp.ready:
+	case <-ctx.Done():
+		return Model{}, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fp.m, fp.err
+}
+
+func (s *Store) identify(path, arch string) *fingerprint {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = path
 	}
+	st, statErr := os.Stat(abs)
+	key := "unreadable\x00" + abs
+	if statErr == nil {
+		key = s.memoPath(abs, st)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if fp := s.models[abs]; fp != nil {
-		return fp.m, fp.done && fp.err == nil
+	if fp := s.models[key]; fp != nil {
+		return fp
 	}
 	fp := &fingerprint{ready: make(chan struct{})}
-	s.models[abs] = fp
-	if s.closed {
+	s.models[key] = fp
+	switch {
+	case s.closed:
 		fp.done, fp.err = true, errors.New("sessions: store closed")
-		close(fp.ready)
-		return Model{}, false
+	case statErr != nil:
+		fp.done, fp.err = true, statErr
+		s.log.Warn("session states off for this model: cannot stat it", "model", abs, "err", statErr)
 	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		fp.done, fp.err = true, err
+	if fp.done {
 		close(fp.ready)
-		s.log.Warn("session states off for this model: cannot stat it", "model", abs, "err", err)
-		return Model{}, false
+		return fp
 	}
-	memo := s.memoPath(abs, st)
-	if b, err := os.ReadFile(memo); err == nil {
+	if b, err := os.ReadFile(key); err == nil {
 		if sum := strings.TrimSpace(string(b)); len(sum) == 64 {
 			fp.done, fp.m = true, Model{Arch: arch, Size: st.Size(), SHA256: sum}
 			close(fp.ready)
-			return fp.m, true
+			return fp
 		}
 	}
 	s.wg.Go(func() {
@@ -598,32 +623,11 @@ func (s *Store) Identify(path, arch string) (Model, bool) {
 		}
 		fp.m = Model{Arch: arch, Size: st.Size(), SHA256: sum}
 		s.log.Info("model checksum for session states", "model", abs, "sha256", sum, "seconds", time.Since(t0).Seconds())
-		if err := writeAtomic(memo, []byte(sum+"\n")); err != nil {
-			s.log.Warn("model checksum not remembered", "file", memo, "err", err)
+		if err := writeAtomic(key, []byte(sum+"\n")); err != nil {
+			s.log.Warn("model checksum not remembered", "file", key, "err", err)
 		}
 	})
-	return Model{}, false
-}
-
-// WaitIdentify is Identify that waits until the model's identity is known
-// or ctx ends.
-func (s *Store) WaitIdentify(ctx context.Context, path, arch string) (Model, error) {
-	s.Identify(path, arch)
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		abs = path
-	}
-	s.mu.Lock()
-	fp := s.models[abs]
-	s.mu.Unlock()
-	select {
-	case <-fp.ready:
-	case <-ctx.Done():
-		return Model{}, ctx.Err()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return fp.m, fp.err
+	return fp
 }
 
 // memoPath is where the checksum of a model file is remembered: keyed by

@@ -305,6 +305,11 @@ func TestIdentify(t *testing.T) {
 	if m3.SHA256 == want.SHA256 {
 		t.Fatal("a rewritten model kept its old checksum")
 	}
+	// The store that knew the old file also sees the new one (a model
+	// replaced between two loads of a catalog).
+	if m1, err := s.WaitIdentify(context.Background(), model, "llama"); err != nil || m1 != m3 {
+		t.Fatalf("the first store identifies the rewritten model as %+v (%v), want %+v", m1, err, m3)
+	}
 	// A missing file is never known.
 	if _, err := s3.WaitIdentify(context.Background(), filepath.Join(dir, "none.gguf"), "llama"); err == nil {
 		t.Fatal("a missing model was identified")
