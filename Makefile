@@ -20,7 +20,7 @@ CUDA_ARCHITECTURES ?=
 GPU_JOBS ?=
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) bash scripts/env.sh)";
-PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./internal/stack/... ./internal/ratelimit/... ./scripts/... ./engine/threads/... ./internal/catalog/...
+PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./internal/stack/... ./internal/ratelimit/... ./scripts/... ./engine/threads/... ./internal/catalog/... ./engine/sessions/...
 
 .PHONY: setup build build-gpu gpu-check-prepare test test-pure tidy-check run bench fuzz clean
 

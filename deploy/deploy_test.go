@@ -329,6 +329,15 @@ func TestCompose(t *testing.T) {
 		if !slices.Contains(s.Healthcheck.Test, "http://127.0.0.1:8080/ready") {
 			t.Errorf("%s: healthcheck %v does not probe /ready", name, s.Healthcheck.Test)
 		}
+		// Every replica saves and restores sessions in one shared volume.
+		dir, shared := s.Environment["ASI1D_SESSION_DIR"], false
+		for _, v := range s.Volumes {
+			src, dst, _ := strings.Cut(v, ":")
+			shared = shared || (src == "sessions" && dst == dir)
+		}
+		if dir == "" || !shared {
+			t.Errorf("%s: ASI1D_SESSION_DIR %q is not the shared sessions volume (%v)", name, dir, s.Volumes)
+		}
 		if d := s.Deploy.Resources.Reservations.Devices; len(d) != 1 || !slices.Contains(d[0].Capabilities, "gpu") {
 			t.Errorf("%s: no GPU reservation", name)
 		}

@@ -213,3 +213,22 @@ func (m Memory) Split(gpuLayers, layers int) (host, gpu uint64) {
 	gpu = (m.Weights+m.KV)*on/uint64(layers) + m.Overhead
 	return m.Total() - gpu, gpu
 }
+
+// SeqStater is an optional interface of a Backend that can copy one
+// sequence's KV state out and put such a copy back, into any sequence of a
+// backend with the same model file and StateID (another process's too), so
+// that a session's cached prefix outlives its slot and its replica. Like
+// Decode, its methods are for the loop's goroutine only.
+type SeqStater interface {
+	// StateID names what a saved state depends on besides the model's
+	// weights: the state format's version and the context settings that
+	// shape the KV cache (cells per sequence, KV types, flash attention,
+	// streams). States are restored only where it is equal.
+	StateID() string
+	// SaveSeq returns the KV state of all of seq's positions.
+	SaveSeq(seq SeqID) ([]byte, error)
+	// RestoreSeq replaces seq's KV with a state that SaveSeq returned. On
+	// an error (a state of other settings, a truncated one, no room) seq
+	// is left empty.
+	RestoreSeq(seq SeqID, state []byte) error
+}

@@ -117,6 +117,9 @@ var (
 	descFinish  = prometheus.NewDesc("asi1_requests_finished_total", "Requests finished by the scheduler, by reason.", []string{"finish_reason"}, nil)
 	descCtx     = prometheus.NewDesc("asi1_context_per_sequence_tokens", "Context one request may use (prompt plus answer).", nil, nil)
 
+	descSessSaved    = prometheus.NewDesc("asi1_session_states_saved_total", "Session KV states saved to --session-dir (on eviction and drain).", nil, nil)
+	descSessRestored = prometheus.NewDesc("asi1_session_states_restored_total", "Session KV states restored from --session-dir instead of prefilled.", nil, nil)
+	descSessTokens   = prometheus.NewDesc("asi1_session_restored_tokens_total", "Prompt tokens restored from saved session states.", nil, nil)
 	descModelsLoaded = prometheus.NewDesc("asi1_models_loaded", "Models loaded now.", nil, nil)
 	descModelLoaded  = prometheus.NewDesc("asi1_model_loaded", "1 while the model is loaded, 0 otherwise.", []string{"model"}, nil)
 	descModelLoads   = prometheus.NewDesc("asi1_model_loads_total", "Model loads.", []string{"model"}, nil)
@@ -129,6 +132,7 @@ type schedCollector struct{ s *Server }
 
 func (c *schedCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRunning, descWaiting, descKV, descGen, descPrompt, descQueried, descHit, descSteps, descFinish, descCtx,
+		descSessSaved, descSessRestored, descSessTokens,
 		descModelsLoaded, descModelLoaded, descModelLoads, descModelUnloads, descModelLoadDur} {
 		ch <- d
 	}
@@ -172,6 +176,9 @@ func (c *schedCollector) Collect(ch chan<- prometheus.Metric) {
 	ctr(descQueried, st.PrefixQueriedTokens)
 	ctr(descHit, st.PrefixHitTokens)
 	ctr(descSteps, st.Steps)
+	ctr(descSessSaved, st.SessionsSaved)
+	ctr(descSessRestored, st.SessionsRestored)
+	ctr(descSessTokens, st.SessionRestoredTokens)
 	for _, r := range []scheduler.FinishReason{scheduler.FinishStop, scheduler.FinishLength, scheduler.FinishCancelled, scheduler.FinishError} {
 		ctr(descFinish, st.Finished[r], string(r))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/engine/sessions"
 )
 
 // stringList is a repeatable flag.
@@ -67,6 +68,10 @@ type serveConfig struct {
 	MaxModelMemory  byteSize
 	MaxGPUMemory    byteSize
 	KeepAlive       time.Duration
+	// Session states on disk (sessions.go).
+	SessionDir       string
+	SessionMaxBytes  byteSize
+	SessionMinTokens int
 }
 
 // byteSize is a flag of a size in bytes: a number with an optional unit
@@ -141,6 +146,10 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 30*time.Second, "one write of an answer may block this long; a client that stops reading its stream is dropped")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "an idle keep-alive connection is closed after this")
 	fs.IntVar(&c.MaxConnections, "max-connections", 1024, "open connections at most; beyond, a new one is answered 503 server_overloaded and closed (0: no cap)")
+	fs.StringVar(&c.SessionDir, "session-dir", "", "save the KV state of sessions (x-session-id) here on eviction and drain, and restore it on their next turn; replicas may share it (empty: off)")
+	c.SessionMaxBytes = byteSize(sessions.DefaultMaxBytes)
+	fs.Var(&c.SessionMaxBytes, "session-max-bytes", "size of --session-dir's states at most, e.g. 10GiB; beyond, the least recently used go")
+	fs.IntVar(&c.SessionMinTokens, "session-min-tokens", sessions.DefaultMinTokens, "shortest cached prefix worth saving, and least gain worth restoring, in tokens")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: asi1d serve [flags]\n\nEvery flag can also be set as ASI1D_<NAME> (e.g. ASI1D_MODEL, ASI1D_STEP_TOKENS).\n\n")
 		fs.PrintDefaults()
@@ -230,6 +239,8 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--flash-attn must be auto, on or off, got %q", c.Flash)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	case c.SessionMaxBytes < 1 || c.SessionMinTokens < 1:
+		return errors.New("--session-max-bytes and --session-min-tokens must be positive")
 	case c.ModelName == "":
 		return errors.New("--model-name cannot be empty")
 	case c.RateRPM < 0 || c.RateTPM < 0 || c.MaxConnections < 0:

@@ -34,14 +34,16 @@ import (
 // started it.
 type replicaProc struct {
 	id, addr, model string
+	extra           []string // further serve flags, from the next start on
 	out             syncBuffer
 	p               *proc
 }
 
 func (r *replicaProc) start(t *testing.T) {
 	t.Helper()
-	r.p = launch(t, &r.out, "serve", "--model", r.model, "--addr", r.addr, "--replica-id", r.id,
-		"--parallel", "8", "--ctx", "8192", "--threads", "1", "--drain-timeout", "30s", "--log-level", "warn")
+	args := []string{"serve", "--model", r.model, "--addr", r.addr, "--replica-id", r.id,
+		"--parallel", "8", "--ctx", "8192", "--threads", "1", "--drain-timeout", "30s", "--log-level", "warn"}
+	r.p = launch(t, &r.out, append(args, r.extra...)...)
 }
 
 // stop signals the replica and waits (bounded) for it to exit.
@@ -300,6 +302,96 @@ func TestFleet(t *testing.T) {
 
 	t.Run("failover", func(t *testing.T) { fleetFailover(t, hashed, reps, say) })
 	t.Run("rolling-restart", func(t *testing.T) { fleetRolling(t, lb, reps, say) })
+	t.Run("restore", func(t *testing.T) { fleetRestore(t, hashed, reps, say) })
+}
+
+// fleetRestore: the replicas restart on one shared --session-dir; a
+// session's replica is restarted between two turns, and the second turn
+// restores the first's prefix instead of prefilling it, measured against a
+// cold prompt of the same length; another replica restores it too.
+func fleetRestore(t *testing.T, base string, reps []*replicaProc, say func(string, ...any)) {
+	dir := t.TempDir()
+	byID := map[string]*replicaProc{}
+	for _, r := range reps {
+		if err := r.stop(syscall.SIGTERM, 45*time.Second); err != nil {
+			t.Fatalf("%s after SIGTERM: %v", r.id, err)
+		}
+		r.extra = []string{"--session-dir", dir, "--session-min-tokens", "64"}
+		r.start(t)
+		byID[r.id] = r
+	}
+	for _, r := range reps {
+		r.waitReady(t)
+	}
+	// A long first turn (stories260K has 512 cells per sequence) whose
+	// text no other request shares.
+	story := func(who string) []msg {
+		var b strings.Builder
+		for i := range 14 {
+			fmt.Fprintf(&b, "%s saw a big red ball number %d in the park and was happy. ", who, i)
+		}
+		return []msg{{"user", b.String()}}
+	}
+	opts := func(session string) chatOpts {
+		return chatOpts{session: session, maxTokens: 8, noEOS: true, timeout: 60 * time.Second}
+	}
+	const rounds = 3
+	var warm, cold, other []time.Duration
+	var turn1, restored, coldCached, otherCached int
+	var served string
+	for k := range rounds {
+		sid := fmt.Sprintf("restore-%d", k)
+		msgs := story(fmt.Sprintf("Lily%d", k))
+		r1 := streamChat(base, msgs, opts(sid))
+		if r1.err != nil {
+			t.Fatalf("turn 1: %v", r1.err)
+		}
+		rep := byID[r1.replica]
+		if rep == nil {
+			t.Fatalf("turn 1 answered by unknown replica %q", r1.replica)
+		}
+		// Restart the session's replica: its drain saves the session.
+		if err := rep.stop(syscall.SIGTERM, 45*time.Second); err != nil {
+			t.Fatalf("%s after SIGTERM: %v", rep.id, err)
+		}
+		rep.start(t)
+		rep.waitReady(t)
+		next := append(slices.Clone(msgs), msg{"assistant", r1.content}, msg{"user", "And then?"})
+		r2 := streamChat("http://"+rep.addr, next, opts(sid))
+		// A cold prompt of the same length on the same replica.
+		rc := streamChat("http://"+rep.addr, story(fmt.Sprintf("Tomm%d", k)), opts(fmt.Sprintf("cold-%d", k)))
+		// Another replica, which never saw the session, restores it from
+		// the shared directory.
+		var peer *replicaProc
+		for _, r := range reps {
+			if r != rep {
+				peer = r
+				break
+			}
+		}
+		r3 := streamChat("http://"+peer.addr, next, opts(sid))
+		for _, r := range []result{r2, rc, r3} {
+			if r.err != nil {
+				t.Fatalf("round %d: %v\n%s log:\n%s", k, r.err, rep.id, rep.out.String())
+			}
+		}
+		turn1, served = r1.prompt, rep.id
+		restored, coldCached, otherCached = r2.cached, rc.cached, r3.cached
+		if r2.cached < r1.prompt-8 {
+			t.Errorf("round %d: after %s restarted, the next turn reused %d of the %d tokens of turn 1", k, rep.id, r2.cached, r1.prompt)
+		}
+		if r3.cached < r1.prompt-8 {
+			t.Errorf("round %d: %s reused %d of the %d tokens of turn 1 from the shared directory", k, peer.id, r3.cached, r1.prompt)
+		}
+		if rc.cached > 16 {
+			t.Errorf("round %d: a cold prompt reused %d tokens", k, rc.cached)
+		}
+		warm, cold, other = append(warm, r2.ttft), append(cold, rc.ttft), append(other, r3.ttft)
+	}
+	med := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
+	say("restore: a %d-token first turn, its replica (%s, last round) restarted; the next turn reused %d tokens restored from the shared --session-dir, TTFT median %v against %v for a cold prompt of the same length (%d cached) (%.2fx); another replica restored it too (%d tokens, TTFT %v); %d rounds, stories260K, so both TTFTs are small",
+		turn1, served, restored, med(warm).Round(time.Microsecond), med(cold).Round(time.Microsecond), coldCached,
+		float64(med(warm))/float64(max(med(cold), 1)), otherCached, med(other).Round(time.Microsecond), rounds)
 }
 
 // fleetFailover: 16 streams, kill -9 the replica serving the most of them.

@@ -148,7 +148,12 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	}
 	defer limits.Close()
 	maxQueue := cfg.MaxQueue
-	var bar io.Writer // a bar for the first load, on a terminal
+	store, err := openSessions(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close() // after the stack's: writes what the drain saved
+	var bar io.Writer   // a bar for the first load, on a terminal
 	if isTerminal(stderr) {
 		bar = stderr
 	}
@@ -158,7 +163,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 			ReadyQueue: readyQueue, Version: version, Logger: log, Playground: cfg.Playground,
 			ReplicaID: cfg.ReplicaID, Limits: limits, WriteTimeout: cfg.WriteTimeout,
 		},
-		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log},
+		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log, Sessions: store},
 		Models:    modelSpecs(cat, cfg, log, bar),
 		KeepAlive: cfg.KeepAlive,
 	}

@@ -39,6 +39,9 @@ type Fake struct {
 	DecodeTime time.Duration
 	// FailDecode, when set, is consulted before each Decode.
 	FailDecode func(batch []engine.BatchEntry) error
+	// StateSettings is part of StateID (see state.go): set it to stand
+	// for a backend of other settings.
+	StateSettings string
 
 	info   engine.Info
 	wide   *wideRows // nil: rows of VocabSize, built per Decode
@@ -62,6 +65,8 @@ type Counters struct {
 	Ubatches int
 	// DecodeTime is the time spent inside Decode, all calls together.
 	DecodeTime time.Duration
+	// Saves and Restores count SaveSeq and successful RestoreSeq calls.
+	Saves, Restores int
 }
 
 // New makes a fake with parallel sequences of ctxPerSeq cells each.
@@ -79,6 +84,10 @@ func New(parallel, ctxPerSeq, nbatch int) *Fake {
 
 // Info implements engine.Backend.
 func (f *Fake) Info() engine.Info { return f.info }
+
+// SetPath sets Info().Path, the model file (a real file where session
+// states identify the model by its bytes). Call it before using the fake.
+func (f *Fake) SetPath(path string) { f.info.Path = path }
 
 // Tokenize maps every byte to its token; addSpecial prepends BOS.
 func (f *Fake) Tokenize(text string, addSpecial, parseSpecial bool) ([]engine.Token, error) {

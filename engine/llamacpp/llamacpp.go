@@ -114,6 +114,7 @@ type Backend struct {
 	vocab *C.struct_llama_vocab
 	batch C.struct_llama_batch
 	info  engine.Info
+	flash C.enum_llama_flash_attn_type // as asked of llama_init_from_model (state.go)
 
 	pieces [][]byte
 	eog    []bool
@@ -217,7 +218,7 @@ func Open(path string, o Options) (*Backend, error) {
 			cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
 		}
 	}
-	b.ctx = C.llama_init_from_model(model, cp)
+	b.ctx, b.flash = C.llama_init_from_model(model, cp), cp.flash_attn_type
 	if b.ctx == nil {
 		C.llama_model_free(model)
 		return nil, fmt.Errorf("create llama context (n_ctx %d, parallel %d): failed, see the log above", nctx, o.Parallel)

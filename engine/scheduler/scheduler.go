@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/sessions"
 	"github.com/asi1d/asi1d/sampler"
 	"github.com/asi1d/asi1d/tokenizer"
 )
@@ -59,7 +60,11 @@ type Options struct {
 	SampleWorkers int
 	// OnStep, when set, is called by the loop after each decode.
 	OnStep func(d time.Duration, tokens int)
-	Logger *slog.Logger
+	// Sessions, when set and the backend is an engine.SeqStater, keeps the
+	// KV state of sessions (Request.SessionID) beyond their slot: see
+	// sessions.go. Several schedulers (one per model) may share it.
+	Sessions *sessions.Store
+	Logger   *slog.Logger
 }
 
 // Defaults for Options.
@@ -124,6 +129,11 @@ type Scheduler struct {
 	budget int
 	auto   bool
 	fill   int
+	// Session states (sessions.go): nil unless Options.Sessions is set
+	// and the backend can save a sequence.
+	stater  engine.SeqStater
+	sessKey sessions.Key
+	keyOK   bool
 
 	// Counters read by Stats.
 	st struct {
@@ -132,6 +142,7 @@ type Scheduler struct {
 		steps, stepTokens                atomic.Uint64
 		budget                           atomic.Int64
 		stop, length, cancelled, errored atomic.Uint64
+		saved, restored, restoredTok     atomic.Uint64
 	}
 }
 
@@ -156,6 +167,7 @@ type slot struct {
 	cached   []engine.Token // tokens whose KV is in the sequence, in order
 	lastUsed time.Time
 	session  string
+	savedN   int // len(cached) when it was last saved for session; -1: never
 
 	// The running request, nil when idle.
 	job      *job
@@ -210,6 +222,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 		s.slots = append(s.slots, &slot{id: engine.SeqID(i)})
 	}
 	s.sampleFn = s.sampleRow
+	s.initSessions()
 	workers := o.SampleWorkers
 	if workers <= 0 && info.GPULayers <= 0 {
 		workers = 1
@@ -287,9 +300,12 @@ func (s *Scheduler) Stats() Stats {
 			FinishStop: s.st.stop.Load(), FinishLength: s.st.length.Load(),
 			FinishCancelled: s.st.cancelled.Load(), FinishError: s.st.errored.Load(),
 		},
-		Draining:  s.draining.Load(),
-		CtxPerSeq: s.info.NCtxSeq,
-		StepLimit: int(s.st.budget.Load()),
+		SessionsSaved:         s.st.saved.Load(),
+		SessionsRestored:      s.st.restored.Load(),
+		SessionRestoredTokens: s.st.restoredTok.Load(),
+		Draining:              s.draining.Load(),
+		CtxPerSeq:             s.info.NCtxSeq,
+		StepLimit:             int(s.st.budget.Load()),
 	}
 }
 
@@ -461,6 +477,7 @@ func commonPrefix(a, b []engine.Token) int {
 
 // start places a job in a slot, keeping the cached prefix.
 func (s *Scheduler) start(sl *slot, j *job, lcp int) {
+	lcp = s.swapSession(sl, &j.req, lcp)
 	// At least one prompt token is always evaluated, to get logits.
 	keep := min(lcp, len(j.req.Prompt)-1)
 	if keep < len(sl.cached) {
@@ -472,11 +489,14 @@ func (s *Scheduler) start(sl *slot, j *job, lcp int) {
 		}
 		s.addKV(keep - len(sl.cached))
 		sl.cached = sl.cached[:keep]
+		if keep < sl.savedN {
+			sl.savedN = -1 // no longer what was saved
+		}
 	}
 	now := time.Now()
 	s.admits++
 	*sl = slot{
-		id: sl.id, cached: sl.cached, lastUsed: now, session: j.req.SessionID,
+		id: sl.id, cached: sl.cached, lastUsed: now, session: j.req.SessionID, savedN: sl.savedN,
 		job: j, admitSeq: s.admits, prompt: j.req.Prompt, nPast: keep, cachedN: keep,
 		admitted: now, smp: sampler.New(j.req.Sampling), stop: tokenizer.NewStopMatcher(j.req.Stop),
 		rowCopy: sl.rowCopy, constrained: len(j.req.GrammarTriggers) == 0,
@@ -860,7 +880,7 @@ func (s *Scheduler) failBatch(err error) {
 		s.finish(sl, FinishError, e)
 		_ = s.be.RemoveKV(sl.id, -1, -1)
 		s.addKV(-len(sl.cached))
-		sl.cached = sl.cached[:0]
+		sl.cached, sl.savedN = sl.cached[:0], -1
 	}
 }
 
@@ -1080,4 +1100,8 @@ func (s *Scheduler) shutdown() {
 	s.subMu.Unlock()
 	s.receive() // no Submit can add to incoming any more
 	s.endAll(ErrShutdown)
+	// Whether the loop stopped after a drain or because its owner ended
+	// ctx (a model unloaded to make room), the sessions in the slots are
+	// worth their files.
+	s.saveSessions()
 }

@@ -125,16 +125,19 @@ type Event struct {
 
 // Stats is a snapshot of the scheduler's counters. Safe to read at any time.
 type Stats struct {
-	Running, Waiting     int
-	Slots                int
-	KVCells, KVUsed      int // KV cells in all, and cells holding tokens (running and cached)
-	PromptTokens         uint64
-	GeneratedTokens      uint64
-	PrefixQueriedTokens  uint64
-	PrefixHitTokens      uint64
-	Steps                uint64
-	StepTokens           uint64
-	Finished             map[FinishReason]uint64
-	Draining             bool
-	CtxPerSeq, StepLimit int
+	Running, Waiting    int
+	Slots               int
+	KVCells, KVUsed     int // KV cells in all, and cells holding tokens (running and cached)
+	PromptTokens        uint64
+	GeneratedTokens     uint64
+	PrefixQueriedTokens uint64
+	PrefixHitTokens     uint64
+	Steps               uint64
+	StepTokens          uint64
+	Finished            map[FinishReason]uint64
+	// Session states (Options.Sessions): saved and restored, and the
+	// prompt tokens restored instead of prefilled.
+	SessionsSaved, SessionsRestored, SessionRestoredTokens uint64
+	Draining                                               bool
+	CtxPerSeq, StepLimit                                   int
 }

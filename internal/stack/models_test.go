@@ -390,7 +390,10 @@ func TestCatalogCheckBeforeEviction(t *testing.T) {
 	o.Models = []stack.ModelSpec{
 		{ID: "a", Open: func() (engine.Backend, error) { opens++; return enginetest.New(1, 64, 64), nil }},
 		{ID: "pinned", Check: func() error { return errors.New("sha256 mismatch") },
-			Open: func() (engine.Backend, error) { t.Error("opened a model whose check failed"); return nil, errors.New("no") }},
+			Open: func() (engine.Backend, error) {
+				t.Error("opened a model whose check failed")
+				return nil, errors.New("no")
+			}},
 	}
 	e2 := newCatalog(t, o)
 	if code, body := e2.chat(t.Context(), "a"); code != 200 {

@@ -502,6 +502,9 @@ func (s *Stack) addRetired(st scheduler.Stats) {
 	r.PrefixHitTokens += st.PrefixHitTokens
 	r.Steps += st.Steps
 	r.StepTokens += st.StepTokens
+	r.SessionsSaved += st.SessionsSaved
+	r.SessionsRestored += st.SessionsRestored
+	r.SessionRestoredTokens += st.SessionRestoredTokens
 	if r.Finished == nil {
 		r.Finished = map[scheduler.FinishReason]uint64{}
 	}
@@ -635,6 +638,9 @@ func (s *Stack) Stats() scheduler.Stats {
 		t.PrefixHitTokens += st.PrefixHitTokens
 		t.Steps += st.Steps
 		t.StepTokens += st.StepTokens
+		t.SessionsSaved += st.SessionsSaved
+		t.SessionsRestored += st.SessionsRestored
+		t.SessionRestoredTokens += st.SessionRestoredTokens
 		for k, v := range st.Finished {
 			t.Finished[k] += v
 		}
