@@ -197,8 +197,13 @@ func affinityRun(t *testing.T, base, tag string, workers int) (hit float64, ttft
 				s := &out[i]
 				s.replicas = map[string]bool{}
 				// The name comes first, so two sessions share no more than
-				// the template's first tokens.
-				msgs := []msg{{"user", fmt.Sprintf("%s was a little %s. Tell me a story about %s.", names[i], tag, names[i])}}
+				// the template's first tokens. A background of about 200
+				// tokens makes the prefill, which affinity saves, most of
+				// a turn's time on this tiny model, as it is on real ones.
+				n := names[i]
+				background := fmt.Sprintf("%s was a little %s. %s lived in a small house by the sea with a dog and a red boat. "+
+					"Every morning %s walked to the market, said hello to the baker, and bought bread and milk. ", n, tag, n, n)
+				msgs := []msg{{"user", strings.Repeat(background, 2) + fmt.Sprintf("Tell me a story about %s.", n)}}
 				prev := 0
 				for turn := 1; turn <= 5; turn++ {
 					r := streamChat(base, msgs, chatOpts{session: fmt.Sprintf("%s-%d", tag, i), maxTokens: 24, timeout: 60 * time.Second})
