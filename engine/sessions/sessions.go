@@ -351,6 +351,11 @@ func (s *Store) writeFile(n string, w *write) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	// The kernel stamps files with a coarse clock (ticks of milliseconds):
+	// states written in one tick would tie in the eviction order, so the
+	// write's own time, to the nanosecond, is its last use.
+	now := time.Now()
+	_ = os.Chtimes(f.Name(), now, now)
 	if err := os.Rename(f.Name(), filepath.Join(s.dir, n)); err != nil {
 		return err
 	}
