@@ -257,7 +257,10 @@ func TestDebugStepLogBreakdown(t *testing.T) {
 	var buf logBuf
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s := harness(t, enginetest.New(2, 256, 64), scheduler.Options{Logger: log})
-	run(t, s, scheduler.Request{Prompt: prompt("log me"), MaxTokens: 3})
+	// Four steps: a step's line is written after it emits its token, so
+	// the last one may still be on its way when run returns; the first
+	// three are not.
+	run(t, s, scheduler.Request{Prompt: prompt("log me"), MaxTokens: 4})
 	steps := 0
 	for _, line := range strings.Split(buf.String(), "\n") {
 		if !strings.Contains(line, "msg=step") {
