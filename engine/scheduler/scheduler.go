@@ -405,10 +405,11 @@ func (s *Scheduler) admit() {
 }
 
 // pickSlot chooses the idle slot whose cache shares the longest prefix with
-// the prompt, less a quarter of the cached tokens it would throw away
+// the prompt; when that is at most half the prompt (the slot holds another
+// conversation), less a quarter of the cached tokens it would throw away
 // (evictCost: another conversation's prefix is worth keeping, so a request
 // that shares only a BOS or a short system prompt with it takes a free slot
-// instead); ties go to the slot of the same session, then to the least
+// instead, while a prompt asked again keeps its slot); ties go to the slot of the same session, then to the least
 // recently used. Without a unified KV cache, each busy neighbour of a slot
 // counts as adjacentWorth cached tokens (see layoutBonus).
 func (s *Scheduler) pickSlot(r Request) (*slot, int) {
@@ -420,7 +421,11 @@ func (s *Scheduler) pickSlot(r Request) (*slot, int) {
 			continue
 		}
 		n := commonPrefix(sl.cached, r.Prompt)
-		score := n + s.layoutBonus(sl) - (len(sl.cached)-n)/evictCost
+		score := n + s.layoutBonus(sl)
+		if 2*n <= len(r.Prompt) {
+			// Not this request's conversation: what it would evict counts.
+			score -= (len(sl.cached) - n) / evictCost
+		}
 		better := best == nil || score > bestScore
 		if !better && score == bestScore {
 			if same(sl) != same(best) {

@@ -737,3 +737,17 @@ func TestNewSessionKeepsOthersCache(t *testing.T) {
 		t.Fatalf("session a's second turn reused %d tokens, want %d: its prefix was evicted", r2.final.Usage.CachedTokens, want)
 	}
 }
+
+// A prompt asked again reuses the slot that holds it and its previous
+// answer, although that answer's cached tokens are thrown away.
+func TestSamePromptAgainKeepsItsSlot(t *testing.T) {
+	fake := enginetest.New(3, 1024, 64)
+	s := harness(t, fake, scheduler.Options{})
+	p := prompt("Once upon a time")
+	run(t, s, scheduler.Request{Prompt: p, MaxTokens: 200})
+	run(t, s, scheduler.Request{Prompt: prompt("x"), MaxTokens: 2})
+	r := run(t, s, scheduler.Request{Prompt: p, MaxTokens: 4})
+	if r.final.Usage.CachedTokens != len(p)-1 {
+		t.Fatalf("asked again: reused %d tokens, want %d", r.final.Usage.CachedTokens, len(p)-1)
+	}
+}
