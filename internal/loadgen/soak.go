@@ -135,8 +135,18 @@ type SoakReport struct {
 	Latency  Dist        `json:"latency_ms"` // of the completed requests
 	Baseline SoakServer  `json:"baseline"`   // after the warm-up, idle
 	End      SoakServer  `json:"end"`        // after the run, idle
-	Checks   []SoakCheck `json:"checks"`
-	Pass     bool        `json:"pass"`
+	// RSS is the server's RSS every 10 s of the run (under load): a leak
+	// grows through the run, a heap that settles levels off.
+	RSS    []RSSSample `json:"rss"`
+	Checks []SoakCheck `json:"checks"`
+	Pass   bool        `json:"pass"`
+}
+
+// RSSSample is the server's RSS after Done requests of the run.
+type RSSSample struct {
+	Seconds float64 `json:"seconds"`
+	Done    int64   `json:"done"`
+	Bytes   float64 `json:"bytes"`
 }
 
 // Metric names the soak reads.
@@ -211,7 +221,13 @@ func RunSoak(ctx context.Context, c SoakConfig) (*SoakReport, error) {
 			case <-stopProgress:
 				return
 			case <-tk.C:
-				c.logf("soak: %d done in %v", done.Load(), time.Since(t0).Round(time.Second))
+				n := done.Load()
+				c.logf("soak: %d done in %v", n, time.Since(t0).Round(time.Second))
+				if st, err := scrapeSoak(ctx, murl, c.APIKey); err == nil && st.RSSBytes > 0 {
+					mu.Lock()
+					rep.RSS = append(rep.RSS, RSSSample{Seconds: time.Since(t0).Seconds(), Done: n, Bytes: st.RSSBytes})
+					mu.Unlock()
+				}
 			}
 		}
 	}()
@@ -665,6 +681,9 @@ func (rep *SoakReport) WriteText(w io.Writer) {
 	for _, c := range rep.Checks {
 		fmt.Fprintf(w, "  %-28s %s  %s\n", c.Name, verdict(c.Pass), c.Detail)
 	}
+	if line := rep.rssTrend(); line != "" {
+		fmt.Fprintf(w, "  RSS under load: %s\n", line)
+	}
 	for _, s := range o.Samples {
 		fmt.Fprintf(w, "  sample: %s\n", s)
 	}
@@ -682,4 +701,20 @@ func fmtCounts(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// rssTrend says how RSS moved under load: at each quarter of the run and
+// the growth over its second half ("" with fewer than 4 samples).
+func (rep *SoakReport) rssTrend() string {
+	n := len(rep.RSS)
+	if n < 4 {
+		return ""
+	}
+	var parts []string
+	for _, q := range []int{0, n / 4, n / 2, 3 * n / 4, n - 1} {
+		s := rep.RSS[q]
+		parts = append(parts, fmt.Sprintf("%.1f MiB at %d", s.Bytes/(1<<20), s.Done))
+	}
+	mid, last := rep.RSS[n/2].Bytes, rep.RSS[n-1].Bytes
+	return fmt.Sprintf("%s requests; second half %+.1f%%", strings.Join(parts, ", "), 100*(ratio(last, mid)-1))
 }
