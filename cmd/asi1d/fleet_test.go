@@ -400,9 +400,9 @@ func fleetRestore(t *testing.T, base string, reps []*replicaProc, say func(strin
 		warm, cold, other = append(warm, r2.ttft), append(cold, rc.ttft), append(other, r3.ttft)
 	}
 	med := func(d []time.Duration) time.Duration { slices.Sort(d); return d[len(d)/2] }
-	say("restore: a %d-token first turn, its replica (%s, last round) restarted; the next turn reused %d tokens restored from the shared --session-dir, TTFT median %v against %v for a cold prompt of the same length (%d cached) (%.2fx); another replica restored it too (%d tokens, TTFT %v); %d rounds, stories260K, so both TTFTs are small",
+	say("restore: a %d-token first turn, its replica (%s, last round) restarted; the next turn reused %d tokens restored from the shared --session-dir, TTFT median %v against %v for a cold prompt of the same length (%d cached) (%.2fx); another replica restored it too (%d tokens, TTFT %v); %d rounds, %s",
 		turn1, served, restored, med(warm).Round(time.Microsecond), med(cold).Round(time.Microsecond), coldCached,
-		float64(med(warm))/float64(max(med(cold), 1)), otherCached, med(other).Round(time.Microsecond), rounds)
+		float64(med(warm))/float64(max(med(cold), 1)), otherCached, med(other).Round(time.Microsecond), rounds, filepath.Base(reps[0].model))
 }
 
 // fleetFailover: 16 streams, kill -9 the replica serving the most of them.
