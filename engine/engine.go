@@ -232,3 +232,15 @@ type SeqStater interface {
 	// is left empty.
 	RestoreSeq(seq SeqID, state []byte) error
 }
+
+// CommonPrefix is how many leading tokens a and b share: the prefix a
+// cached sequence (or a saved session state) lends a new prompt.
+func CommonPrefix(a, b []Token) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}

@@ -420,7 +420,7 @@ func (s *Scheduler) pickSlot(r Request) (*slot, int) {
 		if sl.job != nil {
 			continue
 		}
-		n := commonPrefix(sl.cached, r.Prompt)
+		n := engine.CommonPrefix(sl.cached, r.Prompt)
 		score := n + s.layoutBonus(sl)
 		if 2*n <= len(r.Prompt) {
 			// Not this request's conversation: what it would evict counts.
@@ -468,16 +468,6 @@ func (s *Scheduler) layoutBonus(sl *slot) int {
 		}
 	}
 	return n * adjacentWorth
-}
-
-func commonPrefix(a, b []engine.Token) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return n
 }
 
 // start places a job in a slot, keeping the cached prefix.

@@ -377,7 +377,7 @@ func (s *Store) Load(k Key, session string, prompt []engine.Token) (Entry, bool)
 	w := s.pending[n]
 	s.mu.Unlock()
 	if w != nil {
-		c := commonPrefix(w.tokens, prompt)
+		c := engine.CommonPrefix(w.tokens, prompt)
 		if c < s.minTokens {
 			return Entry{}, false
 		}
@@ -461,7 +461,7 @@ func (s *Store) read(path string, k Key, session string, prompt []engine.Token) 
 	for i := range toks {
 		toks[i] = engine.Token(binary.LittleEndian.Uint32(tb[4*i:]))
 	}
-	c := commonPrefix(toks, prompt)
+	c := engine.CommonPrefix(toks, prompt)
 	if c < s.minTokens {
 		return Entry{}, errShort
 	}
@@ -685,14 +685,4 @@ func writeAtomic(path string, b []byte) error {
 		return err
 	}
 	return nil
-}
-
-func commonPrefix(a, b []engine.Token) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		if a[i] != b[i] {
-			return i
-		}
-	}
-	return n
 }
