@@ -203,6 +203,14 @@ func sameOrRefuse(dir string, e *Entry, sum string) (*Entry, error) {
 // header, and pins sum in the manifest (for the file of existing, when
 // set, instead). Any failure removes tmp.
 func install(dir, name, tmp, sum string, existing *Entry) (e *Entry, err error) {
+	unlock, err := lockManifest(dir)
+	if err != nil {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		return nil, err
+	}
+	defer unlock()
 	m, err := ReadManifest(dir)
 	if err != nil {
 		if tmp != "" {
@@ -282,6 +290,11 @@ func Remove(dir, idOrAlias string) error {
 			return fmt.Errorf("remove %s: %w", e.ID, err)
 		}
 	}
+	unlock, err := lockManifest(c.Dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	m, err := ReadManifest(c.Dir)
 	if err != nil {
 		return err

@@ -2,10 +2,12 @@ package catalog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -146,5 +148,39 @@ func TestRemove(t *testing.T) {
 	}
 	if err := Remove(dir, "m"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("removing a missing model: %v", err)
+	}
+}
+
+// Imports into one folder at once keep every manifest entry (the manifest
+// is locked for its read-modify-write).
+func TestConcurrentImportsKeepEveryEntry(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "tiny.gguf")
+	writeSynth(t, src, tinyQ8)
+	dir := t.TempDir()
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			if _, err := Import(dir, src, ImportOptions{Name: fmt.Sprintf("m%d", i)}); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	m, err := ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Models) != n {
+		t.Fatalf("manifest has %d entries after %d imports", len(m.Models), n)
+	}
+	c, err := Scan(dir)
+	if err != nil || len(c.Entries) != n {
+		t.Fatalf("scan: %v, %d entries", err, len(c.Entries))
 	}
 }
