@@ -50,7 +50,8 @@ type ModelStatus struct {
 	SizeBytes     int64
 	// SHA256 is the file's checksum when known (pinned or recorded).
 	SHA256 string
-	// State is "loaded", "loading", "unloaded" or "unusable" (Error says why).
+	// State is "loaded", "loading", "unloading", "unloaded" or "unusable"
+	// (Error says why).
 	State string
 	Error string
 	// Loads and Unloads count since the start, unloads by reason ("lru",
@@ -64,10 +65,12 @@ type ModelStatus struct {
 
 // Model states of ModelStatus.State.
 const (
-	StateLoaded   = "loaded"
-	StateLoading  = "loading"
-	StateUnloaded = "unloaded"
-	StateUnusable = "unusable"
+	StateLoaded  = "loaded"
+	StateLoading = "loading"
+	// StateUnloading: its loop is stopping and its memory not yet free.
+	StateUnloading = "unloading"
+	StateUnloaded  = "unloaded"
+	StateUnusable  = "unusable"
 )
 
 // SamplingDefaults are a model's configured sampling values for what a

@@ -410,3 +410,58 @@ func TestCatalogCheckBeforeEviction(t *testing.T) {
 		t.Fatalf("a opened %d times", opens)
 	}
 }
+
+// slowClose is a backend whose Close waits for a gate, as freeing a large
+// model can take a while.
+type slowClose struct {
+	*enginetest.Fake
+	gate chan struct{}
+}
+
+func (b slowClose) Close() error {
+	<-b.gate
+	return b.Fake.Close()
+}
+
+// While a model unloads, the probes, /v1/models and /metrics answer at
+// once (it is listed as unloading), and a request for it waits for the
+// unload and loads it again.
+func TestUnloadDoesNotHoldTheProbes(t *testing.T) {
+	gate := make(chan struct{})
+	opens := 0
+	e := newCatalog(t, stack.Options{Models: []stack.ModelSpec{{ID: "a", Open: func() (engine.Backend, error) {
+		opens++
+		return slowClose{enginetest.New(1, 64, 64), gate}, nil
+	}}}})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open) // before the stack's Close, on a failure too
+	if code, body := e.chat(t.Context(), "a"); code != 200 {
+		t.Fatalf("a: %d %s", code, body)
+	}
+	unloaded := make(chan error, 1)
+	go func() { unloaded <- e.stk.UnloadModel(context.Background(), "a") }()
+	waitFor(t, func() bool { return e.models()["a"]["status"] == "unloading" })
+	for _, path := range []string{"/ready", "/health", "/metrics"} {
+		r, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 200 {
+			t.Fatalf("%s while unloading: %d", path, r.StatusCode)
+		}
+	}
+	again := make(chan int, 1)
+	go func() { c, _ := e.chat(t.Context(), "a"); again <- c }()
+	waitFor(t, func() bool { return e.stk.Stats().Waiting == 1 })
+	open()
+	if err := <-unloaded; err != nil {
+		t.Fatal(err)
+	}
+	if c := <-again; c != 200 {
+		t.Fatalf("a after its unload: %d", c)
+	}
+	if opens != 2 {
+		t.Fatalf("opened %d times, want 2", opens)
+	}
+}

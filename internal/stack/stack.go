@@ -129,6 +129,7 @@ type slot struct {
 	refs     int
 	lastUsed time.Time
 	loading  chan struct{} // closed when the load in progress ends
+	unloaded chan struct{} // closed when the unload in progress ends
 	gen      int           // loads started
 	loadErr  error         // the last load's error (cleared by a success)
 	unusable error         // permanent: listed, never loaded
@@ -280,6 +281,10 @@ func (s *Stack) acquire(ctx context.Context, sl *slot) (*server.Model, func(), e
 			if err := s.wait(ctx, sl, sl.loading); err != nil {
 				return nil, nil, err
 			}
+		case sl.state == server.StateUnloading:
+			if err := s.wait(ctx, sl, sl.unloaded); err != nil {
+				return nil, nil, err
+			}
 		case waitedGen == sl.gen && sl.loadErr != nil:
 			// The load this request waited for failed: say so rather
 			// than start another at once.
@@ -294,9 +299,12 @@ func (s *Stack) acquire(ctx context.Context, sl *slot) (*server.Model, func(), e
 				s.log.Error("model check failed", "model", sl.spec.ID, "err", err)
 			}
 		default:
-			ok, err := s.makeRoom(sl)
+			ok, evicted, err := s.makeRoom(sl)
 			if err != nil {
 				return nil, nil, err
+			}
+			if evicted {
+				continue // the lock was let go while a model unloaded: look again
 			}
 			if !ok {
 				// Every loaded model is busy: wait for a release.
@@ -348,43 +356,43 @@ func (s *Stack) signalRoom() {
 	s.room = make(chan struct{})
 }
 
-// makeRoom unloads idle models, least recently used first, until sl fits
-// the budget. false: it does not fit while other models are busy; an error:
-// it never fits. s.mu is held.
-func (s *Stack) makeRoom(sl *slot) (bool, error) {
+// makeRoom tells whether sl fits the budget now; when it does not, it
+// unloads the least recently used idle model (evicted: s.mu was let go
+// meanwhile, so the caller looks at everything again). false: it does not
+// fit while other models are busy; an error: it never fits. s.mu is held.
+func (s *Stack) makeRoom(sl *slot) (ok, evicted bool, err error) {
 	o := s.o
 	if (o.HostBytes > 0 && sl.spec.HostBytes > o.HostBytes) || (o.GPUBytes > 0 && sl.spec.GPUBytes > o.GPUBytes) {
-		return false, &server.ModelLoadError{ID: sl.spec.ID, Err: fmt.Errorf("it needs about %d MiB of host and %d MiB of GPU memory, more than the budget of %d MiB and %d MiB",
+		return false, false, &server.ModelLoadError{ID: sl.spec.ID, Err: fmt.Errorf("it needs about %d MiB of host and %d MiB of GPU memory, more than the budget of %d MiB and %d MiB",
 			sl.spec.HostBytes>>20, sl.spec.GPUBytes>>20, o.HostBytes>>20, o.GPUBytes>>20)}
 	}
-	for {
-		n, host, gpu := 0, uint64(0), uint64(0)
-		for _, other := range s.slots {
-			if other.state == server.StateLoaded || other.state == server.StateLoading {
-				n++
-				host += other.spec.HostBytes
-				gpu += other.spec.GPUBytes
-			}
+	n, host, gpu := 0, uint64(0), uint64(0)
+	for _, other := range s.slots {
+		if other.state == server.StateLoaded || other.state == server.StateLoading || other.state == server.StateUnloading {
+			n++
+			host += other.spec.HostBytes
+			gpu += other.spec.GPUBytes
 		}
-		fits := (o.MaxLoaded <= 0 || n+1 <= o.MaxLoaded) &&
-			(o.HostBytes == 0 || host+sl.spec.HostBytes <= o.HostBytes) &&
-			(o.GPUBytes == 0 || gpu+sl.spec.GPUBytes <= o.GPUBytes)
-		if fits {
-			return true, nil
-		}
-		var lru *slot
-		for _, other := range s.slots {
-			if other != sl && other.state == server.StateLoaded && other.refs == 0 &&
-				(lru == nil || other.lastUsed.Before(lru.lastUsed)) {
-				lru = other
-			}
-		}
-		if lru == nil {
-			return false, nil
-		}
-		s.log.Info("unloading model to make room", "model", lru.spec.ID, "for", sl.spec.ID)
-		s.unload(lru, "lru", false)
 	}
+	fits := (o.MaxLoaded <= 0 || n+1 <= o.MaxLoaded) &&
+		(o.HostBytes == 0 || host+sl.spec.HostBytes <= o.HostBytes) &&
+		(o.GPUBytes == 0 || gpu+sl.spec.GPUBytes <= o.GPUBytes)
+	if fits {
+		return true, false, nil
+	}
+	var lru *slot
+	for _, other := range s.slots {
+		if other != sl && other.state == server.StateLoaded && other.refs == 0 &&
+			(lru == nil || other.lastUsed.Before(lru.lastUsed)) {
+			lru = other
+		}
+	}
+	if lru == nil {
+		return false, false, nil
+	}
+	s.log.Info("unloading model to make room", "model", lru.spec.ID, "for", sl.spec.ID)
+	s.unload(lru, "lru", false)
+	return false, true, nil
 }
 
 // startLoad marks sl loading and loads it in a goroutine that the stack
@@ -475,18 +483,31 @@ func (s *Stack) open(sl *slot) (engine.Backend, *scheduler.Scheduler, *server.Mo
 }
 
 // unload stops sl's scheduler and, unless keep, closes its backend. sl is
-// loaded and unused; s.mu is held.
+// loaded and unused; s.mu is held, and let go while the loop stops (it
+// finishes its step and saves its sessions) and the backend closes: the
+// model is "unloading" then, still counted in the budget, and the probes
+// and /metrics never wait on a decode.
 func (s *Stack) unload(sl *slot, reason string, keep bool) {
-	sl.stop()
-	<-sl.sched.Done()
-	s.addRetired(sl.sched.Stats())
+	sl.state = server.StateUnloading
+	sl.unloaded = make(chan struct{})
+	stop, sched, be := sl.stop, sl.sched, sl.backend
+	s.mu.Unlock()
+	stop()
+	<-sched.Done()
+	var cerr error
 	if !keep {
-		if err := sl.backend.Close(); err != nil {
-			s.log.Warn("close model", "model", sl.spec.ID, "err", err)
+		cerr = be.Close()
+	}
+	s.mu.Lock()
+	s.addRetired(sched.Stats())
+	if !keep {
+		if cerr != nil {
+			s.log.Warn("close model", "model", sl.spec.ID, "err", cerr)
 		}
 		sl.backend = nil
 	}
 	sl.state, sl.sched, sl.model, sl.stop = server.StateUnloaded, nil, nil, nil
+	close(sl.unloaded)
 	if reason != "" {
 		sl.unloads[reason]++
 		s.log.Info("model unloaded", "model", sl.spec.ID, "reason", reason)
@@ -599,6 +620,10 @@ func (s *Stack) UnloadModel(ctx context.Context, id string) error {
 			if err := s.wait(ctx, sl, sl.loading); err != nil {
 				return err
 			}
+		case sl.state == server.StateUnloading:
+			if err := s.wait(ctx, sl, sl.unloaded); err != nil {
+				return err
+			}
 		case sl.state != server.StateLoaded:
 			return nil
 		case sl.refs > 0:
@@ -644,7 +669,9 @@ func (s *Stack) Stats() scheduler.Stats {
 		for k, v := range st.Finished {
 			t.Finished[k] += v
 		}
-		t.Draining = t.Draining || st.Draining
+		// A model being unloaded stops its loop as a drain does; only a
+		// served model's drain is the server's.
+		t.Draining = t.Draining || (st.Draining && sl.state == server.StateLoaded)
 		t.CtxPerSeq = max(t.CtxPerSeq, st.CtxPerSeq)
 		t.StepLimit = max(t.StepLimit, st.StepLimit)
 	}
@@ -731,6 +758,12 @@ func (s *Stack) Close() error {
 	defer s.mu.Unlock()
 	var errs []error
 	for _, sl := range s.slots {
+		for sl.state == server.StateUnloading { // by a request that got in first
+			ch := sl.unloaded
+			s.mu.Unlock()
+			<-ch
+			s.mu.Lock()
+		}
 		if sl.state == server.StateLoaded {
 			s.unload(sl, "", true)
 		}
