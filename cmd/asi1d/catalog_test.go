@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/asi1d/asi1d/internal/catalog"
 	"github.com/asi1d/asi1d/internal/fleettest"
 	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testserver"
 	"github.com/asi1d/asi1d/models/synth"
 )
 
@@ -100,6 +99,13 @@ func loadedSet(rows map[string]modelRow) string {
 	return strings.Join(on, ",")
 }
 
+// metric is one sample of ts's /metrics (0 when absent).
+func metric(t *testing.T, ts *testserver.Server, series string) float64 {
+	t.Helper()
+	v, _ := ts.Metric(t, series)
+	return v
+}
+
 func postChat(ctx context.Context, base, model string) (int, string) {
 	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":8}`, model)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/chat/completions", strings.NewReader(body))
@@ -113,24 +119,6 @@ func postChat(ctx context.Context, base, model string) (int, string) {
 	return r.StatusCode, string(b)
 }
 
-// metricValue reads one sample of /metrics (-1 when absent).
-func metricValue(t *testing.T, base, series string) float64 {
-	t.Helper()
-	r, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
-	m := re.FindSubmatch(b)
-	if m == nil {
-		return -1
-	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
-}
-
 // TestCatalogServe serves a catalog of real files from a real process with
 // room for two models, and uses it as clients and an operator would.
 func TestCatalogServe(t *testing.T) {
@@ -141,6 +129,7 @@ func TestCatalogServe(t *testing.T) {
 	p := startProc(t, out, "serve", "--models-dir", dir, "--addr", addr, "--max-loaded-models", "2",
 		"--parallel", "2", "--ctx", "512", "--threads", "1", "--log-level", "info")
 	p.waitOK(t, base+"/health", 60*time.Second)
+	ts := &testserver.Server{URL: base} // for its /metrics reader
 
 	rows := listModels(t, base)
 	if len(rows) != 5 {
@@ -167,10 +156,10 @@ func TestCatalogServe(t *testing.T) {
 			t.Fatalf("after %s: loaded %q, want %q", step.model, got, step.want)
 		}
 	}
-	if v := metricValue(t, base, `asi1_model_unloads_total{model="stories",reason="lru"}`); v != 1 {
+	if v := metric(t, ts, `asi1_model_unloads_total{model="stories",reason="lru"}`); v != 1 {
 		t.Errorf("stories lru unloads: %v", v)
 	}
-	if v := metricValue(t, base, `asi1_models_loaded`); v != 2 {
+	if v := metric(t, ts, `asi1_models_loaded`); v != 2 {
 		t.Errorf("asi1_models_loaded %v", v)
 	}
 
@@ -192,7 +181,7 @@ func TestCatalogServe(t *testing.T) {
 	for e := range errs {
 		t.Error(e)
 	}
-	if v := metricValue(t, base, `asi1_model_loads_total{model="stories"}`); v != 2 {
+	if v := metric(t, ts, `asi1_model_loads_total{model="stories"}`); v != 2 {
 		t.Errorf("stories loaded %v times; three requests waiting for one load should load it once more", v)
 	}
 
@@ -223,7 +212,7 @@ func TestCatalogServe(t *testing.T) {
 			t.Errorf("%s: %d %s", c.path, r.StatusCode, b)
 		}
 	}
-	if v := metricValue(t, base, `asi1_model_unloads_total{model="tiny",reason="operator"}`); v != 1 {
+	if v := metric(t, ts, `asi1_model_unloads_total{model="tiny",reason="operator"}`); v != 1 {
 		t.Errorf("tiny operator unloads: %v\n%s", v, out)
 	}
 	if err := p.stop(os.Interrupt, 30*time.Second); err != nil {

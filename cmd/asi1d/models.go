@@ -38,7 +38,6 @@ func openCatalog(cfg *serveConfig) (*catalog.Catalog, error) {
 func modelSpecs(cat *catalog.Catalog, cfg *serveConfig, log *slog.Logger, progress io.Writer) []stack.ModelSpec {
 	specs := make([]stack.ModelSpec, 0, len(cat.Entries))
 	for _, e := range cat.Entries {
-		e := e
 		mc := e.Config
 		ctx, parallel, gpuLayers := cfg.Ctx, cfg.Parallel, cfg.GPULayers
 		if mc.Ctx > 0 {

@@ -38,7 +38,6 @@ func newCatalog(t *testing.T, o stack.Options, ids ...string) *catalogEnv {
 	t.Helper()
 	e := &catalogEnv{t: t, fakes: map[string][]*enginetest.Fake{}, gates: map[string]chan struct{}{}}
 	for _, id := range ids {
-		id := id
 		o.Models = append(o.Models, stack.ModelSpec{ID: id, Aliases: []string{id + "-alias"}, HostBytes: 100,
 			Open: func() (engine.Backend, error) {
 				e.mu.Lock()
