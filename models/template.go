@@ -211,16 +211,25 @@ func (t *Template) Render(in RenderInput) (out string, err error) {
 	return out, nil
 }
 
-// RenderPlain is the prompt for a model without a chat template: the
-// message contents in order, joined with "\n", with no role names and no
-// trailing newline. BOS is not added (the tokenizer adds it), so a single
-// user message passes through unchanged.
+// RenderPlain is the prompt for a model without a chat template: the text
+// the model saw and wrote, in order, with no role names and no trailing
+// newline. A reply is asked for where the text ends, so an assistant
+// message continues the text before it, exactly as the model wrote it
+// there; every other message starts a new line. Rendering a conversation
+// again therefore begins with the previous turn's prompt and reply, which
+// the server still holds in its KV cache (joining the reply with "\n", as
+// if on a line of its own, would make every turn prefill the previous reply
+// again). BOS is not added (the tokenizer adds it), so a single user
+// message passes through unchanged.
 func RenderPlain(msgs []Message) string {
-	parts := make([]string, len(msgs))
+	var b strings.Builder
 	for i, m := range msgs {
-		parts[i] = m.Content
+		if i > 0 && m.Role != "assistant" {
+			b.WriteByte('\n')
+		}
+		b.WriteString(m.Content)
 	}
-	return strings.Join(parts, "\n")
+	return b.String()
 }
 
 // messageValue converts a message to the dict HF templates expect. Keys are

@@ -791,7 +791,14 @@ func TestRenderPlain(t *testing.T) {
 			{Role: "user", Content: "Hi", HasContent: true},
 			{Role: "assistant", HasContent: false, ToolCalls: []ToolCall{{ID: "x", Name: "f", Arguments: "{}"}}},
 			{Role: "tool", Content: "42", HasContent: true},
-		}, "You are terse.\nHi\n\n42"},
+		}, "You are terse.\nHi\n42"},
+		// A reply continues the text it was asked for, so the next turn's
+		// prompt begins with the previous prompt and reply as they were.
+		{[]Message{
+			{Role: "user", Content: "Once upon a time", HasContent: true},
+			{Role: "assistant", Content: ", there was a cat.", HasContent: true},
+			{Role: "user", Content: "What next?", HasContent: true},
+		}, "Once upon a time, there was a cat.\nWhat next?"},
 	} {
 		if got := RenderPlain(tc.msgs); got != tc.want {
 			t.Errorf("RenderPlain = %q, want %q", got, tc.want)
