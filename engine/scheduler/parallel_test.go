@@ -277,3 +277,84 @@ func TestDebugStepLogBreakdown(t *testing.T) {
 		t.Fatalf("%d step lines:\n%s", steps, buf.String())
 	}
 }
+
+// On a device the readers of a step's tokens are woken just before the next
+// decode rather than while the step's rows are sampled (deferWake); on a
+// CPU at once. Either way, when the next decode starts, the reader of every
+// generating stream has been woken for the token of the step before, and
+// the text is what the fake generates.
+func TestReadersWokenByTheNextDecode(t *testing.T) {
+	for _, device := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cpu", true: "device"}[device], func(t *testing.T) {
+			fake := enginetest.New(2, 256, 64)
+			if device {
+				fake.SetGPULayers(1)
+			}
+			p := prompt("Once upon a time")
+			const n = 12
+			var (
+				mu      sync.Mutex
+				st      *scheduler.Stream
+				decodes int
+				got     strings.Builder
+				missed  []int
+				last    = make(chan struct{}) // the hook is the reader until the last decode
+			)
+			fake.FailDecode = func([]engine.BatchEntry) error {
+				mu.Lock()
+				defer mu.Unlock()
+				decodes++
+				if decodes == n {
+					defer close(last)
+				}
+				if st == nil {
+					return nil
+				}
+				select {
+				case <-st.Ready():
+				default:
+					if decodes > 1 {
+						missed = append(missed, decodes)
+					}
+					return nil
+				}
+				ev, ok, err := st.TryNext()
+				if err != nil || !ok {
+					missed = append(missed, decodes)
+					return nil
+				}
+				for _, f := range ev.Fragments {
+					got.WriteString(f.Text)
+				}
+				return nil
+			}
+			s := harness(t, fake, scheduler.Options{SampleWorkers: 2})
+			mu.Lock()
+			var err error
+			st, err = s.Submit(context.Background(), scheduler.Request{Prompt: p, MaxTokens: n})
+			mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-last:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no last decode")
+			}
+			r := collect(t, context.Background(), st)
+			mu.Lock()
+			defer mu.Unlock()
+			if len(missed) > 0 {
+				t.Errorf("decodes %v started before the reader was woken for the step before", missed)
+			}
+			if text := got.String() + r.text; text != expected(p, n) {
+				t.Errorf("text %q, want %q", text, expected(p, n))
+			}
+			// One decode per token after the prompt's: the hook saw n-1
+			// tokens (the last ends the request without a decode).
+			if decodes != n || len([]rune(got.String())) != n-1 {
+				t.Errorf("%d decodes, %q seen by them; want %d and %d tokens", decodes, got.String(), n, n-1)
+			}
+		})
+	}
+}

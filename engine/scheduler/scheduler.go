@@ -113,8 +113,18 @@ type Scheduler struct {
 	rows     []rowJob
 	pool     *rowPool
 	sampleFn func(*rowJob) // s.sampleRow, made once
-	deadln   time.Time
-	running  int
+	// deferWake: the events of a step's rows reach their streams as they
+	// are sampled, but the readers are woken just before the next decode
+	// (wakeReaders), when the model runs on a device and leaves the host's
+	// cores free. Woken at once, 64 SSE writers take the cores from the
+	// helpers sampling the rest of the step, which is the loop's critical
+	// path (see BenchmarkServerGPUShape). On a CPU the decode needs the
+	// cores itself, so the readers are woken at once. woken is the streams
+	// to wake.
+	deferWake bool
+	woken     []*Stream
+	deadln    time.Time
+	running   int
 	// decodeCost is the recent time of a decode-only step, promptCost of
 	// one prompt token on top of it (see promptLimit).
 	decodeCost, promptCost time.Duration
@@ -222,6 +232,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 		s.slots = append(s.slots, &slot{id: engine.SeqID(i)})
 	}
 	s.sampleFn = s.sampleRow
+	s.deferWake = info.GPULayers > 0
 	s.initSessions()
 	workers := o.SampleWorkers
 	if workers <= 0 && info.GPULayers <= 0 {
@@ -317,7 +328,9 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.pool.start()
 	defer s.pool.stop()
 	defer s.shutdown()
+	defer s.wakeReaders()
 	for {
+		s.wakeReaders() // any left by a step that did not decode
 		s.receive()
 		if !s.deadln.IsZero() && time.Now().After(s.deadln) {
 			s.endAll(ErrShutdown)
@@ -680,6 +693,7 @@ func abs(x int) int {
 // run decodes the batch (ndec decode tokens, the rest prompt tokens),
 // records the KV, samples and emits.
 func (s *Scheduler) run(ndec int, built time.Time) {
+	s.wakeReaders()
 	t0 := time.Now()
 	build := t0.Sub(built)
 	err := s.be.Decode(s.batch)
@@ -890,6 +904,8 @@ type rowJob struct {
 	ev  Event        // text and logprobs to deliver before the request ends
 	end FinishReason // "" when the request goes on
 	err error
+	// wake: ev went to the stream without waking its reader (deferWake).
+	wake bool
 }
 
 // sampleRow picks the next token of a sequence and turns it into text. It
@@ -971,8 +987,22 @@ func (s *Scheduler) sampleRow(w *rowJob) {
 		return
 	}
 	if len(ev.Fragments) > 0 || len(ev.Logprobs) > 0 {
-		sl.job.stream.push(*ev)
+		if s.deferWake {
+			sl.job.stream.merge(*ev)
+			w.wake = true
+		} else {
+			sl.job.stream.push(*ev)
+		}
 	}
+}
+
+// wakeReaders wakes the readers of the events that deferWake held back.
+func (s *Scheduler) wakeReaders() {
+	for i, st := range s.woken {
+		st.wake()
+		s.woken[i] = nil
+	}
+	s.woken = s.woken[:0]
 }
 
 // changesRow reports whether a sampler with p modifies the rows it samples:
@@ -987,6 +1017,9 @@ func changesRow(p sampler.Params) bool {
 // end of the request when it ended.
 func (s *Scheduler) applyRow(w *rowJob, now time.Time) {
 	sl := w.sl
+	if w.wake {
+		s.woken = append(s.woken, sl.job.stream)
+	}
 	if w.gen {
 		s.st.generated.Add(1)
 		if sl.firstTok.IsZero() {

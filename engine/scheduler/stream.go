@@ -23,8 +23,17 @@ func newStream() *Stream {
 	return &Stream{notify: make(chan struct{}, 1)}
 }
 
-// push merges ev into the pending event. Called by the loop only.
+// push merges ev into the pending event and wakes the reader. Called by
+// the loop only.
 func (s *Stream) push(ev Event) {
+	s.merge(ev)
+	s.wake()
+}
+
+// merge merges ev into the pending event without waking the reader (see
+// Scheduler.deferWake); wake must follow. Called by the loop, or by a
+// sampling helper for the row it holds.
+func (s *Stream) merge(ev Event) {
 	s.mu.Lock()
 	p := &s.pending
 	p.Started = p.Started || ev.Started
@@ -43,6 +52,10 @@ func (s *Stream) push(ev Event) {
 	}
 	s.has = true
 	s.mu.Unlock()
+}
+
+// wake tells the reader that an event is pending.
+func (s *Stream) wake() {
 	select {
 	case s.notify <- struct{}{}:
 	default:
