@@ -113,14 +113,14 @@ type Scheduler struct {
 	rows     []rowJob
 	pool     *rowPool
 	sampleFn func(*rowJob) // s.sampleRow, made once
-	// deferWake: the events of a step's rows reach their streams as they
-	// are sampled, but the readers are woken just before the next decode
-	// (wakeReaders), when the model runs on a device and leaves the host's
-	// cores free. Woken at once, 64 SSE writers take the cores from the
-	// helpers sampling the rest of the step, which is the loop's critical
-	// path (see BenchmarkServerGPUShape). On a CPU the decode needs the
-	// cores itself, so the readers are woken at once. woken is the streams
-	// to wake.
+	// deferWake (the model runs on a device): the events of a step's rows
+	// reach their streams as the rows are sampled, but their readers are
+	// woken just before the next decode (wakeReaders), which leaves the
+	// host's cores free. Woken as each row is sampled, 64 SSE writers took
+	// the cores from the helpers sampling the rest of the step, the loop's
+	// critical path (BenchmarkServerGPUShape). On a CPU the decode needs
+	// the cores itself, and readers are woken at once. woken holds the
+	// streams to wake.
 	deferWake bool
 	woken     []*Stream
 	deadln    time.Time
