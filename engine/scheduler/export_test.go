@@ -1,5 +1,10 @@
 package scheduler
 
+import (
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/sessions"
+)
+
 // SetMinParallelLogits lowers the size of a step from which rows are
 // sampled on several goroutines, so that tests with the small fake take the
 // parallel path. It returns the old value.
@@ -7,4 +12,10 @@ func SetMinParallelLogits(n int) int {
 	old := minParallelLogits
 	minParallelLogits = n
 	return old
+}
+
+// SetStateLoader replaces how s reads a session's saved state (the store's
+// Load), so that a test can hold a read. Call it before Run.
+func SetStateLoader(s *Scheduler, load func(sessions.Key, string, []engine.Token) (sessions.Entry, bool)) {
+	s.loadState = load
 }

@@ -144,6 +144,14 @@ type Scheduler struct {
 	stater  engine.SeqStater
 	sessKey sessions.Key
 	keyOK   bool
+	// States are read off the loop, one at a time (see readState):
+	// reading is the job whose state is being read, states its result,
+	// loadState the read (the store's Load; tests slow it down).
+	reading   *job
+	states    chan stateRead
+	loadState func(sessions.Key, string, []engine.Token) (sessions.Entry, bool)
+	readers   sync.WaitGroup
+	stopRead  chan struct{} // closed when Run returns
 
 	// Counters read by Stats.
 	st struct {
@@ -161,6 +169,11 @@ type job struct {
 	req       Request
 	stream    *Stream
 	submitted time.Time
+	// Its session's saved state, read off the loop before it takes a slot
+	// (see readState): stateRead says the read is done, state what it
+	// found (nil: nothing worth restoring).
+	stateRead bool
+	state     *sessions.Entry
 }
 
 // end delivers a job's final event after freeing what the job owns.
@@ -233,6 +246,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 	}
 	s.sampleFn = s.sampleRow
 	s.deferWake = info.GPULayers > 0
+	s.states, s.stopRead = make(chan stateRead, 1), make(chan struct{})
 	s.initSessions()
 	workers := o.SampleWorkers
 	if workers <= 0 && info.GPULayers <= 0 {
@@ -325,6 +339,7 @@ func (s *Scheduler) Stats() Stats {
 // is not closed: its owner closes it after Run returns.
 func (s *Scheduler) Run(ctx context.Context) {
 	defer close(s.done)
+	defer s.stopReads()
 	s.pool.start()
 	defer s.pool.stop()
 	defer s.shutdown()
@@ -347,6 +362,8 @@ func (s *Scheduler) Run(ctx context.Context) {
 				s.queue = append(s.queue, j)
 			case t := <-s.drainCh:
 				s.startDrain(t)
+			case r := <-s.states:
+				s.gotState(r)
 			case <-ctx.Done():
 				return
 			}
@@ -374,6 +391,8 @@ func (s *Scheduler) receive() {
 			s.queue = append(s.queue, j)
 		case t := <-s.drainCh:
 			s.startDrain(t)
+		case r := <-s.states:
+			s.gotState(r)
 		default:
 			return
 		}
@@ -402,16 +421,29 @@ func (s *Scheduler) reap() {
 	}
 }
 
-// admit moves queued requests into idle slots, FIFO.
+// admit moves queued requests into idle slots, FIFO, except that a
+// request whose session state is worth reading first waits in its place
+// while the state is read off the loop (readState), and the ones behind it
+// go on.
 func (s *Scheduler) admit() {
-	for len(s.queue) > 0 {
-		j := s.queue[0]
+	for i := 0; i < len(s.queue); {
+		j := s.queue[i]
+		if j == s.reading {
+			i++
+			continue
+		}
 		sl, lcp := s.pickSlot(j.req)
 		if sl == nil {
 			return
 		}
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
+		if s.needState(sl, j, lcp) {
+			if s.reading == nil {
+				s.readState(j)
+			}
+			i++
+			continue
+		}
+		s.queue = slices.Delete(s.queue, i, i+1)
 		s.waiting.Add(-1)
 		s.start(sl, j, lcp)
 	}
@@ -485,7 +517,7 @@ func (s *Scheduler) layoutBonus(sl *slot) int {
 
 // start places a job in a slot, keeping the cached prefix.
 func (s *Scheduler) start(sl *slot, j *job, lcp int) {
-	lcp = s.swapSession(sl, &j.req, lcp)
+	lcp = s.swapSession(sl, j, lcp)
 	// At least one prompt token is always evaluated, to get logits.
 	keep := min(lcp, len(j.req.Prompt)-1)
 	if keep < len(sl.cached) {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/sessions"
 )
 
 // Session states (Options.Sessions). A slot keeps the KV of the session it
@@ -18,12 +19,21 @@ import (
 // prompt is prefilled; Usage.CachedTokens counts the restored tokens.
 //
 // Saving copies the sequence's state on the loop (36 KiB a token on the
-// small synth model: 16 ms for 2,000 tokens, BenchmarkSessionRestore) and
-// leaves the file to the store's writer; restoring reads the file and
-// restores it on the loop (55 ms for those 2,000 tokens, with the first
-// token's decode, against 6.3 s of prefill), which stalls the running
-// streams once for that long instead of spreading a prefill over many
-// steps.
+// small synth model: 16-26 ms for 2,000 tokens, BenchmarkSessionRestore)
+// and leaves the file to the store's writer. Reading the file (70 MiB for
+// those 2,000 tokens read, checked and allocated: 18-62 ms, about half of
+// a restore with its first decode, BenchmarkSessionRestore's load against
+// restored) happens off the loop: a request whose session has a file and
+// whose slot holds less of it than the minimum waits in the queue while
+// one goroutine reads the state, the running streams go on, and the loop
+// restores it (a copy into the KV) when the request takes its slot.
+
+// stateRead is what readState's goroutine found for a job.
+type stateRead struct {
+	j  *job
+	e  sessions.Entry
+	ok bool
+}
 
 // initSessions turns session states on when the options and the backend
 // allow, and starts identifying the model (its checksum may take a while).
@@ -33,7 +43,59 @@ func (s *Scheduler) initSessions() {
 		return
 	}
 	s.stater = st
+	s.loadState = s.opts.Sessions.Load
 	s.sessionKey()
+}
+
+// needState reports whether j's session state should be read before j
+// takes slot sl, of which lcp tokens are its prompt's: it was not read yet,
+// the slot does not hold the session, enough of the prompt is left to
+// prefill, and the store has a file for the session.
+func (s *Scheduler) needState(sl *slot, j *job, lcp int) bool {
+	r := &j.req
+	if s.stater == nil || j.stateRead || r.SessionID == "" || sl.session == r.SessionID {
+		return false
+	}
+	if len(r.Prompt)-1-lcp < s.opts.Sessions.MinTokens() || !s.sessionKey() {
+		return false
+	}
+	if !s.opts.Sessions.Has(s.sessKey, r.SessionID) {
+		j.stateRead = true // nothing to read
+		return false
+	}
+	return true
+}
+
+// readState reads j's session state on a goroutine, which hands it to the
+// loop (gotState) or gives up when Run returns.
+func (s *Scheduler) readState(j *job) {
+	s.reading = j
+	key, session, p := s.sessKey, j.req.SessionID, j.req.Prompt
+	s.readers.Go(func() {
+		e, ok := s.loadState(key, session, p)
+		select {
+		case s.states <- stateRead{j: j, e: e, ok: ok}:
+		case <-s.stopRead:
+		}
+	})
+}
+
+// gotState records a state read for a job, which may have left the queue
+// meanwhile (cancelled): then the state is dropped with it.
+func (s *Scheduler) gotState(r stateRead) {
+	if s.reading == r.j {
+		s.reading = nil
+	}
+	r.j.stateRead = true
+	if r.ok {
+		r.j.state = &r.e
+	}
+}
+
+// stopReads ends a state read still going when Run returns.
+func (s *Scheduler) stopReads() {
+	close(s.stopRead)
+	s.readers.Wait()
 }
 
 // sessionKey returns the key of this scheduler's states, once the model's
@@ -50,25 +112,23 @@ func (s *Scheduler) sessionKey() bool {
 	return true
 }
 
-// swapSession runs when a request is about to take slot sl, where lcp of
-// its prompt is cached: it saves the session that sl served if it is
-// another one, and restores the request's session when that gains more.
-// It returns how much of the prompt sl holds now.
-func (s *Scheduler) swapSession(sl *slot, r *Request, lcp int) int {
+// swapSession runs when job j is about to take slot sl, where lcp of its
+// prompt is cached: it saves the session that sl served if it is another
+// one, and restores j's session from the state read for it (readState)
+// when that gains more. It returns how much of the prompt sl holds now.
+func (s *Scheduler) swapSession(sl *slot, j *job, lcp int) int {
+	r := &j.req
+	e := j.state
+	j.state = nil // the loop holds it no longer than this
 	if s.stater == nil || sl.session == r.SessionID {
 		return lcp
 	}
 	s.saveSlot(sl)
 	sl.savedN = -1
-	if r.SessionID == "" || !s.sessionKey() {
+	if e == nil || r.SessionID == "" || !s.sessionKey() {
 		return lcp
 	}
-	least := s.opts.Sessions.MinTokens()
-	if len(r.Prompt)-1-lcp < least {
-		return lcp // what is left to prefill is not worth a look
-	}
-	e, ok := s.opts.Sessions.Load(s.sessKey, r.SessionID, r.Prompt)
-	if !ok || min(e.Common, len(r.Prompt)-1)-lcp < least {
+	if min(e.Common, len(r.Prompt)-1)-lcp < s.opts.Sessions.MinTokens() {
 		return lcp
 	}
 	t0 := time.Now()

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,5 +215,85 @@ func TestSessionRestorePartialAndFallback(t *testing.T) {
 	r = turn(t, s2, "a", slices.Concat(pa, more(" again")), 2)
 	if r.final.Usage.CachedTokens > 1 || other.Counters().Restores != 0 {
 		t.Fatal("a backend of other settings restored a state")
+	}
+}
+
+// A session's state is read off the loop: while the read is held, a
+// running stream keeps generating and the request waits in the queue; when
+// the read ends, the request restores the state and prefills only the
+// rest. (Read on the loop, the held read would stop the stream: the test
+// would time out waiting for its tokens.)
+func TestSessionStateReadOffTheLoop(t *testing.T) {
+	rig := newSessionRig(t)
+	pa := prompt(strings.Repeat("A long system prompt and a question. ", 4))
+	var ra result
+	{ // a replica that served session a, then drained: a's state is on disk
+		st := rig.store(t)
+		s := scheduler.New(rig.fake(), scheduler.Options{Sessions: st})
+		go s.Run(context.Background())
+		ra = turn(t, s, "a", pa, 5)
+		s.Drain(time.Second)
+		<-s.Done()
+		st.Close()
+	}
+	st := rig.store(t)
+	fake := enginetest.New(2, 1024, 64)
+	fake.SetPath(rig.model)
+	fake.StepDelay = time.Millisecond // b generates for about half a second
+	s := scheduler.New(fake, scheduler.Options{Sessions: st})
+	started, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	open := func() { releaseOnce.Do(func() { close(release) }) }
+	scheduler.SetStateLoader(s, func(k sessions.Key, session string, p []engine.Token) (sessions.Entry, bool) {
+		close(started)
+		<-release
+		return st.Load(k, session, p)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { open(); cancel(); <-s.Done() }()
+	go s.Run(ctx)
+
+	pb := prompt("Bob's long story goes on and on.")
+	const nb = 500
+	sb := mustSubmit(t, s, scheduler.Request{Prompt: pb, MaxTokens: nb, SessionID: "b"})
+	read := func(st *scheduler.Stream, atLeast int) string {
+		t.Helper()
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer rcancel()
+		var b strings.Builder
+		for b.Len() < atLeast {
+			ev, err := st.Next(rctx)
+			if err != nil {
+				t.Fatalf("after %q: %v", b.String(), err)
+			}
+			for _, f := range ev.Fragments {
+				b.WriteString(f.Text)
+			}
+		}
+		return b.String()
+	}
+	gotB := read(sb, 1) // b is generating
+
+	p2 := slices.Concat(pa, more(ra.text), more(" Next?"))
+	sa := mustSubmit(t, s, scheduler.Request{Prompt: p2, MaxTokens: 6, SessionID: "a"})
+	<-started
+	gotB += read(sb, 10) // b goes on while a's state is read
+	if w := s.Stats().Waiting; w != 1 {
+		t.Fatalf("%d requests waiting while a's state is read, want 1 (a)", w)
+	}
+	open()
+	r := collect(t, context.Background(), sa)
+	if r.final.Err != nil || r.text != expected(p2, 6) {
+		t.Fatalf("a: text %q err %v, want %q", r.text, r.final.Err, expected(p2, 6))
+	}
+	if got, want := r.final.Usage.CachedTokens, len(pa)+4; got != want {
+		t.Fatalf("a: cached tokens %d, want the %d restored", got, want)
+	}
+	if fake.Counters().Restores != 1 {
+		t.Fatalf("%d restores, want 1", fake.Counters().Restores)
+	}
+	rb := collect(t, context.Background(), sb)
+	if want := expected(pb, nb); gotB+rb.text != want {
+		t.Fatalf("b: text %q, want %q", gotB+rb.text, want)
 	}
 }

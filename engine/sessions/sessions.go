@@ -363,6 +363,24 @@ func (s *Store) writeFile(n string, w *write) error {
 	return nil
 }
 
+// Has reports whether a state is saved (or queued to be) for a session
+// under k: a stat, so that a caller can tell whether a Load is worth
+// starting. The state may still be a miss for a given prompt.
+func (s *Store) Has(k Key, session string) bool {
+	if session == "" {
+		return false
+	}
+	n := name(k, session)
+	s.mu.Lock()
+	w := s.pending[n]
+	s.mu.Unlock()
+	if w != nil {
+		return true
+	}
+	_, err := os.Stat(filepath.Join(s.dir, n))
+	return err == nil
+}
+
 // Load returns the state saved for a session under k when prompt starts
 // with at least MinTokens of its tokens (Entry.Common of them). A file that
 // is not there, or whose prefix is too short for this prompt, is a miss; a
