@@ -315,3 +315,32 @@ func TestIdentify(t *testing.T) {
 		t.Fatal("a missing model was identified")
 	}
 }
+
+// Has tells a saved session (queued or on disk, under its key) from one
+// that is not, without reading the file.
+func TestHas(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, sessions.Options{})
+	tk := toks(1, 10)
+	if s.Has(keyA, "s") || s.Has(keyA, "") {
+		t.Fatal("Has before any save")
+	}
+	s.Save(keyA, "s", tk, state(tk, 64))
+	if !s.Has(keyA, "s") {
+		t.Fatal("a queued save is not there")
+	}
+	s.Flush()
+	keyB := keyA
+	keyB.Settings = "n_ctx_seq=2048"
+	if !s.Has(keyA, "s") || s.Has(keyB, "s") || s.Has(keyA, "t") {
+		t.Fatal("Has after the file was written: wrong key or session")
+	}
+	// Another store on the same directory (a restarted replica) sees it.
+	if !open(t, dir, sessions.Options{}).Has(keyA, "s") {
+		t.Fatal("another store does not see the file")
+	}
+	s.Remove(keyA, "s")
+	if s.Has(keyA, "s") {
+		t.Fatal("Has after Remove")
+	}
+}
