@@ -148,7 +148,7 @@ type Scheduler struct {
 	// reading is the job whose state is being read, states its result,
 	// loadState the read (the store's Load; tests slow it down).
 	reading   *job
-	states    chan stateRead
+	states    chan stateResult
 	loadState func(sessions.Key, string, []engine.Token) (sessions.Entry, bool)
 	readers   sync.WaitGroup
 	stopRead  chan struct{} // closed when Run returns
@@ -246,7 +246,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 	}
 	s.sampleFn = s.sampleRow
 	s.deferWake = info.GPULayers > 0
-	s.states, s.stopRead = make(chan stateRead, 1), make(chan struct{})
+	s.states, s.stopRead = make(chan stateResult, 1), make(chan struct{})
 	s.initSessions()
 	workers := o.SampleWorkers
 	if workers <= 0 && info.GPULayers <= 0 {

@@ -28,8 +28,8 @@ import (
 // one goroutine reads the state, the running streams go on, and the loop
 // restores it (a copy into the KV) when the request takes its slot.
 
-// stateRead is what readState's goroutine found for a job.
-type stateRead struct {
+// stateResult is what readState's goroutine found for a job.
+type stateResult struct {
 	j  *job
 	e  sessions.Entry
 	ok bool
@@ -74,7 +74,7 @@ func (s *Scheduler) readState(j *job) {
 	s.readers.Go(func() {
 		e, ok := s.loadState(key, session, p)
 		select {
-		case s.states <- stateRead{j: j, e: e, ok: ok}:
+		case s.states <- stateResult{j: j, e: e, ok: ok}:
 		case <-s.stopRead:
 		}
 	})
@@ -82,7 +82,7 @@ func (s *Scheduler) readState(j *job) {
 
 // gotState records a state read for a job, which may have left the queue
 // meanwhile (cancelled): then the state is dropped with it.
-func (s *Scheduler) gotState(r stateRead) {
+func (s *Scheduler) gotState(r stateResult) {
 	if s.reading == r.j {
 		s.reading = nil
 	}
