@@ -5,7 +5,12 @@
 #   make run MODEL=x.gguf    serve another model
 #   make test                the test suite (what CI runs; includes tidy-check)
 #   make bench               benchmarks
-#   make build CPU_TARGET=x86-64-v3   a portable build (release images)
+#   make build CPU_TARGET=x86-64-v3   a build for another CPU (-march value)
+#   make build ARCH=arm64    cross-build for arm64 Linux (Debian's cross g++)
+#   make release             the portable release: one build per CPU variant
+#                            and a launcher that picks one at start, in dist/
+#   make build-matrix        link for x86-64-v3, sapphirerapids and arm64, and
+#                            run the arm64 goldens under qemu (CI runs it)
 #   make build GPU=cuda      also the CUDA backend: bin/asi1d + lib/ollama/
 #                            (needs nvcc, CMake, Ninja; CUDA_ARCHITECTURES=90
 #                            for one chip, default native or 75;80;86;89;90)
@@ -14,15 +19,16 @@
 SHELL := /bin/bash
 MODEL ?= ../shared/models/stories260K.gguf
 ARGS ?=
-CPU_TARGET ?= native
+CPU_TARGET ?=
+ARCH ?=
 GPU ?=
 CUDA_ARCHITECTURES ?=
 GPU_JOBS ?=
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) bash scripts/env.sh)";
-PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./internal/stack/... ./internal/ratelimit/... ./scripts/... ./engine/threads/... ./internal/catalog/... ./engine/sessions/...
+ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) ASI1D_GOARCH=$(ARCH) bash scripts/env.sh)";
+PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./internal/stack/... ./internal/ratelimit/... ./scripts/... ./engine/threads/... ./internal/catalog/... ./engine/sessions/... ./cmd/asi1d-launcher/...
 
-.PHONY: setup build build-gpu gpu-check-prepare test test-pure tidy-check run bench fuzz clean
+.PHONY: setup build build-gpu build-matrix release gpu-check-prepare test test-pure tidy-check run bench fuzz clean
 
 setup:
 	@$(ENV) go mod download && echo "setup: ok"
@@ -35,6 +41,12 @@ build: setup
 	cuda) $(MAKE) --no-print-directory build-gpu ;; \
 	*) echo "GPU=$(GPU): only GPU=cuda is supported" >&2; exit 2 ;; \
 	esac
+
+build-matrix: setup
+	@bash scripts/build-matrix.sh
+
+release: setup
+	@bash scripts/release.sh $(if $(ARCH),--arch $(ARCH)) --version $(VERSION)
 
 # The CUDA backend from the pinned module's ggml sources, installed beside
 # bin/ as lib/ollama/ (scripts/build-gpu.sh explains the layout).
@@ -68,4 +80,4 @@ fuzz: setup
 	go test -run '^$$' -fuzz FuzzDecodeChatRequest -fuzztime 60s ./server/
 
 clean:
-	rm -rf bin lib .build .gpu-check
+	rm -rf bin lib .build .gpu-check dist

@@ -5,8 +5,13 @@
 #   eval "$(scripts/env.sh)"      # or: make build / make test, which do this
 #
 # Knobs (environment):
-#   ASI1D_CPU_TARGET  -march value for the C/C++ code (default: native). Release
-#                     images use a portable target such as x86-64-v3.
+#   ASI1D_CPU_TARGET  -march value for the C/C++ code (default: native; for a
+#                     cross build armv8-a). scripts/release.sh builds one binary
+#                     per x86-64 level (x86-64-v2 ... sapphirerapids).
+#   ASI1D_CPU_FLAGS   the C/C++ target flags whole, instead of -march=TARGET
+#                     (scripts/release.sh takes them from the launcher's table).
+#   ASI1D_GOARCH      cross-build for this architecture: arm64 (Debian's
+#                     g++-aarch64-linux-gnu, installed here when missing).
 #   ASI1D_NO_APT=1    never call apt-get (the headers must then already exist).
 set -euo pipefail
 
@@ -18,6 +23,13 @@ need=()
 [ -f /usr/include/nlohmann/json.hpp ] || need+=(nlohmann-json3-dev)
 [ -f /usr/include/stb/stb_image.h ] || need+=(libstb-dev)
 if ! command -v g++ >/dev/null 2>&1; then need+=(g++); fi
+goarch=${ASI1D_GOARCH:-}
+[ "$goarch" = "$(go env GOHOSTARCH)" ] && goarch=""
+case "$goarch" in
+"") ;;
+arm64) command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu) ;;
+*) echo "env.sh: ASI1D_GOARCH=$goarch: only arm64 cross builds are supported" >&2; exit 2 ;;
+esac
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "${ASI1D_NO_APT:-}" = 1 ]; then
 		echo "env.sh: missing packages: ${need[*]} (ASI1D_NO_APT=1 forbids installing them)" >&2
@@ -48,8 +60,25 @@ if [ -z "$ollama" ] || [ ! -d "$ollama" ]; then
 	ollama=$(go list -m -f '{{.Dir}}' github.com/ollama/ollama)
 fi
 
-target=${ASI1D_CPU_TARGET:-native}
-opt="-O3 -march=$target"
+# 4. ggml's sources in that module, for engine/llamacpp/ggmlamx, which compiles
+#    the AMX kernels the module's own cgo packages leave out.
+ln -sfn "$ollama/ml/backend/ggml/ggml/src" "$inc/ggml-src"
+# 5. The header-only libraries of step 1 beside them, so that a cross
+#    compiler (which does not search /usr/include) finds them too.
+ln -sfn /usr/include/nlohmann "$inc/nlohmann"
+ln -sfn /usr/include/stb "$inc/stb"
+
+default_target=native
+[ -n "$goarch" ] && default_target=armv8-a
+target=${ASI1D_CPU_TARGET:-$default_target}
+opt="-O3 ${ASI1D_CPU_FLAGS:--march=$target}"
+if [ -n "$goarch" ]; then
+	cat <<EOT
+export GOARCH=$goarch
+export CC=aarch64-linux-gnu-gcc
+export CXX=aarch64-linux-gnu-g++
+EOT
+fi
 cat <<EOT
 export CGO_ENABLED=1
 export CGO_CPPFLAGS="-I$inc -I$ollama/llama/llama.cpp/include -I$ollama/ml/backend/ggml/ggml/include -DGGML_USE_CPU_REPACK"

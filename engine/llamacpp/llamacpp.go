@@ -139,6 +139,7 @@ func Open(path string, o Options) (*Backend, error) {
 	}
 	logger.Store(log)
 	InitBackends()
+	logKernels(log)
 	if err := CheckGPU(o.GPULayers); err != nil {
 		return nil, err
 	}
