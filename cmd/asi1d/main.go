@@ -127,7 +127,7 @@ func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 // second signal exits at once.
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	slog.SetDefault(log)
+	slog.SetDefault(slog.New(demoted{log.Handler()}))
 	if cfg.Model == "" && cfg.ModelsDir == "" {
 		if _, err := os.Stat(defaultModel); err != nil {
 			return errors.New("no model: pass --model FILE.gguf (or set ASI1D_MODEL), or --models-dir DIR")
@@ -154,7 +154,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if cfg.Threads == 0 {
 		n, why := usableCPUs()
 		cfg.Threads = n
-		log.Info("threads", "threads", n, "from", why)
+		log.Debug("threads", "threads", n, "from", why)
 	}
 
 	if err := checkDevices(cfg, log); err != nil {
@@ -175,8 +175,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close() // after the stack's: writes what the drain saved
-	var bar io.Writer   // a bar for the first load, on a terminal
-	if isTerminal(stderr) {
+	// A bar for the first load only on a terminal, and only when no
+	// debug lines (llama.cpp's load chatter) could be written across it.
+	var bar io.Writer
+	if isTerminal(stderr) && !log.Enabled(ctx, slog.LevelDebug) {
 		bar = stderr
 	}
 	so := stack.Options{
@@ -217,16 +219,16 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		log.Error("preloading failed", "err", err)
 	}
 	defer stk.Close()
-	attrs := []any{"addr", ln.Addr().String(), "models", len(cat.Entries), "step_tokens", cfg.StepTokens, "max_queue", maxQueue,
-		"auth", len(cfg.APIKeys) > 0, "tls", tc != nil, "rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared()}
+	log.Debug("config", "step_tokens", cfg.StepTokens, "max_queue", maxQueue, "tls", tc != nil,
+		"rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared(), "keep_alive", cfg.KeepAlive)
+	model, ctxPerReq, parallel := "", 0, 0
 	if m := stk.Model; m != nil {
 		info := stk.Backend.Info()
-		attrs = append(attrs, "model", cat.Entries[0].ID, "ctx_per_request", info.NCtxSeq, "parallel", info.Parallel,
-			"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
-	} else {
-		attrs = append(attrs, "models_dir", cfg.ModelsDir, "max_loaded", so.MaxLoaded, "keep_alive", cfg.KeepAlive)
+		model, ctxPerReq, parallel = cat.Entries[0].ID, info.NCtxSeq, info.Parallel
+		log.Debug("model", "model", model, "reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
 	}
-	log.Info("serving", attrs...)
+	msg, attrs := startLine(ln.Addr().String(), tc != nil, cfg, model, ctxPerReq, parallel, len(cat.Entries))
+	log.Info(msg, attrs...)
 
 	select {
 	case err := <-httpDone:
