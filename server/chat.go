@@ -66,6 +66,7 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, aerr)
 		return
 	}
+	c.Set(ctxLogModel, req.Model)
 	// A model that is not loaded is loaded now; this request waits for it
 	// (bounded by its context and the load queue) before any answer byte.
 	m, release, err := s.models.Acquire(c.Request.Context(), req.Model)
@@ -155,6 +156,7 @@ func (s *Server) chat(c *gin.Context) {
 		final = s.complete(c, j, st, log)
 	}
 	usedTokens = final.Usage.PromptTokens + final.Usage.CompletionTokens
+	logUsage(c, req.Model, final.Usage.PromptTokens, final.Usage.CompletionTokens)
 	if final.Done && final.Finish != scheduler.FinishCancelled {
 		s.metrics.prompt.WithLabelValues(req.Model).Add(float64(final.Usage.PromptTokens))
 		s.metrics.completion.WithLabelValues(req.Model).Add(float64(final.Usage.CompletionTokens))

@@ -134,6 +134,7 @@ func Auth(keys []string) gin.HandlerFunc {
 			WriteError(c, newError(CodeInvalidAPIKey, "", "Invalid or missing API key"))
 			return
 		}
+		c.Set(ctxKeyID, KeyID(token))
 		c.Next()
 	}
 }

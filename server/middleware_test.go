@@ -277,9 +277,9 @@ func TestNoRouteNoMethod(t *testing.T) {
 	for _, c := range []struct{ method, path, allow string }{
 		{"GET", "/v1/chat/completions", "POST"},
 		{"DELETE", "/v1/chat/completions", "POST"},
-		{"POST", "/v1/models", "GET"},
-		{"PUT", "/v1/models/asi1-mini", "GET"},
-		{"POST", "/health", "GET"},
+		{"POST", "/v1/models", "GET, HEAD"},
+		{"PUT", "/v1/models/asi1-mini", "GET, HEAD"},
+		{"POST", "/health", "GET, HEAD"},
 	} {
 		t.Run("405 "+c.method+" "+c.path, func(t *testing.T) {
 			w := serve(e, c.method, c.path, nil)

@@ -37,8 +37,8 @@ func mountPlayground(r *gin.Engine, on bool) {
 	if !on {
 		return
 	}
-	r.GET("/", func(c *gin.Context) { servePlayground(c, "index.html") })
-	r.GET("/playground/:file", func(c *gin.Context) { servePlayground(c, c.Param("file")) })
+	getAndHead(r, "/", func(c *gin.Context) { servePlayground(c, "index.html") })
+	getAndHead(r, "/playground/:file", func(c *gin.Context) { servePlayground(c, c.Param("file")) })
 }
 
 func servePlayground(c *gin.Context, name string) {

@@ -207,32 +207,34 @@ type routes struct {
 	loadModel, unloadModel     gin.HandlerFunc // the operator's model load and unload
 }
 
-// newRouter is the one place that orders routes and middleware: a request
-// id, panic recovery (and its counter) and the x-asi1d-replica header for
+// newRouter is the one place that orders routes and middleware: the access
+// log (outermost, so it sees what Recovery answered), a request id, panic
+// recovery (and its counter) and the x-asi1d-replica header for
 // everything; unknown paths and methods answered in the contract's shape;
 // the probes, /metrics and the playground without auth; /v1 with metrics,
 // auth (before the body is read) and x-session-id; chat completions with
 // the per-key request limit first, then the JSON content type checked
-// before the body limit. newID makes request ids. The tests of the
+// before the body limit. Every GET route answers HEAD too. newID makes
+// request ids. The tests of the
 // middleware serve this router.
 func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
-	r.Use(RequestID(newID), Recovery(o.Logger), rt.panics, Replica(replicaID(o)))
+	r.Use(AccessLog(o.Logger), RequestID(newID), Recovery(o.Logger), rt.panics, Replica(replicaID(o)))
 	r.NoRoute(NoRoute())
 	r.NoMethod(NoMethod())
 
-	r.GET("/health", rt.health)
-	r.GET("/ready", rt.ready)
-	r.GET("/metrics", rt.metrics)
+	getAndHead(r, "/health", rt.health)
+	getAndHead(r, "/ready", rt.ready)
+	getAndHead(r, "/metrics", rt.metrics)
 	mountPlayground(r, o.Playground)
 
 	v1 := r.Group("/v1", rt.observe, Auth(o.APIKeys), SessionID())
 	v1.POST("/chat/completions", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)
-	v1.GET("/models", rt.listModels)
-	v1.GET("/models/:id", rt.getModel)
+	getAndHead(v1, "/models", rt.listModels)
+	getAndHead(v1, "/models/:id", rt.getModel)
 	v1.POST("/models/:id/load", rt.loadModel)
 	v1.POST("/models/:id/unload", rt.unloadModel)
 	return r

@@ -18,6 +18,7 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/internal/loadgen"
 	"github.com/asi1d/asi1d/internal/rawloop"
 	"github.com/asi1d/asi1d/internal/stack"
@@ -102,7 +103,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		jsonOut  string
 		progress bool
 	)
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("asi1d bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.URL, "url", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
 	fs.StringVar(&c.Model, "model", loadgen.DefaultModel, "model id sent in requests")
@@ -255,7 +256,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		c                 compareConfig
 		conc, jsonOut, lv string
 	)
-	fs := flag.NewFlagSet("bench compare", flag.ContinueOnError)
+	fs := flag.NewFlagSet("asi1d bench compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Model, "model", "", "GGUF model file (default "+defaultModel+" when it exists)")
 	fs.IntVar(&c.Threads, "threads", 0, "CPU threads (0: all cores)")
@@ -273,7 +274,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.BoolVar(&c.BanEOS, "ban-eos", true, "send logit_bias -100 on the end-of-generation tokens so that server requests run to max-tokens, as the raw loop does")
 	fs.BoolVar(&c.Warmup, "warmup", true, "a short unmeasured raw run and server requests before the measured runs of each concurrency")
 	fs.StringVar(&jsonOut, "json", "", "write the results as JSON to this file (- for stdout)")
-	fs.StringVar(&lv, "log-level", "warn", "log level of the engine and the server")
+	fs.Var(cliflag.NewEnum(&lv, "warn", logLevels...), "log-level", "log level of the engine and the server: "+strings.Join(logLevels, ", "))
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage+"\nFlags of asi1d bench compare:\n")
 		fs.PrintDefaults()
@@ -304,11 +305,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		need := c.PromptTokens + c.PromptTokens/4 + c.MaxTokens + 64
 		c.CtxPerSeq = (need + 255) / 256 * 256
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(strings.ToUpper(lv))); err != nil {
-		level = slog.LevelWarn
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(&serveConfig{LogLevel: lv}, stderr)
 
 	rep := &compareReport{Config: c}
 	for _, n := range c.Concurrency {
@@ -539,10 +536,11 @@ func (r *compareReport) writeText(w io.Writer) {
 // parseFlags parses a bench flag set; when it returns ok false the command
 // exits with code (0 for -h, 2 for a bad flag or a stray argument).
 func parseFlags(fs *flag.FlagSet, args []string, cmd string, stderr io.Writer) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0, false
 		}
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
 		return 2, false
 	}
 	if fs.NArg() > 0 {

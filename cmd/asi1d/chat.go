@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/asi1d/asi1d/internal/chatclient"
+	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/server"
 )
 
@@ -61,34 +61,27 @@ ASI1D_CHAT_API_KEY).
 
 `
 
-func parseChat(args []string, getenv func(string) string, stderr io.Writer) (*chatConfig, error) {
+// parseChat reads chat's flags and ASI1D_CHAT_* variables; -h prints the
+// help to helpOut and returns cliflag.ErrHelp.
+func parseChat(args []string, getenv func(string) string, helpOut io.Writer) (*chatConfig, error) {
 	c := &chatConfig{}
-	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	cs := cliflag.New("asi1d chat")
+	cs.Header, cs.Env = chatUsage, chatEnvName
+	fs := cs.FlagSet
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "server base URL (with or without /v1)")
 	fs.StringVar(&c.Model, "model", "", "model id (default: the first of the server's /v1/models)")
 	fs.StringVar(&c.APIKey, "api-key", "", "API key, sent as a bearer token")
 	fs.StringVar(&c.System, "system", "", "system prompt")
 	fs.Float64Var(&c.Temperature, "temperature", -1, "sampling temperature (negative: the server's default)")
 	fs.IntVar(&c.MaxTokens, "max-tokens", 0, "most tokens of an answer (0: the server's default)")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), chatUsage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if v := getenv(chatEnvName(f.Name)); v != "" && !set[f.Name] {
-			if err := f.Value.Set(v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", chatEnvName(f.Name), v, err))
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
+	cs.Alias("u", "url")
+	cs.Alias("m", "model")
+	cs.Alias("s", "system")
+	cs.Help("url", "URL", "")
+	cs.Help("model", "ID", "")
+	cs.Help("api-key", "KEY", "")
+	cs.Help("system", "TEXT", "")
+	if err := cs.Parse(args, getenv, helpOut); err != nil {
 		return nil, err
 	}
 	c.Question = strings.Join(fs.Args(), " ")
@@ -105,8 +98,8 @@ func parseChat(args []string, getenv func(string) string, stderr io.Writer) (*ch
 
 // runChat is asi1d chat; it returns the exit code.
 func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	cfg, err := parseChat(args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	cfg, err := parseChat(args, getenv, stdout)
+	if errors.Is(err, cliflag.ErrHelp) {
 		return 0
 	}
 	if err != nil {

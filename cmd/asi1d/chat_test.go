@@ -338,7 +338,7 @@ func TestParseChat(t *testing.T) {
 		}
 	}
 	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"chat", "-h"}, &out, &errb, noenv); code != 0 || !strings.Contains(errb.String(), `"""`) {
-		t.Errorf("chat -h: code %d, %s", code, errb.String())
+	if code := run(context.Background(), []string{"chat", "-h"}, &out, &errb, noenv); code != 0 || !strings.Contains(out.String(), `"""`) || !strings.Contains(out.String(), "-u, --url URL") {
+		t.Errorf("chat -h: code %d, %s", code, out.String())
 	}
 }

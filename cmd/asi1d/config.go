@@ -3,8 +3,8 @@ package main
 import (
 	"bufio"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/engine/sessions"
+	"github.com/asi1d/asi1d/internal/cliflag"
 )
 
 // stringList is a repeatable flag.
@@ -20,6 +21,9 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// IsList makes its environment variable comma-separated (cliflag.Lister).
+func (l *stringList) IsList() bool { return true }
 
 // serveConfig is asi1d serve's configuration, read once from flags and the
 // matching ASI1D_* environment variables (a flag given on the command line
@@ -94,6 +98,9 @@ func (b *byteSize) Set(v string) error {
 	return nil
 }
 
+// Want says what Set accepts (cliflag.Wanter).
+func (b *byteSize) Want() string { return "a size such as 512MiB or 8GiB" }
+
 // defaultModel is used when no model is configured and it exists: the
 // reference model beside the repository.
 const defaultModel = "../shared/models/stories260K.gguf"
@@ -102,9 +109,18 @@ func envName(flagName string) string {
 	return "ASI1D_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// parseServe reads serve's flags and environment.
 func parseServe(args []string, getenv func(string) string) (*serveConfig, error) {
+	return parseServeTo(args, getenv, io.Discard)
+}
+
+// parseServeTo is parseServe that prints -h's help to stdout (and returns
+// cliflag.ErrHelp).
+func parseServeTo(args []string, getenv func(string) string, stdout io.Writer) (*serveConfig, error) {
 	c := &serveConfig{}
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cs := cliflag.New("asi1d serve")
+	cs.Env = envName
+	fs := cs.FlagSet
 	fs.StringVar(&c.Model, "model", "", "GGUF model file (default "+defaultModel+" when it exists)")
 	fs.StringVar(&c.ModelsDir, "models-dir", "", "serve every GGUF model under this directory, with the settings of its "+"models.json"+" (see asi1d models); instead of --model")
 	fs.IntVar(&c.MaxLoadedModels, "max-loaded-models", 3, "with --models-dir: models loaded at once at most; the least recently used idle one is unloaded for another (0: no limit)")
@@ -125,7 +141,7 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU (needs a GPU build)")
 	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences instead of ctx/parallel each")
 	fs.BoolVar(&c.NoMemCheck, "no-mem-check", false, "start even if weights and KV cache look larger than the available memory")
-	fs.StringVar(&c.Flash, "flash-attn", "auto", "flash attention: auto (off on CPU, llama.cpp's choice with --gpu-layers), on or off")
+	fs.Var(cliflag.NewEnum(&c.Flash, "auto", "auto", "on", "off"), "flash-attn", "flash attention: auto (off on CPU, llama.cpp's choice with --gpu-layers), on or off")
 	fs.IntVar(&c.ThreadPoll, "thread-poll", 0, "CPU thread pool kept between decodes, its workers polling at this level (0-100; 0: sleep at once); -1: ggml's threads made per decode")
 	fs.BoolVar(&c.AdaptThreads, "adapt-threads", true, "on a CPU-only model, run fewer threads while they are starved of CPU time (a busy host, a spent cgroup quota) and try more again later")
 	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")
@@ -133,8 +149,8 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	fs.Int64Var(&c.BodyLimit, "body-limit", 4<<20, "largest request body in bytes")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running requests may take to finish")
 	fs.StringVar(&c.ReplicaID, "replica-id", "", "replica name sent in the x-asi1d-replica response header (default: the host name)")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.Var(cliflag.NewEnum(&c.LogLevel, "info", logLevels...), "log-level", "trace (debug and every scheduler step), debug, info, warn or error")
+	fs.Var(cliflag.NewEnum(&c.LogFormat, "text", "text", "json"), "log-format", "text or json (one object a line)")
 	fs.BoolVar(&c.Playground, "playground", true, "serve the web playground (a chat page for people) at /")
 	fs.Int64Var(&c.RateRPM, "rate-rpm", 0, "chat completions per API key (per client address without keys) and minute; beyond: 429 (0: no limit)")
 	fs.Int64Var(&c.RateTPM, "rate-tpm", 0, "tokens per API key and minute, prompt + max_tokens reserved up front and settled to the real usage (0: no limit)")
@@ -150,38 +166,12 @@ func parseServe(args []string, getenv func(string) string) (*serveConfig, error)
 	c.SessionMaxBytes = byteSize(sessions.DefaultMaxBytes)
 	fs.Var(&c.SessionMaxBytes, "session-max-bytes", "size of --session-dir's states at most, e.g. 10GiB; beyond, the least recently used go")
 	fs.IntVar(&c.SessionMinTokens, "session-min-tokens", sessions.DefaultMinTokens, "shortest cached prefix worth saving, and least gain worth restoring, in tokens")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: asi1d serve [flags]\n\nEvery flag can also be set as ASI1D_<NAME> (e.g. ASI1D_MODEL, ASI1D_STEP_TOKENS).\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	serveHelp(cs)
+	if err := cs.Parse(args, getenv, stdout); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		v := getenv(envName(f.Name))
-		if set[f.Name] || v == "" {
-			return
-		}
-		if f.Name == "api-key" || f.Name == "alias" {
-			for _, k := range strings.Split(v, ",") {
-				if k = strings.TrimSpace(k); k != "" {
-					_ = f.Value.Set(k)
-				}
-			}
-			return
-		}
-		if err := f.Value.Set(v); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("unexpected argument %q (flags start with - or --; see asi1d serve -h)", fs.Arg(0))
 	}
 	if c.APIKeyFile != "" {
 		keys, err := readKeyFile(c.APIKeyFile)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/asi1d/asi1d/engine/llamacpp"
@@ -8,7 +9,7 @@ import (
 )
 
 // checkDevices runs before serve listens: it loads the GPU backends, logs
-// the devices, and refuses --gpu-layers > 0 without a GPU backend (an error
+// the devices (GPUs at info, the CPU at debug), and refuses --gpu-layers > 0 without a GPU backend (an error
 // that names the libraries looked for and the folder; no silent CPU
 // fallback).
 func checkDevices(cfg *serveConfig, log *slog.Logger) error {
@@ -16,7 +17,11 @@ func checkDevices(cfg *serveConfig, log *slog.Logger) error {
 		return err
 	}
 	for _, d := range llamacpp.Devices(cfg.GPULayers > 0) {
-		log.Info("device", "name", d.Name, "description", d.Description, "type", d.Type, "backend", d.Backend,
+		lvl := slog.LevelDebug
+		if d.IsGPU() {
+			lvl = slog.LevelInfo
+		}
+		log.Log(context.Background(), lvl, "device", "name", d.Name, "description", d.Description, "type", d.Type, "backend", d.Backend,
 			"free_mib", d.FreeBytes>>20, "total_mib", d.TotalBytes>>20)
 	}
 	return nil

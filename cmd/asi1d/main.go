@@ -6,13 +6,12 @@
 //	asi1d chat [flags]     talk to a server in the terminal, or ask once
 //	asi1d synth [flags]    write a dummy-weights GGUF for benchmarks and tests
 //	asi1d bench [flags]    load-test a server, or compare it with the raw engine
-//	asi1d version
+//	asi1d version          (or asi1d --version, -v)
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/internal/catalog"
+	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 )
@@ -46,7 +46,9 @@ Commands:
   chat      talk to a server in the terminal (asi1d chat -h), or ask once: asi1d chat "question"
   synth     write a GGUF model with deterministic dummy weights at real shapes
   bench     load-test an OpenAI-compatible URL, or compare the server with the raw engine
-  version   print the version
+  version   print the version (also asi1d --version, -v)
+
+asi1d <command> -h lists a command's flags; docs/CLI.md describes them all.
 `
 
 // run is the whole program; it returns the exit code.
@@ -57,12 +59,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	switch args[0] {
 	case "serve":
-		cfg, err := parseServe(args[1:], getenv)
-		if errors.Is(err, flag.ErrHelp) {
+		cfg, err := parseServeTo(args[1:], getenv, stdout)
+		if errors.Is(err, cliflag.ErrHelp) {
 			return 0
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "asi1d: %v\n", err)
+			fmt.Fprintf(stderr, "asi1d serve: %v\n", err)
 			return 2
 		}
 		if err := serve(ctx, cfg, stderr); err != nil {
@@ -78,23 +80,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runSynth(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
-	case "version":
+	case "version", "--version", "-version", "-v", "-V":
 		fmt.Fprintf(stdout, "asi1d %s (%s)\n", version, runtime.Version())
 		return 0
-	case "-h", "--help", "help":
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "asi1d: unknown command %q\n%s", args[0], usage)
+	if strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "asi1d: unknown flag %s: flags follow a command, e.g. asi1d serve %s (see asi1d -h)\n", args[0], args[0])
+		return 2
+	}
+	hint := ""
+	if m := cliflag.Closest(args[0], commands); m != "" {
+		hint = ": did you mean " + m + "?"
+	}
+	fmt.Fprintf(stderr, "asi1d: unknown command %q%s (see asi1d -h)\n", args[0], hint)
 	return 2
 }
 
+// commands are asi1d's commands, for a typo's suggestion.
+var commands = []string{"serve", "models", "chat", "synth", "bench", "version", "help"}
+
+// newLogger is serve's logger: --log-level (trace is scheduler.LevelTrace,
+// written TRACE) and --log-format.
 func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))); err != nil {
+	if cfg.LogLevel == "trace" {
+		lvl = scheduler.LevelTrace
+	} else if err := lvl.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel))); err != nil {
 		lvl = slog.LevelInfo
 	}
-	o := &slog.HandlerOptions{Level: lvl}
+	o := &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.LevelKey && a.Value.Any() == scheduler.LevelTrace {
+			a.Value = slog.StringValue("TRACE")
+		}
+		return a
+	}}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
@@ -105,7 +127,7 @@ func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 // second signal exits at once.
 func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	slog.SetDefault(log)
+	slog.SetDefault(slog.New(demoted{log.Handler()}))
 	if cfg.Model == "" && cfg.ModelsDir == "" {
 		if _, err := os.Stat(defaultModel); err != nil {
 			return errors.New("no model: pass --model FILE.gguf (or set ASI1D_MODEL), or --models-dir DIR")
@@ -132,7 +154,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if cfg.Threads == 0 {
 		n, why := usableCPUs()
 		cfg.Threads = n
-		log.Info("threads", "threads", n, "from", why)
+		log.Debug("threads", "threads", n, "from", why)
 	}
 
 	if err := checkDevices(cfg, log); err != nil {
@@ -153,8 +175,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close() // after the stack's: writes what the drain saved
-	var bar io.Writer   // a bar for the first load, on a terminal
-	if isTerminal(stderr) {
+	// A bar for the first load only on a terminal, and only when no
+	// debug lines (llama.cpp's load chatter) could be written across it.
+	var bar io.Writer
+	if isTerminal(stderr) && !log.Enabled(ctx, slog.LevelDebug) {
 		bar = stderr
 	}
 	so := stack.Options{
@@ -195,16 +219,16 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		log.Error("preloading failed", "err", err)
 	}
 	defer stk.Close()
-	attrs := []any{"addr", ln.Addr().String(), "models", len(cat.Entries), "step_tokens", cfg.StepTokens, "max_queue", maxQueue,
-		"auth", len(cfg.APIKeys) > 0, "tls", tc != nil, "rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared()}
+	log.Debug("config", "step_tokens", cfg.StepTokens, "max_queue", maxQueue, "tls", tc != nil,
+		"rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared(), "keep_alive", cfg.KeepAlive)
+	model, ctxPerReq, parallel := "", 0, 0
 	if m := stk.Model; m != nil {
 		info := stk.Backend.Info()
-		attrs = append(attrs, "model", cat.Entries[0].ID, "ctx_per_request", info.NCtxSeq, "parallel", info.Parallel,
-			"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
-	} else {
-		attrs = append(attrs, "models_dir", cfg.ModelsDir, "max_loaded", so.MaxLoaded, "keep_alive", cfg.KeepAlive)
+		model, ctxPerReq, parallel = cat.Entries[0].ID, info.NCtxSeq, info.Parallel
+		log.Debug("model", "model", model, "reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
 	}
-	log.Info("serving", attrs...)
+	msg, attrs := startLine(ln.Addr().String(), tc != nil, cfg, model, ctxPerReq, parallel, len(cat.Entries))
+	log.Info(msg, attrs...)
 
 	select {
 	case err := <-httpDone:

@@ -102,8 +102,9 @@ func modelSpecs(cat *catalog.Catalog, cfg *serveConfig, log *slog.Logger, progre
 	return specs
 }
 
-// loadProgress logs a model's load at each quarter, and moves bar (when
-// set) by the percent.
+// loadProgress moves bar (when set: a terminal) by the percent; without a
+// bar it logs the load at each quarter, at debug (a bar and log lines never
+// share the terminal).
 func loadProgress(log *slog.Logger, id string, bar interface{ Add(int64) }) func(float64) {
 	next, pct := 0.25, int64(0)
 	return func(f float64) {
@@ -113,8 +114,8 @@ func loadProgress(log *slog.Logger, id string, bar interface{ Add(int64) }) func
 				pct = p
 			}
 		}
-		for f >= next && next <= 1 {
-			log.Info("loading model", "model", id, "progress", fmt.Sprintf("%.0f%%", next*100))
+		for bar == nil && f >= next && next <= 1 {
+			log.Debug("loading model", "model", id, "progress", fmt.Sprintf("%.0f%%", next*100))
 			next += 0.25
 		}
 	}

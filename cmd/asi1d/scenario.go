@@ -72,7 +72,7 @@ type scenarioFlags struct {
 
 func newScenarioFlags(name string, stderr io.Writer) (*scenarioFlags, *flag.FlagSet) {
 	f := &scenarioFlags{name: name}
-	fs := flag.NewFlagSet("bench scenario "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("asi1d bench scenario "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.sc.URL, "url", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
 	fs.StringVar(&f.sc.Model, "model", loadgen.DefaultModel, "model id sent in requests")

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/models/synth"
 )
 
@@ -43,7 +44,7 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		nctx     = fs.Int("ctx", 0, "trained context length to write (default: the preset's)")
 		script   = fs.String("script", "", "space-separated token texts: a bigram model whose greedy output follows this chain (see models/synth)")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := cliflag.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, synthUsage)
 			fs.SetOutput(stdout)

@@ -69,8 +69,8 @@ func TestSynthFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		"unknown flag": {[]string{"--nope"}, "flag provided but not defined"},
-		"bad seed":     {[]string{"--seed", "x"}, "invalid value"},
+		"unknown flag": {[]string{"--nope"}, "unknown flag --nope (see asi1d synth -h)"},
+		"bad seed":     {[]string{"--seed", "x"}, `--seed "x": want a whole number`},
 		"preset":       {[]string{"--preset", "huge"}, `unknown preset "huge"`},
 		"type":         {[]string{"--type", "q5_k"}, `unknown type "q5_k"`},
 		"template":     {[]string{"--template", "chatml"}, `unknown template "chatml"`},

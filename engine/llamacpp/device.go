@@ -42,6 +42,7 @@ static int asi1d_preload(const char *path) {
 import "C"
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -248,11 +249,11 @@ func fileExists(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// logPlacement logs at info where the layers went. llama.cpp puts the last
-// gpuLayers of the n_layer repeating layers (and, when gpuLayers > n_layer,
-// the output layer) on the GPU devices and the rest on the CPU; its own
-// "load_tensors:" lines, logged at info too (log.go), give the buffer sizes
-// per device.
+// logPlacement logs where the layers went: at info when some are on a GPU,
+// at debug when all are on the CPU. llama.cpp puts the last gpuLayers of the
+// n_layer repeating layers (and, when gpuLayers > n_layer, the output layer)
+// on the GPU devices and the rest on the CPU; its own "load_tensors:" lines,
+// logged at debug (log.go), give the buffer sizes per device.
 func logPlacement(log *slog.Logger, model *C.struct_llama_model, gpuLayers int) {
 	nl := int(C.llama_model_n_layer(model))
 	onGPU := min(max(gpuLayers, 0), nl)
@@ -270,5 +271,9 @@ func logPlacement(log *slog.Logger, model *C.struct_llama_model, gpuLayers int) 
 		args = append(args, slog.Group("gpu", gpus...))
 	}
 	args = append(args, slog.Group("cpu", cpu...))
-	log.Info("layer placement", args...)
+	lvl := slog.LevelDebug
+	if onGPU > 0 {
+		lvl = slog.LevelInfo
+	}
+	log.Log(context.Background(), lvl, "layer placement", args...)
 }

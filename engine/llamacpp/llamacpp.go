@@ -164,6 +164,7 @@ func Open(path string, o Options) (*Backend, error) {
 	}
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
+	defer quietLoad()()
 	stop := startCapture()
 	model := C.llama_model_load_from_file(cpath, mp)
 	lines := stop()
@@ -174,8 +175,8 @@ func Open(path string, o Options) (*Backend, error) {
 		}
 		return nil, &engine.ModelError{Path: path, Reason: reason}
 	}
-	for _, l := range lines {
-		log.Warn(l, "src", "llama.cpp")
+	for _, l := range lines { // warnings of a load that worked: chatter
+		log.Debug(l, "src", "llama.cpp")
 	}
 	b := &Backend{model: model, vocab: C.llama_model_get_vocab(model)}
 
@@ -267,7 +268,7 @@ func Open(path string, o Options) (*Backend, error) {
 		b.info.ChatTemplate = C.GoString(t)
 	}
 	b.loadVocab()
-	log.Info("model loaded", "path", path, "arch", b.info.Arch, "params", b.info.Params,
+	log.Debug("model loaded", "path", path, "arch", b.info.Arch, "params", b.info.Params,
 		"n_ctx", b.info.NCtx, "n_ctx_seq", b.info.NCtxSeq, "parallel", b.info.Parallel,
 		"batch", b.info.NBatch, "threads", b.info.Threads, "kv_unified", b.info.KVUnified,
 		"vocab", b.info.NVocab, "chat_template", b.info.ChatTemplate != "")

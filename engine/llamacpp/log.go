@@ -24,7 +24,22 @@ var (
 	// capture, while non-nil (during Open), collects error lines instead of
 	// logging them, so that a failed load is reported as one clear error.
 	capture *[]string
+	// loading counts the Opens in progress: while one is, llama.cpp's
+	// warnings (context sizes, odd token ids) are load chatter, at debug.
+	loading int
 )
+
+// quietLoad marks an Open in progress; the returned function ends it.
+func quietLoad() func() {
+	logMu.Lock()
+	loading++
+	logMu.Unlock()
+	return func() {
+		logMu.Lock()
+		loading--
+		logMu.Unlock()
+	}
+}
 
 // startCapture begins collecting llama.cpp's error lines; the returned
 // function stops and returns them.
@@ -43,7 +58,8 @@ func startCapture() func() []string {
 
 // goLlamaLog is llama.cpp's log callback. C logs arrive in pieces (level CONT
 // continues the previous line), so lines are assembled before reaching slog.
-// llama.cpp's INFO chatter goes to Debug; warnings and errors keep their level.
+// llama.cpp's INFO chatter goes to Debug, and so do its warnings while a
+// model loads (quietLoad); errors keep their level, other warnings theirs.
 //
 //export goLlamaLog
 func goLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
@@ -58,9 +74,6 @@ func goLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
 		logLvl = slog.LevelError
 	default: // NONE, DEBUG, INFO
 		logLvl = slog.LevelDebug
-		if infoLine(s) {
-			logLvl = slog.LevelInfo
-		}
 	}
 	logBuf.WriteString(s)
 	if !strings.HasSuffix(s, "\n") {
@@ -76,16 +89,11 @@ func goLlamaLog(level C.int, text *C.char, _ unsafe.Pointer) {
 	if l == nil {
 		l = slog.Default()
 	}
-	if line != "" && l.Enabled(context.Background(), logLvl) {
-		l.Log(context.Background(), logLvl, line, "src", "llama.cpp")
+	lvl := logLvl
+	if lvl == slog.LevelWarn && loading > 0 {
+		lvl = slog.LevelDebug
 	}
-}
-
-// infoLine picks the llama.cpp lines that say where the model went (device
-// used, layers offloaded, buffer sizes per device): they are logged at info.
-func infoLine(s string) bool {
-	return strings.HasPrefix(s, "load_tensors: offloaded") ||
-		(strings.HasPrefix(s, "load_tensors:") && strings.Contains(s, "model buffer size")) ||
-		strings.HasPrefix(s, "llama_model_load_from_file_impl: using device") ||
-		(strings.HasPrefix(s, "llama_kv_cache:") && strings.Contains(s, "KV buffer size"))
+	if line != "" && l.Enabled(context.Background(), lvl) {
+		l.Log(context.Background(), lvl, line, "src", "llama.cpp")
+	}
 }

@@ -252,10 +252,17 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
-// The debug step log breaks every decode's step down into its parts.
+// The trace step log breaks every decode's step down into its parts; debug
+// has no step lines.
 func TestDebugStepLogBreakdown(t *testing.T) {
+	var quiet logBuf
+	qs := harness(t, enginetest.New(2, 256, 64), scheduler.Options{Logger: slog.New(slog.NewTextHandler(&quiet, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	run(t, qs, scheduler.Request{Prompt: prompt("log me"), MaxTokens: 4})
+	if strings.Contains(quiet.String(), "msg=step") {
+		t.Fatalf("step lines at debug:\n%s", quiet.String())
+	}
 	var buf logBuf
-	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: scheduler.LevelTrace}))
 	s := harness(t, enginetest.New(2, 256, 64), scheduler.Options{Logger: log})
 	// Four steps: a step's line is written after it emits its token, so
 	// the last one may still be on its way when run returns; the first

@@ -34,6 +34,11 @@ import (
 	"github.com/asi1d/asi1d/tokenizer"
 )
 
+// LevelTrace is the log level of a line per scheduler step: below debug,
+// so that debug logs stay readable under load (asi1d serve --log-level
+// trace turns it on).
+const LevelTrace = slog.LevelDebug - 4
+
 // Options configure New. Zero values take the Default* values.
 type Options struct {
 	// StepTokens is the most tokens one step carries (decode tokens first,
@@ -738,10 +743,10 @@ func (s *Scheduler) run(ndec int, built time.Time) {
 	if s.opts.OnStep != nil {
 		s.opts.OnStep(d, len(s.batch))
 	}
-	debug := s.log.Enabled(context.Background(), slog.LevelDebug)
+	debug := s.log.Enabled(context.Background(), LevelTrace)
 	if err != nil {
 		if debug {
-			s.log.Debug("step", "decode", ndec, "prompt", len(s.batch)-ndec, "ms", ms(d), "err", err)
+			s.log.Log(context.Background(), LevelTrace, "step", "decode", ndec, "prompt", len(s.batch)-ndec, "ms", ms(d), "err", err)
 		}
 		s.failBatch(err)
 		return
@@ -785,7 +790,7 @@ func (s *Scheduler) run(ndec int, built time.Time) {
 		// emit_ms the rest on the loop (counters, final events).
 		t5 := time.Now()
 		parts, _ := engine.Ubatches(s.batch)
-		s.log.Debug("step", "decode", ndec, "prompt", len(s.batch)-ndec, "parts", parts, "rows", len(rows),
+		s.log.Log(context.Background(), LevelTrace, "step", "decode", ndec, "prompt", len(s.batch)-ndec, "parts", parts, "rows", len(rows),
 			"ms", ms(d), "build_ms", ms(build), "fetch_ms", ms(t3.Sub(t2)), "sample_ms", ms(t4.Sub(t3)), "emit_ms", ms(t5.Sub(t4)),
 			"decode_cost_ms", ms(s.decodeCost), "prompt_cost_ms", ms(s.promptCost), "step_tokens", s.budget)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/asi1d/asi1d/internal/cliflag"
 )
 
 // EnvModelsDir is the environment variable of --models-dir (serve reads
@@ -75,7 +77,7 @@ func newCLIFlags(cmd string, stdout, stderr io.Writer, getenv func(string) strin
 func (f *cliFlags) parse(args []string, nargs int, argNames string) ([]string, int) {
 	var pos []string
 	for {
-		if err := f.Parse(args); err != nil {
+		if err := cliflag.Parse(f.FlagSet, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(f.stdout, "Usage: %s [flags] %s\n\nFlags:\n", f.Name(), argNames)
 				f.SetOutput(f.stdout)

@@ -80,7 +80,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"ls"}, nil, 2, "no models directory"},
 		{[]string{"ls", "extra"}, env, 2, "want no arguments"},
 		{[]string{"import"}, env, 2, "want FILE"},
-		{[]string{"pull", "--bogus", "x"}, env, 2, "flag provided but not defined"},
+		{[]string{"pull", "--bogus", "x"}, env, 2, "unknown flag --bogus (see asi1d models pull -h)"},
 		{[]string{"ls", "--models-dir", "/nonexistent/models"}, nil, 1, "models directory"},
 		{[]string{"pull", "ftp://x/m.gguf"}, env, 1, "only http and https"},
 	} {
