@@ -50,8 +50,9 @@ type Hub struct {
 	URL, StorageURL string
 
 	mu sync.Mutex
-	// token, when set, is the only bearer token accepted: a request without
-	// one is answered 401, one with another 403 (a gated repository).
+	// token, when set, is the only bearer token accepted for downloads:
+	// one without it is answered 401, one with another 403 (a gated
+	// repository: its file list stays public, as on the hub).
 	token    string
 	pageSize int
 	repos    map[string]map[string]map[string]*file // repo -> rev -> path -> file
@@ -71,7 +72,8 @@ func New(t testing.TB) *Hub {
 	return h
 }
 
-// RequireToken makes every repository gated: only "Bearer "+token is let in.
+// RequireToken makes every repository gated: only "Bearer "+token may
+// download its files; anyone may list them.
 func (h *Hub) RequireToken(token string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -185,7 +187,7 @@ func segments(r *http.Request) []string {
 
 // access checks the bearer token and finds the repository's revision;
 // false when it has answered.
-func (h *Hub) access(w http.ResponseWriter, r *http.Request, repo, rev string) (map[string]*file, bool) {
+func (h *Hub) access(w http.ResponseWriter, r *http.Request, repo, rev string, download bool) (map[string]*file, bool) {
 	h.mu.Lock()
 	token, revs := h.token, h.repos[repo]
 	h.mu.Unlock()
@@ -198,7 +200,7 @@ func (h *Hub) access(w http.ResponseWriter, r *http.Request, repo, rev string) (
 		}
 		return nil, false
 	}
-	if token != "" && auth != "Bearer "+token {
+	if download && token != "" && auth != "Bearer "+token {
 		if auth == "" {
 			hubError(w, http.StatusUnauthorized, "GatedRepo", "Access to model "+repo+" is restricted. You must have access to it and be authenticated to access it. Please log in.")
 		} else {
@@ -235,14 +237,14 @@ func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
 	switch {
 	// /api/models/OWNER/REPO/tree/REV[/PATH]
 	case len(s) >= 6 && s[0] == "api" && s[1] == "models" && s[4] == "tree":
-		files, ok := h.access(w, r, s[2]+"/"+s[3], s[5])
+		files, ok := h.access(w, r, s[2]+"/"+s[3], s[5], false)
 		if !ok {
 			return
 		}
 		h.serveTree(w, r, files, strings.Join(s[6:], "/"))
 	// /OWNER/REPO/resolve/REV/PATH
 	case len(s) >= 5 && s[2] == "resolve":
-		files, ok := h.access(w, r, s[0]+"/"+s[1], s[3])
+		files, ok := h.access(w, r, s[0]+"/"+s[1], s[3], true)
 		if !ok {
 			return
 		}
