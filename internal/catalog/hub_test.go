@@ -147,6 +147,17 @@ func TestHubPullCorrupt(t *testing.T) {
 	}
 }
 
+func TestHubPullLinkedETagDisagrees(t *testing.T) {
+	f := newHubFixture(t)
+	f.hub.LinkedETag(f.q8, shaOf(f.q4))
+	dir := t.TempDir()
+	_, err := f.pull(t, dir, "hf.co/acme/Tiny-GGUF:Q8_0", PullOptions{})
+	if err == nil || !strings.Contains(err.Error(), "contradicts") {
+		t.Fatalf("X-Linked-Etag against the listing: %v", err)
+	}
+	assertClean(t, dir)
+}
+
 func TestHubPullNotFound(t *testing.T) {
 	f := newHubFixture(t)
 	dir := t.TempDir()

@@ -58,12 +58,13 @@ type Hub struct {
 	repos    map[string]map[string]map[string]*file // repo -> rev -> path -> file
 	corrupt  map[string]bool                        // sha -> storage serves wrong bytes
 	cut      map[string]int                         // sha -> cut the next transfer after n bytes
+	linked   map[string]string                      // sha -> the X-Linked-Etag resolve sends instead
 	reqs     []Request
 }
 
 // New starts a hub and its storage host; the test's cleanup stops them.
 func New(t testing.TB) *Hub {
-	h := &Hub{repos: map[string]map[string]map[string]*file{}, corrupt: map[string]bool{}, cut: map[string]int{}}
+	h := &Hub{repos: map[string]map[string]map[string]*file{}, corrupt: map[string]bool{}, cut: map[string]int{}, linked: map[string]string{}}
 	hub := httptest.NewServer(http.HandlerFunc(h.serveHub))
 	storage := httptest.NewServer(http.HandlerFunc(h.serveStorage))
 	t.Cleanup(hub.Close)
@@ -116,6 +117,14 @@ func (h *Hub) Corrupt(data []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.corrupt[SHA256(data)] = true
+}
+
+// LinkedETag makes resolve say sha (X-Linked-Etag) of the content data,
+// against the listing.
+func (h *Hub) LinkedETag(data []byte, sha string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.linked[SHA256(data)] = sha
 }
 
 // Heal undoes Corrupt.
@@ -260,7 +269,13 @@ func (h *Hub) serveHub(w http.ResponseWriter, r *http.Request) {
 			http.ServeContent(w, r, path.Base(p), time.Time{}, bytes.NewReader(f.data))
 			return
 		}
-		w.Header().Set("X-Linked-Etag", `"`+f.sha+`"`)
+		h.mu.Lock()
+		linked, ok := h.linked[f.sha]
+		h.mu.Unlock()
+		if !ok {
+			linked = f.sha
+		}
+		w.Header().Set("X-Linked-Etag", `"`+linked+`"`)
 		w.Header().Set("X-Linked-Size", strconv.Itoa(len(f.data)))
 		w.Header().Set("ETag", `"`+f.oid+`"`)
 		w.Header().Set("Location", h.StorageURL+"/blobs/"+f.sha+"?X-Amz-Signature=x&expires=1")
