@@ -42,7 +42,7 @@ const usage = `Usage: asi1d <command> [flags]
 
 Commands:
   serve     serve a GGUF model over the ASI1 chat-completions API
-  models    the catalog of --models-dir: ls, import FILE, pull URL, rm ID (asi1d models -h)
+  models    the catalog of --models-dir: ls, import FILE, pull REF, rm ID (asi1d models -h)
   chat      talk to a server in the terminal (asi1d chat -h), or ask once: asi1d chat "question"
   synth     write a GGUF model with deterministic dummy weights at real shapes
   bench     load-test an OpenAI-compatible URL, or compare the server with the raw engine

@@ -50,7 +50,10 @@ type Catalog struct {
 // Scan makes the catalog of dir: every *.gguf file under it (recursively;
 // hidden directories, hidden files and *.partial downloads are skipped)
 // and every model of its manifest. A file's id is its base name without
-// ".gguf" unless a manifest entry names the file under another id. A model
+// ".gguf" unless a manifest entry names the file under another id. A split
+// model (NAME-00001-of-0000N.gguf ...) is one model: its first part, id
+// NAME; the other parts are not listed, and one that is missing makes the
+// model unusable. Its Size is the sum of its parts. A model
 // that cannot be used (its file missing or not a valid GGUF, its manifest
 // entry invalid, an id or alias that another model also claims) is listed
 // with Err set; only a missing directory or an unreadable manifest fails
@@ -105,7 +108,14 @@ func Scan(dir string) (*Catalog, error) {
 		} else if !d.Type().IsRegular() {
 			return nil
 		}
-		c.Entries = append(c.Entries, newEntry(abs, strings.TrimSuffix(name, ".gguf"), &ModelConfig{File: path}))
+		id := strings.TrimSuffix(name, ".gguf")
+		if prefix, no, _, ok := splitName(name); ok {
+			if no > 1 {
+				return nil // a later part of a split model: its first part is the model
+			}
+			id = prefix
+		}
+		c.Entries = append(c.Entries, newEntry(abs, id, &ModelConfig{File: path}))
 		c.Entries[len(c.Entries)-1].Config = ModelConfig{}
 		return nil
 	})
@@ -173,6 +183,12 @@ func newEntry(dir, id string, cfg *ModelConfig) *Entry {
 		return e
 	}
 	e.Size, e.ModTime = fi.Size(), fi.ModTime()
+	rest, err := splitSize(e.Path)
+	if err != nil {
+		e.Err = err
+		return e
+	}
+	e.Size += rest
 	e.Facts, e.Err = ReadFacts(e.Path)
 	return e
 }

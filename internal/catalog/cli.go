@@ -22,10 +22,14 @@ const cliUsage = `Usage: asi1d models <command> [flags] [args]
 Commands:
   ls                       list the models of the catalog
   import FILE              copy (or --link) a GGUF file into the catalog
-  pull URL                 download a GGUF file from a site's HTTP mirror
+  pull REF                 download a model: hf.co/OWNER/REPO:QUANT,
+                           hf.co/OWNER/REPO/FILE.gguf, a huggingface.co link,
+                           or the URL of a .gguf file on a site's mirror
   rm ID                    delete a model's file and manifest entry
 
-Every command takes --models-dir DIR (env ` + EnvModelsDir + `).
+Every command takes --models-dir DIR (env ` + EnvModelsDir + `). pull fetches hub
+names from ` + EnvHubEndpoint + ` (default ` + DefaultHubEndpoint + `) and sends ` + EnvHubToken + `
+to the hub, if set.
 Run 'asi1d models <command> -h' for its flags.
 `
 
@@ -186,13 +190,15 @@ func cliImport(args []string, stdout, stderr io.Writer, getenv func(string) stri
 func cliPull(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	f := newCLIFlags("pull", stdout, stderr, getenv)
 	var o PullOptions
-	f.StringVar(&o.Name, "name", "", "model id (default: the URL's file name without .gguf)")
-	f.StringVar(&o.SHA256, "sha256", "", "expected sha256 (default: read from URL.sha256)")
-	f.BoolVar(&o.NoChecksum, "no-checksum", false, "allow a download that no checksum vouches for")
-	pos, code := f.parse(args, 1, "URL")
+	f.StringVar(&o.Name, "name", "", "model id (default: the file's name without .gguf and any -00001-of-0000N)")
+	f.StringVar(&o.SHA256, "sha256", "", "expected sha256 (default: a URL's URL.sha256; the hub's own for hub files)")
+	f.BoolVar(&o.NoChecksum, "no-checksum", false, "allow a plain-URL download that no checksum vouches for")
+	pos, code := f.parse(args, 1, "REF")
 	if code >= 0 {
 		return code
 	}
+	o.HubEndpoint = getenv(EnvHubEndpoint)
+	o.HubToken = getenv(EnvHubToken)
 	o.Progress = stderr
 	e, err := Pull(ctx, *f.dir, pos[0], o)
 	if err != nil {

@@ -93,3 +93,26 @@ func TestCLIUsage(t *testing.T) {
 		t.Errorf("pull -h: %d %q", code, out)
 	}
 }
+
+func TestCLIPullHub(t *testing.T) {
+	f := newHubFixture(t)
+	f.hub.RequireToken("hf_cli")
+	dir := t.TempDir()
+	env := map[string]string{EnvModelsDir: dir, EnvHubEndpoint: f.hub.URL}
+	code, out, errs := runCLI(t, env, "pull", "hf.co/acme/Tiny-GGUF:Q8_0")
+	if code != 1 || !strings.Contains(errs, "HF_TOKEN") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+		t.Fatalf("gated without HF_TOKEN: %d %q %q, want one line naming HF_TOKEN", code, out, errs)
+	}
+	env[EnvHubToken] = "hf_cli"
+	code, out, errs = runCLI(t, env, "pull", "hf.co/acme/Tiny-GGUF:Q8_0", "--name", "tiny")
+	if code != 0 || !strings.Contains(out, "pulled tiny") || !strings.Contains(out, shaOf(f.q8)) {
+		t.Fatalf("pull: %d %q %q", code, out, errs)
+	}
+	if !strings.Contains(errs, "pull tiny: done") {
+		t.Errorf("progress on stderr: %q", errs)
+	}
+	code, out, errs = runCLI(t, env, "pull", "hf.co/acme/Tiny-GGUF:Q3_K_S")
+	if code != 1 || !strings.Contains(errs, "Q8_0, Q4_0") {
+		t.Fatalf("missing quant: %d %q %q", code, out, errs)
+	}
+}

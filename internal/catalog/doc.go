@@ -50,11 +50,17 @@
 // # Bringing models in
 //
 // Import copies (or hard-links) a local file into the directory; Pull
-// fetches one from a URL the operator names (a site's own HTTP mirror),
-// resuming an interrupted download, and refuses a file whose sha256 does
-// not match the one given or published beside it (URL + ".sha256"). Both
-// write through a temporary file and a rename, check the GGUF header, and
-// record the sha256 in the manifest. Nothing here contacts a host the
-// operator did not name: Pull ignores proxy settings in the environment
-// and refuses redirects to another host. RunCLI is `asi1d models`.
+// fetches one, resuming an interrupted download, from a Hugging Face hub
+// (hf.co/OWNER/REPO:QUANT, hf.co/OWNER/REPO/FILE.gguf, huggingface.co
+// links; the hub at HF_ENDPOINT, with HF_TOKEN) or from a URL the operator
+// names (a site's own HTTP mirror). A hub file is checked against the
+// hub's own checksum (the sha256 of its LFS record); a URL's against the
+// one given or published beside it (URL + ".sha256"). Both write through
+// a temporary file and a rename, check the GGUF header, and record the
+// sha256 in the manifest; a mismatch leaves nothing behind. Pull ignores
+// proxy settings in the environment; for a plain URL it refuses redirects
+// to another host, and for the hub it follows the redirect to the hub's
+// storage host without the token. A split model (NAME-00001-of-0000N.gguf
+// and its parts) is one model whose file is the first part. RunCLI is
+// `asi1d models`; docs/MODELS.md is the user's page.
 package catalog

@@ -180,7 +180,7 @@ func existingModel(dir, name string) (*Entry, error) {
 		return nil, nil
 	}
 	if e.ID != name {
-		return nil, fmt.Errorf("%q is an alias of model %q: choose another name", name, e.ID)
+		return nil, fmt.Errorf("%q is an alias of model %q: choose another --name", name, e.ID)
 	}
 	return e, nil
 }
@@ -195,7 +195,7 @@ func sameOrRefuse(dir string, e *Entry, sum string) (*Entry, error) {
 			return install(dir, e.ID, "", sum, e)
 		}
 	}
-	return nil, fmt.Errorf("model %q already exists (%s) with different content: remove it first (asi1d models rm %s) or choose another name",
+	return nil, fmt.Errorf("model %q already exists (%s) with different content: remove it first (asi1d models rm %s) or choose another --name",
 		e.ID, e.Path, e.ID)
 }
 
@@ -285,9 +285,12 @@ func Remove(dir, idOrAlias string) error {
 	}
 	rel, err := filepath.Rel(c.Dir, e.Path)
 	inside := err == nil && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != ".."
+	parts := splitParts(e.Path) // the file, or every part of a split model
 	if inside && !shared {
-		if err := os.Remove(e.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove %s: %w", e.ID, err)
+		for _, p := range parts {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove %s: %w", e.ID, err)
+			}
 		}
 	}
 	unlock, err := lockManifest(c.Dir)
@@ -305,8 +308,9 @@ func Remove(dir, idOrAlias string) error {
 			return fmt.Errorf("remove %s from the manifest: %w", e.ID, err)
 		}
 	}
-	partial := filepath.Join(c.Dir, e.ID+".gguf"+partialSuffix)
-	os.Remove(partial)
-	os.Remove(partial + metaSuffix)
+	for _, p := range append(parts, filepath.Join(c.Dir, e.ID+".gguf")) {
+		os.Remove(p + partialSuffix)
+		os.Remove(p + partialSuffix + metaSuffix)
+	}
 	return nil
 }

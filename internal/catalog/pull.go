@@ -23,16 +23,27 @@ import (
 
 // PullOptions are Pull's options.
 type PullOptions struct {
-	// Name is the model id (default: the URL's file name without .gguf).
+	// Name is the model id (default: the file's name without .gguf, and
+	// without -00001-of-0000N for a split model).
 	Name string
-	// SHA256 is the expected checksum; "" fetches URL + ".sha256".
+	// SHA256 is the expected checksum (asi1d models pull --sha256). For a
+	// plain URL, "" fetches URL + ".sha256"; for a hub file the hub's own
+	// checksum is used and SHA256, when set, must agree with it.
 	SHA256 string
-	// NoChecksum allows a download that no checksum vouches for.
+	// NoChecksum allows a plain-URL download that no checksum vouches for
+	// (--no-checksum). Hub downloads always have the hub's checksum.
 	NoChecksum bool
+	// HubEndpoint is the Hugging Face hub or mirror that hf.co/... names
+	// and huggingface.co links are fetched from (HF_ENDPOINT); ""
+	// means DefaultHubEndpoint.
+	HubEndpoint string
+	// HubToken is an access token for the hub (HF_TOKEN), sent as a bearer
+	// token to the hub only, never to the storage host it redirects to.
+	HubToken string
 	// Progress, when set, receives a progress bar or lines (NewProgress).
 	Progress io.Writer
-	// Client replaces the default HTTP client (tests); Pull still refuses
-	// redirects to another host.
+	// Client replaces the default HTTP client (tests); its redirect policy
+	// is replaced by Pull's.
 	Client *http.Client
 }
 
@@ -50,25 +61,78 @@ var (
 	stallTimeout  = 2 * time.Minute
 )
 
-// Pull downloads the GGUF file at rawURL (http or https) into the catalog
-// in dir as <name>.gguf. It writes <name>.gguf.partial and, when run again
-// after an interruption, resumes from where it stopped (a Range request
-// with If-Range, so a file changed on the server starts over). The
+// HTTPError is an HTTP answer other than the one wanted.
+type HTTPError struct {
+	URL  string // redacted
+	Code int
+	// Message is the server's own explanation (the hub's X-Error-Message),
+	// when it gave one.
+	Message string
+}
+
+func (e *HTTPError) Error() string {
+	s := fmt.Sprintf("GET %s: %s (HTTP %d)", e.URL, strings.ToLower(http.StatusText(e.Code)), e.Code)
+	if e.Code == 0 || http.StatusText(e.Code) == "" {
+		s = fmt.Sprintf("GET %s: HTTP %d", e.URL, e.Code)
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+func httpError(u *url.URL, resp *http.Response) *HTTPError {
+	return &HTTPError{URL: u.Redacted(), Code: resp.StatusCode, Message: oneLine(resp.Header.Get("X-Error-Message"))}
+}
+
+// oneLine keeps the first line of s, at most 200 bytes of it.
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	s = strings.TrimSpace(s)
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// Pull downloads a GGUF model into the catalog in dir. ref is either a
+// Hugging Face name or link (hf.co/OWNER/REPO:QUANT,
+// hf.co/OWNER/REPO/FILE.gguf, https://huggingface.co/OWNER/REPO/resolve/
+// REV/FILE.gguf...: see pullHub) or a plain http(s) URL of a .gguf file.
+//
+// A plain URL's file is written to <name>.gguf.partial and, when Pull runs
+// again after an interruption, resumed from where it stopped (a Range
+// request with If-Range, so a file changed on the server starts over). The
 // checksum comes from o.SHA256, else from rawURL + ".sha256" (sha256sum's
 // format, or a bare hex digest); with neither, Pull refuses unless
 // o.NoChecksum. A mismatch deletes the download and leaves nothing in the
 // catalog. On success the file is renamed into place, its header checked
-// and its sha256 pinned in the manifest.
-//
-// Pull contacts only the host of rawURL: it ignores proxy settings in the
-// environment and refuses redirects to another host.
-func Pull(ctx context.Context, dir, rawURL string, o PullOptions) (*Entry, error) {
+// and its sha256 pinned in the manifest. For a plain URL, Pull contacts
+// only its host: it ignores proxy settings in the environment and refuses
+// redirects to another host.
+func Pull(ctx context.Context, dir, ref string, o PullOptions) (*Entry, error) {
+	hr, err := parseHubRef(ref, o.HubEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	if hr != nil {
+		e, err := pullHub(ctx, dir, hr, o)
+		if err != nil {
+			return nil, fmt.Errorf("pull %s: %w", ref, err)
+		}
+		return e, nil
+	}
+	return pullURL(ctx, dir, ref, o)
+}
+
+// pullURL is Pull of a plain URL.
+func pullURL(ctx context.Context, dir, rawURL string, o PullOptions) (*Entry, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("pull: bad URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("pull: URL %q: only http and https URLs are supported", rawURL)
+		return nil, fmt.Errorf("pull: %q: only http and https URLs and hub names (hf.co/OWNER/REPO:QUANT) are supported", rawURL)
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("pull: URL %q has no host", rawURL)
@@ -77,19 +141,19 @@ func Pull(ctx context.Context, dir, rawURL string, o PullOptions) (*Entry, error
 	if name == "" {
 		name = strings.TrimSuffix(path.Base(u.Path), ".gguf")
 		if name == "/" || name == "." || name == "" {
-			return nil, fmt.Errorf("pull: URL %q names no file: give a name", rawURL)
+			return nil, fmt.Errorf("pull: URL %q names no file: give --name ID", rawURL)
 		}
 	}
 	if err := ValidID(name); err != nil {
-		return nil, fmt.Errorf("pull: %w", err)
+		return nil, fmt.Errorf("pull: %w: give --name ID", err)
 	}
 	want := ""
 	if o.SHA256 != "" {
 		if want, err = normalizeSHA256(o.SHA256); err != nil {
-			return nil, fmt.Errorf("pull: %w", err)
+			return nil, fmt.Errorf("pull: --sha256: %w", err)
 		}
 	}
-	client := pullClient(o.Client)
+	client := pullClient(o.Client, false)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
@@ -102,12 +166,18 @@ func Pull(ctx context.Context, dir, rawURL string, o PullOptions) (*Entry, error
 			return nil, fmt.Errorf("pull: %w", err)
 		}
 		if want == "" && !o.NoChecksum {
-			return nil, fmt.Errorf("pull: no checksum for %s: give the sha256, publish %s.sha256 beside the file, or allow an unchecked download", rawURL, path.Base(u.Path))
+			// Say "not found" for a file that is not there rather than
+			// asking for its checksum.
+			if err := probe(ctx, client, u); err != nil {
+				return nil, fmt.Errorf("pull: %w", err)
+			}
+			return nil, fmt.Errorf("pull: no checksum for %s (no %s.sha256 beside it): give --sha256 HEX, or pass --no-checksum to accept the file unchecked",
+				u.Redacted(), path.Base(u.Path))
 		}
 	}
 	if existing != nil {
 		if want == "" {
-			return nil, fmt.Errorf("pull: model %q already exists (%s): remove it first or choose another name", name, existing.Path)
+			return nil, fmt.Errorf("pull: model %q already exists (%s): remove it first (asi1d models rm %s) or choose another --name", name, existing.Path, name)
 		}
 		e, err := sameOrRefuse(dir, existing, want)
 		if err != nil {
@@ -116,13 +186,12 @@ func Pull(ctx context.Context, dir, rawURL string, o PullOptions) (*Entry, error
 		return e, nil
 	}
 	partial := filepath.Join(dir, name+".gguf"+partialSuffix)
-	sum, err := download(ctx, client, u, partial, name, o.Progress)
+	sum, err := download(ctx, &fetch{client: client, url: u, partial: partial, label: "pull " + name, want: want, progress: o.Progress})
 	if err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
 	if want != "" && sum != want {
-		os.Remove(partial)
-		os.Remove(partial + metaSuffix)
+		removePartial(partial)
 		return nil, fmt.Errorf("pull: %w: the download was deleted", &ChecksumError{Path: rawURL, Want: want, Got: sum})
 	}
 	e, err := install(dir, name, partial, sum, nil)
@@ -133,9 +202,40 @@ func Pull(ctx context.Context, dir, rawURL string, o PullOptions) (*Entry, error
 	return e, nil
 }
 
+// removePartial deletes a download and its sidecar.
+func removePartial(partial string) {
+	os.Remove(partial)
+	os.Remove(partial + metaSuffix)
+}
+
+// probe asks whether u exists (HEAD): an error for an answer that says it
+// does not or may not be read; nil otherwise, also for a server that does
+// not answer HEAD.
+func probe(ctx context.Context, client *http.Client, u *url.URL) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil // the GET would say; a HEAD is only a question here
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotFound, http.StatusGone, http.StatusUnauthorized, http.StatusForbidden:
+		return httpError(u, resp)
+	}
+	return nil
+}
+
+const userAgent = "asi1d-models-pull"
+
 // pullClient is the HTTP client of Pull: no proxy, bounded connect and
-// header waits, and no redirect to another host.
-func pullClient(c *http.Client) *http.Client {
+// header waits. For a plain URL (hub false) it refuses redirects to
+// another host; for the hub it follows them (the hub sends large files to
+// its storage host) but drops the Authorization header there.
+func pullClient(c *http.Client, hub bool) *http.Client {
 	var out http.Client
 	if c != nil {
 		out = *c
@@ -154,11 +254,16 @@ func pullClient(c *http.Client) *http.Client {
 			return errors.New("too many redirects")
 		}
 		from := via[0].URL
-		if !strings.EqualFold(hostPort(req.URL), hostPort(from)) {
-			return fmt.Errorf("redirect to another host (%s) refused: pull contacts only %s", req.URL.Host, from.Host)
-		}
 		if from.Scheme == "https" && req.URL.Scheme != "https" {
 			return errors.New("redirect from https to http refused")
+		}
+		if !strings.EqualFold(hostPort(req.URL), hostPort(from)) {
+			if !hub {
+				return fmt.Errorf("redirect to another host (%s) refused: pull contacts only %s", req.URL.Host, from.Host)
+			}
+			// The token is the hub's: never sent to its storage host.
+			// (Go keeps it for the same host name on another port.)
+			req.Header.Del("Authorization")
 		}
 		return nil
 	}
@@ -186,7 +291,7 @@ func get(ctx context.Context, client *http.Client, u *url.URL, header http.Heade
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set("User-Agent", "asi1d-models-pull")
+	req.Header.Set("User-Agent", userAgent)
 	// identity: no transparent gzip, so byte offsets are the file's.
 	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := client.Do(req)
@@ -219,7 +324,7 @@ func fetchChecksum(ctx context.Context, client *http.Client, u *url.URL) (string
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone:
 		return "", nil
 	case resp.StatusCode != http.StatusOK:
-		return "", fmt.Errorf("GET %s: %s", su.Redacted(), resp.Status)
+		return "", httpError(&su, resp)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
@@ -265,6 +370,10 @@ type partialMeta struct {
 	URL          string `json:"url"`
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"last_modified,omitempty"`
+	// Want is the checksum the download was started for: the same
+	// checksum wanted again means the same file (the hub's files are
+	// content-addressed), so a resume needs no validator.
+	Want string `json:"want,omitempty"`
 }
 
 // validator is the If-Range value: a strong ETag, else Last-Modified.
@@ -275,15 +384,33 @@ func (m partialMeta) validator() string {
 	return m.LastModified
 }
 
-// download fetches u into partial, resuming from partial's size when its
-// sidecar says it is the same file, and returns the sha256 of the whole
-// file. An interrupted download keeps partial for the next try.
-func download(ctx context.Context, client *http.Client, u *url.URL, partial, name string, progress io.Writer) (string, error) {
+// fetch is one file to download.
+type fetch struct {
+	client *http.Client
+	url    *url.URL
+	header http.Header // sent with the first request (a redirect may drop some)
+	// partial is where the bytes go; partial + metaSuffix is its sidecar.
+	partial string
+	label   string // progress description
+	// want is the checksum expected ("" unknown): it keys the resume.
+	want     string
+	progress io.Writer
+
+	// linked is what the hub said about the file on the way (its redirect's
+	// X-Linked-Etag, unquoted), set by download.
+	linked string
+}
+
+// download fetches f.url into f.partial, resuming from partial's size
+// when its sidecar says it is the same file, and returns the sha256 of the
+// whole file. An interrupted download keeps partial for the next try.
+func download(ctx context.Context, f *fetch) (string, error) {
+	u := f.url
 	var meta partialMeta
 	have := int64(0)
-	if b, err := os.ReadFile(partial + metaSuffix); err == nil && json.Unmarshal(b, &meta) == nil &&
-		meta.URL == u.String() && meta.validator() != "" {
-		if fi, err := os.Stat(partial); err == nil {
+	if b, err := os.ReadFile(f.partial + metaSuffix); err == nil && json.Unmarshal(b, &meta) == nil &&
+		meta.URL == u.String() && (meta.validator() != "" || (f.want != "" && meta.Want == f.want)) {
+		if fi, err := os.Stat(f.partial); err == nil {
 			have = fi.Size()
 		}
 	}
@@ -292,16 +419,22 @@ func download(ctx context.Context, client *http.Client, u *url.URL, partial, nam
 			return "", fmt.Errorf("GET %s: the server does not honour the range it was asked for", u.Redacted())
 		}
 		h := http.Header{}
+		for k, v := range f.header {
+			h[k] = v
+		}
 		if have > 0 {
 			h.Set("Range", fmt.Sprintf("bytes=%d-", have))
-			h.Set("If-Range", meta.validator())
+			if v := meta.validator(); v != "" {
+				h.Set("If-Range", v)
+			}
 		}
 		rctx, cancel := context.WithCancelCause(ctx)
-		resp, err := get(rctx, client, u, h)
+		resp, err := get(rctx, f.client, u, h)
 		if err != nil {
 			cancel(nil)
 			return "", err
 		}
+		f.linked = linkedETag(resp)
 		restart := false
 		switch resp.StatusCode {
 		case http.StatusPartialContent:
@@ -315,30 +448,50 @@ func download(ctx context.Context, client *http.Client, u *url.URL, partial, nam
 		default:
 			resp.Body.Close()
 			cancel(nil)
-			return "", fmt.Errorf("GET %s: %s", u.Redacted(), resp.Status)
+			e := httpError(u, resp)
+			if final := resp.Request.URL; !strings.EqualFold(final.Host, u.Host) {
+				e.Message = strings.TrimPrefix(e.Message+"; answered by "+final.Host, "; ")
+			}
+			return "", e
 		}
 		if restart {
 			resp.Body.Close()
 			cancel(nil)
 			have = 0
-			os.Remove(partial)
+			os.Remove(f.partial)
 			continue
 		}
-		sum, err := receive(rctx, cancel, resp, u, partial, name, have, progress)
+		sum, err := receive(rctx, cancel, resp, f, have)
 		resp.Body.Close()
 		cancel(nil)
 		return sum, err
 	}
 }
 
-// receive writes resp's body to partial after its first have bytes,
+// linkedETag is the X-Linked-Etag of the hub's redirect that led to resp
+// (the sha256 of an LFS file), unquoted; "" when there was none.
+func linkedETag(resp *http.Response) string {
+	for r := resp; r != nil; {
+		if v := r.Header.Get("X-Linked-Etag"); v != "" {
+			return strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
+		}
+		if r.Request == nil {
+			break
+		}
+		r = r.Request.Response // the redirect that caused this request
+	}
+	return ""
+}
+
+// receive writes resp's body to f.partial after its first have bytes,
 // hashing the whole file.
-func receive(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Response, u *url.URL, partial, name string, have int64, progress io.Writer) (string, error) {
+func receive(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Response, f *fetch, have int64) (string, error) {
+	u, partial := f.url, f.partial
 	h := sha256.New()
 	flags := os.O_WRONLY | os.O_CREATE
 	if have == 0 {
 		flags |= os.O_TRUNC
-		meta := partialMeta{URL: u.String(), ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}
+		meta := partialMeta{URL: u.String(), ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Want: f.want}
 		b, _ := json.Marshal(meta)
 		if err := os.WriteFile(partial+metaSuffix, b, 0o644); err != nil {
 			return "", err
@@ -346,16 +499,16 @@ func receive(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Res
 	} else if err := hashPrefix(h, partial, have); err != nil {
 		return "", err
 	}
-	f, err := os.OpenFile(partial, flags, 0o644)
+	file, err := os.OpenFile(partial, flags, 0o644)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer file.Close()
 	if have > 0 {
-		if err := f.Truncate(have); err != nil {
+		if err := file.Truncate(have); err != nil {
 			return "", err
 		}
-		if _, err := f.Seek(have, io.SeekStart); err != nil {
+		if _, err := file.Seek(have, io.SeekStart); err != nil {
 			return "", err
 		}
 	}
@@ -363,14 +516,14 @@ func receive(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Res
 	if resp.ContentLength >= 0 {
 		total = have + resp.ContentLength
 	}
-	p := NewProgress(progress, "pull "+name, total)
+	p := NewProgress(f.progress, f.label, total)
 	p.Add(have)
 	// A body that stops sending for stallTimeout ends the request.
-	errStalled := fmt.Errorf("no data from %s for %s", u.Host, stallTimeout)
+	errStalled := fmt.Errorf("no data from %s for %s", resp.Request.URL.Host, stallTimeout)
 	watchdog := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })
 	defer watchdog.Stop()
 	body := &stallReader{r: resp.Body, reset: func() { watchdog.Reset(stallTimeout) }}
-	n, err := io.Copy(io.MultiWriter(f, h, progressWriter{p}), body)
+	n, err := io.Copy(io.MultiWriter(file, h, progressWriter{p}), body)
 	got := have + n
 	if err == nil && total >= 0 && got != total {
 		err = io.ErrUnexpectedEOF
@@ -379,15 +532,15 @@ func receive(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Res
 		if cerr := context.Cause(ctx); cerr != nil {
 			err = cerr
 		}
-		f.Sync()
+		file.Sync()
 		return "", fmt.Errorf("download of %s interrupted after %s of %s: %w (pull again to resume)",
 			u.Redacted(), humanBytes(got), sizeOrUnknown(total), err)
 	}
 	p.Finish()
-	if err := f.Sync(); err != nil {
+	if err := file.Sync(); err != nil {
 		return "", err
 	}
-	if err := f.Close(); err != nil {
+	if err := file.Close(); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil

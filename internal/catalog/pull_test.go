@@ -49,7 +49,7 @@ func (m *mirror) serve(w http.ResponseWriter, r *http.Request) {
 	m.requests = append(m.requests, r.URL.Path)
 	data, etag, sha, redirect := m.data, m.etag, m.sha, m.redirect
 	cut := 0
-	if r.URL.Path == "/m.gguf" {
+	if r.URL.Path == "/m.gguf" && r.Method == http.MethodGet {
 		m.fileCalls++
 		m.ranges = append(m.ranges, r.Header.Get("Range"))
 		m.ifRanges = append(m.ifRanges, r.Header.Get("If-Range"))
@@ -273,8 +273,9 @@ func TestPullNeedsChecksum(t *testing.T) {
 	m.sha = ""
 	dir := t.TempDir()
 	_, err := Pull(context.Background(), dir, m.url(), PullOptions{})
-	if err == nil || !strings.Contains(err.Error(), "no checksum") {
-		t.Fatalf("pull without a checksum: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "no checksum") || !strings.Contains(err.Error(), "--sha256 HEX") ||
+		!strings.Contains(err.Error(), "--no-checksum") {
+		t.Fatalf("pull without a checksum: %v, want it to name --sha256 and --no-checksum", err)
 	}
 	assertClean(t, dir)
 	if m.fileCalls != 0 {
@@ -381,6 +382,29 @@ func TestParseChecksum(t *testing.T) {
 	for _, bad := range []string{"", "<html>not found</html>", "abc  m.gguf"} {
 		if _, err := parseChecksum(bad, "m.gguf"); err == nil {
 			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestPullNotFound(t *testing.T) {
+	m := newMirror(t, synthBytes(t, tinyQ8))
+	dir := t.TempDir()
+	for _, o := range []PullOptions{{}, {SHA256: storiesSHA}, {NoChecksum: true}} {
+		_, err := Pull(context.Background(), dir, m.srv.URL+"/missing.gguf", o)
+		if err == nil || !strings.Contains(err.Error(), "not found (HTTP 404)") || !strings.Contains(err.Error(), "/missing.gguf") ||
+			strings.Contains(err.Error(), "checksum") {
+			t.Errorf("%+v: %v, want a 404 that names the URL", o, err)
+		}
+	}
+	assertClean(t, dir)
+}
+
+func TestPullNameFlag(t *testing.T) {
+	m := newMirror(t, synthBytes(t, tinyQ8))
+	for _, u := range []string{m.srv.URL + "/", m.srv.URL + "/bad%20name.gguf"} {
+		_, err := Pull(context.Background(), t.TempDir(), u, PullOptions{NoChecksum: true})
+		if err == nil || !strings.Contains(err.Error(), "--name") {
+			t.Errorf("%s: %v, want it to name --name", u, err)
 		}
 	}
 }
