@@ -278,7 +278,7 @@ func checkEnvoy(t *testing.T, src, fqdn string, port int) {
 // The Compose file parses, runs three replicas and the balancer, and agrees
 // with the nginx file and asi1d's drain.
 func TestCompose(t *testing.T) {
-	b, err := os.ReadFile("compose.yaml")
+	b, err := os.ReadFile("compose.fleet.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +306,7 @@ func TestCompose(t *testing.T) {
 		Services map[string]service `json:"services"`
 	}
 	if err := yaml.Unmarshal(b, &doc); err != nil {
-		t.Fatalf("compose.yaml: %v", err)
+		t.Fatalf("compose.fleet.yaml: %v", err)
 	}
 	conf, err := os.ReadFile("nginx/asi1d.conf")
 	if err != nil {
@@ -402,5 +402,63 @@ func TestRenderMismatch(t *testing.T) {
 	}
 	if strings.Contains(out, "replica-") || strings.Contains(out, "hash $http_x_session_id") || !strings.Contains(out, "listen 127.0.0.1:9;") {
 		t.Errorf("rendered:\n%s", out)
+	}
+}
+
+// The one-GPU Compose file runs one server on one GPU, refuses to start
+// without an API key, serves the models folder, and drains like the fleet.
+func TestComposeSingle(t *testing.T) {
+	b, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type service struct {
+		Environment     map[string]string `json:"environment"`
+		StopGracePeriod string            `json:"stop_grace_period"`
+		Volumes         []string          `json:"volumes"`
+		Ports           []string          `json:"ports"`
+		Deploy          struct {
+			Resources struct {
+				Reservations struct {
+					Devices []struct {
+						Count        int      `json:"count"`
+						DeviceIDs    []string `json:"device_ids"`
+						Capabilities []string `json:"capabilities"`
+					} `json:"devices"`
+				} `json:"reservations"`
+			} `json:"resources"`
+		} `json:"deploy"`
+	}
+	var doc struct {
+		Services map[string]service `json:"services"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	if len(doc.Services) != 1 {
+		t.Fatalf("compose.yaml has %d services, want one server", len(doc.Services))
+	}
+	for name, s := range doc.Services {
+		if d := s.Deploy.Resources.Reservations.Devices; len(d) != 1 || d[0].Count != 1 || len(d[0].DeviceIDs) != 0 || !slices.Contains(d[0].Capabilities, "gpu") {
+			t.Errorf("%s: want a reservation of one GPU by count, got %+v", name, d)
+		}
+		if k := s.Environment["ASI1D_API_KEY"]; !strings.HasPrefix(k, "${ASI1D_API_KEY:?") {
+			t.Errorf("%s: ASI1D_API_KEY %q: want it required from the environment (${ASI1D_API_KEY:?...})", name, k)
+		}
+		dir := s.Environment["ASI1D_MODELS_DIR"]
+		mounted := false
+		for _, v := range s.Volumes {
+			// SOURCE:TARGET[:MODE], where SOURCE may be ${VAR:-default}.
+			v = strings.TrimSuffix(strings.TrimSuffix(v, ":ro"), ":rw")
+			mounted = mounted || v[strings.LastIndex(v, ":")+1:] == dir
+		}
+		if dir == "" || !mounted {
+			t.Errorf("%s: ASI1D_MODELS_DIR %q is not a mounted folder (%v)", name, dir, s.Volumes)
+		}
+		drain, err1 := time.ParseDuration(s.Environment["ASI1D_DRAIN_TIMEOUT"])
+		grace, err2 := time.ParseDuration(s.StopGracePeriod)
+		if err1 != nil || err2 != nil || grace <= drain+5*time.Second {
+			t.Errorf("%s: stop_grace_period %q must exceed ASI1D_DRAIN_TIMEOUT %q + 5s", name, s.StopGracePeriod, s.Environment["ASI1D_DRAIN_TIMEOUT"])
+		}
 	}
 }

@@ -626,7 +626,7 @@ func fleetRolling(t *testing.T, lb *fleettest.Balancer, reps []*replicaProc, say
 		r.waitReady(t)
 		ready := time.Since(d0)
 		back := backInRotation(r, d0.Add(ready)).Sub(d0)
-		// The operator's pacing from deploy/compose.yaml: the next replica
+		// The operator's pacing from deploy/compose.fleet.yaml: the next replica
 		// is stopped only after nginx's fail_timeout (5 s) has passed since
 		// this one's last failure (its drain's 503s, or a kept-alive
 		// connection to its old process). nginx keeps each replica's fail
