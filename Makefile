@@ -1,7 +1,7 @@
 # asi1d: build, test, run and benchmark. Every target prepares the machine
 # first (scripts/env.sh: apt headers, miniaudio link, cgo flags).
 #
-#   make run                 build and serve ../shared/models/stories260K.gguf
+#   make run                 build and serve the bundled tiny model (models/stories260K)
 #   make run MODEL=x.gguf    serve another model
 #   make test                the test suite (what CI runs; includes tidy-check)
 #   make bench               benchmarks
@@ -17,7 +17,7 @@
 #   make gpu-check-prepare   what scripts/gpu-check.sh needs, into .gpu-check/
 
 SHELL := /bin/bash
-MODEL ?= ../shared/models/stories260K.gguf
+MODEL ?= models/stories260K/stories260K.gguf
 ARGS ?=
 CPU_TARGET ?=
 ARCH ?=
@@ -69,6 +69,10 @@ test: setup tidy-check
 	@$(ENV) go vet ./... && go test -race -count=1 ./...
 
 run: build
+	@if [ "$(MODEL)" = models/stories260K/stories260K.gguf ]; then \
+		echo "run: serving the bundled 1 MB demo model (it writes children's stories, it is no chat model)."; \
+		echo "run: a real chat model: ./bin/asi1d models pull hf.co/bartowski/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M && ./bin/asi1d serve --models-dir ~/.asi1d/models"; \
+	fi
 	./bin/asi1d serve --model $(MODEL) $(ARGS)
 
 bench: setup
