@@ -151,4 +151,3 @@ func TestLoweredFixturesBuild(t *testing.T) {
 		g.Close()
 	}
 }
-
