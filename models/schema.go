@@ -49,7 +49,9 @@ var (
 // required, additionalProperties (boolean or schema), items, prefixItems,
 // minItems, maxItems, enum, const, anyOf/oneOf (alone, oneOf acting as
 // anyOf), local $ref into $defs/definitions, string minLength/maxLength,
-// pattern (anchored ^...$), format date/time/date-time/uuid, and integer
+// pattern (any that RE2 reads, otherwise anchored ^...$),
+// format date/time/date-time/uuid (llama.cpp's converter) and
+// email/hostname/ipv4/ipv6/uri (LowerSchema), and integer and number
 // minimum/maximum/exclusiveMinimum/exclusiveMaximum. Annotations (title,
 // description, default, examples, ...) are ignored.
 func CheckSchema(schema []byte) error {
@@ -60,7 +62,13 @@ func CheckSchema(schema []byte) error {
 		return &SchemaError{Reason: "not valid JSON: " + err.Error()}
 	}
 	c := schemaChecker{root: root}
-	return c.check(root, "")
+	if err := c.check(root, ""); err != nil {
+		return err
+	}
+	// What LowerSchema enforces with its own automata (formats, number
+	// bounds, lengths beside a pattern) is refused here when it cannot be.
+	_, err := LowerSchema(schema)
+	return err
 }
 
 type schemaChecker struct{ root any }
@@ -194,12 +202,19 @@ func (c *schemaChecker) object(s map[string]any, path string) error {
 			}
 			constraint++
 		case k == "minimum" || k == "maximum" || k == "exclusiveMinimum" || k == "exclusiveMaximum":
-			if !only("integer") {
-				return &SchemaError{Path: path, Keyword: k, Reason: `bounds are enforced only with "type": "integer"`}
+			if _, isBool := v.(bool); isBool {
+				return &SchemaError{Path: p, Keyword: k, Reason: "must be a number (the boolean form of draft 4 is not supported)"}
 			}
-			n, ok := v.(json.Number)
-			if _, err := strconv.ParseInt(string(n), 10, 64); !ok || err != nil {
-				return &SchemaError{Path: p, Keyword: k, Reason: "must be an integer"}
+			switch {
+			case only("integer"):
+				n, ok := v.(json.Number)
+				if _, err := strconv.ParseInt(string(n), 10, 64); !ok || err != nil {
+					return &SchemaError{Path: p, Keyword: k, Reason: "must be an integer"}
+				}
+			case only("number"):
+				// Checked with the number's range (LowerSchema).
+			default:
+				return &SchemaError{Path: path, Keyword: k, Reason: `bounds are enforced only with "type": "integer" or "type": "number"`}
 			}
 			constraint++
 		case k == "enum":
@@ -214,14 +229,23 @@ func (c *schemaChecker) object(s map[string]any, path string) error {
 			if !ok || !only("string") {
 				return &SchemaError{Path: path, Keyword: k, Reason: `needs a string and "type": "string"`}
 			}
-			if !strings.HasPrefix(pat, "^") || !strings.HasSuffix(pat, "$") {
+			// A pattern RE2 reads, or one beside a format of
+			// stringFormats, is enforced by LowerSchema with search
+			// semantics; the converter needs the others anchored.
+			f, _ := s["format"].(string)
+			_, lowered := stringFormats[f]
+			if !lowered {
+				_, err := compileDFA(pat)
+				lowered = err == nil
+			}
+			if !lowered && (!strings.HasPrefix(pat, "^") || !strings.HasSuffix(pat, "$")) {
 				return &SchemaError{Path: p, Keyword: k, Reason: "the pattern must be anchored: start with ^ and end with $"}
 			}
 			constraint++
 		case k == "format":
 			f, ok := v.(string)
-			if !ok || !schemaFormats[f] {
-				return &SchemaError{Path: p, Keyword: k, Reason: fmt.Sprintf("format %v is not enforced (supported: date, time, date-time, uuid)", v)}
+			if _, ours := stringFormats[f]; !ok || !schemaFormats[f] && !ours {
+				return &SchemaError{Path: p, Keyword: k, Reason: fmt.Sprintf("format %v is not enforced (supported: date, time, date-time, uuid, email, hostname, ipv4, ipv6, ipvanyaddress, uri)", v)}
 			}
 			constraint++
 		default:

@@ -138,10 +138,20 @@ func callGrammar(m *Model, req *ChatRequest, p outputPlan, only, prefix string) 
 	return g, time.Since(t0), aerr
 }
 
+// compileGrammar converts schema (checked with models.CheckSchema) into a
+// grammar: what the engine's converter does not enforce (formats, number
+// bounds; see models.LowerSchema) is lowered first and spliced back in.
 func compileGrammar(gc engine.GrammarCompiler, schema []byte, root, param string) (engine.Grammar, *APIError) {
-	gbnf, err := gc.SchemaGrammar(schema, root)
+	low, err := models.LowerSchema(schema)
 	if err != nil {
 		return nil, badRequest(CodeUnsupportedValue, param, "%v", err)
+	}
+	gbnf, err := gc.SchemaGrammar(low.Schema, root)
+	if err != nil {
+		return nil, badRequest(CodeUnsupportedValue, param, "%v", err)
+	}
+	if gbnf, err = low.Splice(gbnf); err != nil {
+		return nil, ErrorFor(fmt.Errorf("could not build the grammar: %w", err))
 	}
 	g, err := gc.NewGrammar(gbnf)
 	if err != nil {
