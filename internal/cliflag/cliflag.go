@@ -252,6 +252,15 @@ func (c *checked) Set(v string) error {
 	return err
 }
 
+// String is safe on a zero checked: flag.PrintDefaults makes one (through
+// reflection) to learn whether a default is its type's zero value.
+func (c *checked) String() string {
+	if c == nil || c.Value == nil {
+		return ""
+	}
+	return c.Value.String()
+}
+
 func (c *checked) IsBoolFlag() bool {
 	b, ok := c.Value.(interface{ IsBoolFlag() bool })
 	return ok && b.IsBoolFlag()

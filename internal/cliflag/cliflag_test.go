@@ -2,6 +2,8 @@ package cliflag
 
 import (
 	"bytes"
+	"flag"
+	"io"
 	"strings"
 	"testing"
 )
@@ -41,5 +43,24 @@ func TestSetParse(t *testing.T) {
 	s3.Alias("n", "count")
 	if err := s3.Parse([]string{"-n", "many"}, nil, nil); err == nil || err.Error() != `-n "many": want an integer` {
 		t.Fatalf("alias value error: %v", err)
+	}
+}
+
+// Go's PrintDefaults, on a flag set Parse has wrapped, prints every flag and
+// no "panic calling String method" (it makes a zero value of each flag's type
+// to find out whether the default is zero).
+func TestPrintDefaultsAfterParse(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.String("out", "", "output file")
+	fs.Int("n", 3, "count")
+	if err := Parse(fs, []string{"-n", "4"}); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	if out := b.String(); strings.Contains(out, "panic") || !strings.Contains(out, "-out") || !strings.Contains(out, "(default 3)") {
+		t.Fatalf("PrintDefaults:\n%s", out)
 	}
 }
