@@ -135,9 +135,12 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		log.Info("threads", "threads", n, "from", why)
 	}
 
-	if err := checkDevices(cfg, log); err != nil {
+	gpuFree, err := checkDevices(cfg, log)
+	if err != nil {
 		return err
 	}
+	mem := newMemLimits(cfg, gpuFree)
+	logged := map[string]bool{} // model versions whose context was logged
 	readyQueue := cfg.ReadyQueue
 	if readyQueue == 0 {
 		readyQueue = cfg.MaxQueue
@@ -164,11 +167,15 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 			ReplicaID: cfg.ReplicaID, Limits: limits, WriteTimeout: cfg.WriteTimeout,
 		},
 		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log, Sessions: store},
-		Models:    modelSpecs(cat, cfg, log, bar),
+		Models:    modelSpecs(cat, cfg, mem, log, bar, logged),
 		KeepAlive: cfg.KeepAlive,
+	}
+	if cfg.Model != "" && so.Models[0].Err != nil {
+		return so.Models[0].Err // --model: a model that cannot be served is the end
 	}
 	if cfg.ModelsDir != "" {
 		so.MaxLoaded, so.HostBytes, so.GPUBytes = cfg.MaxLoadedModels, uint64(cfg.MaxModelMemory), uint64(cfg.MaxGPUMemory)
+		so.RescanEvery, so.Rescan = cfg.Rescan, rescanner(cfg, log, logged)
 	}
 	stk := stack.New(so)
 	srv := stk.Server
@@ -199,10 +206,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		"auth", len(cfg.APIKeys) > 0, "tls", tc != nil, "rate_rpm", cfg.RateRPM, "rate_tpm", cfg.RateTPM, "rate_shared", limits.Shared()}
 	if m := stk.Model; m != nil {
 		info := stk.Backend.Info()
-		attrs = append(attrs, "model", cat.Entries[0].ID, "ctx_per_request", info.NCtxSeq, "parallel", info.Parallel,
-			"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
+		attrs = append(attrs, "model", cat.Entries[0].ID, "aliases", cat.Entries[0].Aliases, "ctx_per_request", info.NCtxSeq,
+			"kv_pool", info.NCtx, "parallel", info.Parallel, "reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
 	} else {
-		attrs = append(attrs, "models_dir", cfg.ModelsDir, "max_loaded", so.MaxLoaded, "keep_alive", cfg.KeepAlive)
+		attrs = append(attrs, "models_dir", cfg.ModelsDir, "max_loaded", so.MaxLoaded, "keep_alive", cfg.KeepAlive, "rescan", cfg.Rescan)
 	}
 	log.Info("serving", attrs...)
 

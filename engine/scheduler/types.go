@@ -57,6 +57,11 @@ type Request struct {
 	Prompt []engine.Token
 	// MaxTokens bounds generated tokens; <= 0 means until the context ends.
 	MaxTokens int
+	// Reserve is the completion tokens whose KV cells a shared pool sets
+	// aside when the request is admitted (the client's max_tokens); 0:
+	// DefaultReserve. A request may generate past it while the pool has
+	// room (see Scheduler's doc).
+	Reserve int
 	Sampling  sampler.Params
 	// Stop strings end generation; they match answer text only, and never
 	// reach the output.
@@ -128,6 +133,9 @@ type Stats struct {
 	Running, Waiting    int
 	Slots               int
 	KVCells, KVUsed     int // KV cells in all, and cells holding tokens (running and cached)
+	// KVReserved is the cells of a shared pool that the running requests
+	// hold (what they use, or their prompt and Reserve when more).
+	KVReserved int
 	PromptTokens        uint64
 	GeneratedTokens     uint64
 	PrefixQueriedTokens uint64
