@@ -44,7 +44,11 @@ func TestServeDefaultContext(t *testing.T) {
 	// About 1,500 tokens of prompt: over the old limit of 1,024.
 	long := strings.Repeat("Once upon a time there was a little girl. ", 150)
 	code, body := postChatMsg(base, "asi1-mini", long, 4)
-	var c struct{ Usage struct{ PromptTokens int `json:"prompt_tokens"` } }
+	var c struct {
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		}
+	}
 	if code != 200 || json.Unmarshal([]byte(body), &c) != nil || c.Usage.PromptTokens <= 1024 || c.Usage.PromptTokens >= 2048 {
 		t.Fatalf("a prompt of about 1,500 tokens: %d %s", code, body)
 	}

@@ -108,4 +108,3 @@ func (s *Scheduler) makeRoom(n int) {
 		sl.cached, sl.savedN = sl.cached[:0], -1
 	}
 }
-
