@@ -629,4 +629,3 @@ func (s *Stack) Ready() bool {
 	defer s.mu.Unlock()
 	return s.ready
 }
-
