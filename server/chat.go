@@ -86,8 +86,7 @@ func (s *Server) chat(c *gin.Context) {
 	info := m.Tok.Info()
 	limit := info.NCtxSeq
 	if len(prompt.tokens) >= limit {
-		WriteError(c, badRequest(CodeContextLength, "messages",
-			"This model's maximum context length is %d tokens, but the prompt has %d tokens", limit, len(prompt.tokens)))
+		WriteError(c, contextTooLong(info, len(prompt.tokens)))
 		return
 	}
 	budget := limit - len(prompt.tokens)
@@ -99,7 +98,7 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, aerr)
 		return
 	}
-	tokRes, aerr := s.reserveTokens(c, len(prompt.tokens)+budget)
+	tokRes, aerr := s.reserveTokens(c, len(prompt.tokens)+completionReserve(req.MaxTokens, budget))
 	if aerr != nil {
 		WriteError(c, aerr)
 		return
@@ -107,7 +106,7 @@ func (s *Server) chat(c *gin.Context) {
 	usedTokens := 0 // the reservation's correction; 0 if it never ran
 	defer func() { settleTokens(c, tokRes, usedTokens) }()
 	sr := scheduler.Request{
-		Prompt: prompt.tokens, MaxTokens: budget, Sampling: sp, Stop: req.Stop,
+		Prompt: prompt.tokens, MaxTokens: budget, Reserve: int(min(req.MaxTokens, int64(budget))), Sampling: sp, Stop: req.Stop,
 		Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, SessionID: SessionIDFrom(c),
 	}
 	closeThought := ""

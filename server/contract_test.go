@@ -728,8 +728,8 @@ func TestContract4Accounting(t *testing.T) {
 			}
 			em := ctError(t, r, 400, "invalid_request_error", "context_length_exceeded", "messages")
 			msg := em["message"].(string)
-			if !strings.Contains(msg, fmt.Sprint(C)) || !strings.Contains(msg, fmt.Sprint(n+1)) {
-				t.Errorf("message %q should name %d and %d", msg, C, n+1)
+			if !strings.Contains(msg, fmt.Sprint(C)) || !strings.Contains(msg, fmt.Sprint(n+1)) || !strings.Contains(msg, "--ctx") {
+				t.Errorf("message %q should name %d and %d, and --ctx", msg, C, n+1)
 			}
 		}
 		// One token of room is enough.

@@ -122,6 +122,23 @@ func badRequest(code, param, format string, args ...any) *APIError {
 	return newError(code, param, format, args...)
 }
 
+// contextTooLong is the 400 of a prompt that leaves no room to generate:
+// the limit (the numbers of /v1/models and asi1d models ls) and how an
+// operator raises it.
+func contextTooLong(info engine.Info, prompt int) *APIError {
+	how := "it is the model's trained context: a longer prompt needs a model trained on a longer one (asi1d serve --ctx and the \"ctx\" of models.json size the shared KV pool, but one request never gets more than the trained context)"
+	switch {
+	case !info.KVUnified && info.Parallel > 1:
+		how = fmt.Sprintf("each of %d sequences gets %d of the server's %d KV cells (the model was trained on %d); an operator raises it with asi1d serve --ctx N (or the \"ctx\" of the model's entry in models.json), or shares one pool with --kv-unified",
+			info.Parallel, info.NCtxSeq, info.NCtx, info.NCtxTrain)
+	case info.NCtxTrain <= 0 || info.NCtxSeq < info.NCtxTrain:
+		how = fmt.Sprintf("the server's KV pool of %d cells allows no more (the model was trained on %d); an operator raises it with asi1d serve --ctx N, or the \"ctx\" of the model's entry in models.json", info.NCtx, info.NCtxTrain)
+	}
+	return badRequest(CodeContextLength, "messages",
+		"This model's maximum context length is %d tokens (prompt and completion), but the prompt has %d tokens; shorten the messages. The limit is %d because %s",
+		info.NCtxSeq, prompt, info.NCtxSeq, how)
+}
+
 // Errors of the server's own state, answered through ErrorFor.
 var (
 	errModelLoading = errors.New("the model is still loading")
@@ -148,7 +165,7 @@ func ErrorFor(err error) *APIError {
 	case errors.As(err, &mbe):
 		return newError(CodeRequestTooLarge, "", "Request body too large: the limit is %d bytes", mbe.Limit)
 	case errors.As(err, &unknown):
-		return modelNotFound(unknown.ID)
+		return modelNotFound(unknown.ID, unknown.Known)
 	case errors.As(err, &unusable):
 		return newError(CodeModelNotFound, "model", "The model '%s' cannot be served: %s", unusable.ID, unusable.Reason)
 	case errors.As(err, &loadErr):

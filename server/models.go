@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -82,9 +83,38 @@ type SamplingDefaults struct {
 }
 
 // UnknownModelError: no model has this id or alias (404 model_not_found).
-type UnknownModelError struct{ ID string }
+// Known are the models that exist, which the answer lists.
+type UnknownModelError struct {
+	ID    string
+	Known []KnownModel
+}
 
-func (e *UnknownModelError) Error() string { return fmt.Sprintf("the model '%s' does not exist", e.ID) }
+// KnownModel is a model's id and aliases, as an UnknownModelError lists it.
+type KnownModel struct {
+	ID      string
+	Aliases []string
+}
+
+func (e *UnknownModelError) Error() string {
+	return fmt.Sprintf("the model '%s' does not exist%s", e.ID, knownList(e.Known))
+}
+
+// knownList is "; the models served are: a (aliases: asi1-mini), b", or
+// "; no model is served" when there is none.
+func knownList(known []KnownModel) string {
+	if len(known) == 0 {
+		return "; no model is served"
+	}
+	parts := make([]string, 0, len(known))
+	for _, k := range known {
+		p := k.ID
+		if len(k.Aliases) > 0 {
+			p += " (aliases: " + strings.Join(k.Aliases, ", ") + ")"
+		}
+		parts = append(parts, p)
+	}
+	return "; the models served are: " + strings.Join(parts, ", ") + " (GET /v1/models lists them)"
+}
 
 // UnusableModelError: the model is in the catalog but cannot be served (a
 // corrupt file, a checksum that no longer matches): 404 model_not_found
@@ -173,7 +203,11 @@ func (s *Server) listModels(c *gin.Context) {
 func (s *Server) getModel(c *gin.Context) {
 	st, ok := s.models.Status(c.Param("id"))
 	if !ok {
-		WriteError(c, modelNotFound(c.Param("id")))
+		var known []KnownModel
+		for _, m := range s.models.List() {
+			known = append(known, KnownModel{ID: m.ID, Aliases: m.Aliases})
+		}
+		WriteError(c, modelNotFound(c.Param("id"), known))
 		return
 	}
 	c.JSON(http.StatusOK, newModelObject(st))
@@ -203,6 +237,6 @@ func (s *Server) unloadModel(c *gin.Context) {
 	s.getModel(c)
 }
 
-func modelNotFound(id string) *APIError {
-	return newError(CodeModelNotFound, "model", "The model '%s' does not exist", id)
+func modelNotFound(id string, known []KnownModel) *APIError {
+	return newError(CodeModelNotFound, "model", "The model '%s' does not exist%s", id, knownList(known))
 }

@@ -18,8 +18,10 @@ import (
 // Per-key rate limits (Options.Limits): requests per minute are counted by
 // limitRequests before anything else of a chat completion; tokens per
 // minute by reserveTokens in the handler, once the prompt is tokenized:
-// prompt tokens plus the completion budget (max_tokens, or what is left of
-// the context without it) are reserved, and the reservation is corrected to
+// prompt tokens plus the completion budget (max_tokens, or without it
+// DefaultCompletionReserve, or less when the context has less room left:
+// not the whole context, which would refuse a key a long answer it may
+// never write) are reserved, and the reservation is corrected to
 // the real usage (prompt + completion tokens) when the answer ends, so
 // unused budget returns to the key within the same minute. Every chat
 // completion answer carries the state of each configured limit:
@@ -54,6 +56,21 @@ func (s *Server) rateKey(c *gin.Context) string {
 		}
 	}
 	return "ip:" + c.RemoteIP()
+}
+
+// DefaultCompletionReserve is the completion tokens reserved against
+// --rate-tpm for a request without max_tokens; the reservation is settled
+// to the real usage when the answer ends, above it as well as below.
+const DefaultCompletionReserve = 512
+
+// completionReserve is the completion tokens to reserve: max_tokens when
+// given, else DefaultCompletionReserve; at most budget, the room the
+// context leaves.
+func completionReserve(maxTokens int64, budget int) int {
+	if maxTokens > 0 {
+		return int(min(maxTokens, int64(budget)))
+	}
+	return min(DefaultCompletionReserve, budget)
 }
 
 // limitRequests counts the request against the key's requests per minute.

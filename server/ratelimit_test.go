@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/enginetest"
 	"github.com/asi1d/asi1d/internal/ratelimit"
 	"github.com/asi1d/asi1d/internal/ratelimit/redistest"
 	"github.com/asi1d/asi1d/server"
@@ -121,8 +123,9 @@ func TestRateLimitTokens(t *testing.T) {
 		t.Fatalf("after the first settled to %d tokens: remaining %q, want %d", used1, got, want)
 	}
 	used2 := rlUsed(t, r.body)
-	// Without max_tokens the whole rest of the context (256 - 6) is
-	// reserved, above the limit: 429 without Retry-After.
+	// Without max_tokens DefaultCompletionReserve is reserved, or the rest
+	// of the context when less (256 - 6), here above what is left of the
+	// limit and above the limit itself: 429 without Retry-After.
 	r = e.chat(ctBody("hello", map[string]any{"max_tokens": nil}))
 	rlCheckRefusal(t, r, "tokens")
 	if r.header.Get("Retry-After") != "" || !strings.Contains(string(r.body), "Request too large") {
@@ -145,6 +148,27 @@ func TestRateLimitTokens(t *testing.T) {
 	r = e.chat(ctBody("hello", map[string]any{"max_tokens": left - 6}))
 	if r.status != 200 || r.header.Get("x-ratelimit-remaining-tokens") != "0" {
 		t.Fatalf("reserving exactly the %d left: %d %v %s", left, r.status, r.header, r.body)
+	}
+}
+
+// Without max_tokens a request reserves DefaultCompletionReserve, not the
+// whole context, and settles to its real usage.
+func TestRateLimitTokensWithoutMaxTokens(t *testing.T) {
+	e := ctStart(t, ctConfig{ctx: 4096, next: func([]engine.Token) engine.Token { return enginetest.EOS },
+		opts: server.Options{Limits: rlLimiter(t, ratelimit.Options{TPM: 1000})}})
+	r := e.chat(ctBody("hello", map[string]any{"max_tokens": nil}))
+	if r.status != 200 {
+		t.Fatalf("without max_tokens under a limit below the context: %d %s", r.status, r.body)
+	}
+	want := 1000 - 6 - server.DefaultCompletionReserve
+	if got := r.header.Get("x-ratelimit-remaining-tokens"); got != strconv.Itoa(want) {
+		t.Fatalf("x-ratelimit-remaining-tokens %q, want %d (1000 - 6 prompt - %d reserved)", got, want, server.DefaultCompletionReserve)
+	}
+	used := rlUsed(t, r.body)
+	r = e.chat(ctBody("hello", map[string]any{"max_tokens": nil}))
+	want = 1000 - used - 6 - server.DefaultCompletionReserve
+	if got := r.header.Get("x-ratelimit-remaining-tokens"); r.status != 200 || got != strconv.Itoa(want) {
+		t.Fatalf("after the first settled to %d: %d, remaining %q, want %d", used, r.status, got, want)
 	}
 }
 

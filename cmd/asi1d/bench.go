@@ -18,6 +18,7 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/chatclient"
 	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/internal/loadgen"
 	"github.com/asi1d/asi1d/internal/rawloop"
@@ -106,7 +107,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("asi1d bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.URL, "url", "", "server base URL, e.g. http://127.0.0.1:8080 (required)")
-	fs.StringVar(&c.Model, "model", loadgen.DefaultModel, "model id sent in requests")
+	fs.StringVar(&c.Model, "model", "", "model id sent in requests (default: the first of the server's /v1/models, as asi1d chat)")
 	fs.StringVar(&c.APIKey, "api-key", "", "API key, sent as a bearer token")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "concurrent streams")
 	fs.IntVar(&c.Requests, "requests", 64, "measured requests (0: until --duration)")
@@ -139,6 +140,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if progress {
 		c.Progress, c.ProgressTTY = stderr, isTerminal(stderr)
+	}
+	if c.Model == "" {
+		ids, err := (&chatclient.Client{BaseURL: c.URL, APIKey: c.APIKey}).Models(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "asi1d bench: %v (or pass --model ID)\n", err)
+			return 1
+		}
+		if len(ids) == 0 {
+			fmt.Fprintf(stderr, "asi1d bench: %s serves no model (GET /v1/models is empty); pass --model ID\n", c.URL)
+			return 1
+		}
+		c.Model = ids[0]
 	}
 	rep, err := loadgen.Run(ctx, c)
 	if err != nil {

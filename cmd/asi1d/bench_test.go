@@ -80,6 +80,10 @@ func TestBenchLoad(t *testing.T) {
 		bodies []string
 	)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/models" { // bench sends the first model the server lists
+			fmt.Fprint(w, `{"object":"list","data":[{"id":"served-model","object":"model"},{"id":"other","object":"model"}]}`)
+			return
+		}
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		bodies = append(bodies, string(b))
@@ -115,7 +119,7 @@ func TestBenchLoad(t *testing.T) {
 	if !strings.Contains(stdout.String(), "4 ok, 0 failed") || !strings.Contains(stderr.String(), "4/4 done") {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
-	if !strings.Contains(bodies[0], `"logit_bias":{"2":-100,"3":5}`) {
+	if !strings.Contains(bodies[0], `"logit_bias":{"2":-100,"3":5}`) || !strings.Contains(bodies[0], `"model":"served-model"`) {
 		t.Fatalf("body %s", bodies[0])
 	}
 	// Every request failing is a failed run.

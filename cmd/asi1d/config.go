@@ -14,6 +14,7 @@ import (
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/engine/sessions"
 	"github.com/asi1d/asi1d/internal/cliflag"
+	"github.com/asi1d/asi1d/server"
 )
 
 // stringList is a repeatable flag.
@@ -33,6 +34,9 @@ type serveConfig struct {
 	ModelsDir    string
 	ModelName    string
 	Aliases      stringList
+	DefaultAlias string
+	DefaultModel string
+	Rescan       time.Duration
 	Addr         string
 	Ctx          int
 	Parallel     int
@@ -127,11 +131,14 @@ func parseServeTo(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.Var(&c.MaxModelMemory, "max-model-memory", "with --models-dir: host memory the loaded models may take by their estimates (weights, KV cache, buffers), e.g. 16GiB (0: no limit)")
 	fs.Var(&c.MaxGPUMemory, "max-gpu-memory", "with --models-dir: GPU memory the loaded models may take by their estimates (0: no limit)")
 	fs.DurationVar(&c.KeepAlive, "keep-alive", 0, "unload a model after this long without requests (0: keep it until another needs the room)")
-	fs.StringVar(&c.ModelName, "model-name", "asi1-mini", "model id served in the API")
-	fs.Var(&c.Aliases, "alias", "further model id accepted in requests (repeatable; env: comma-separated)")
+	fs.StringVar(&c.ModelName, "model-name", "", "with --model: the model's id in the API (default: the file's base name without .gguf)")
+	fs.Var(&c.Aliases, "alias", "with --model: further model id accepted in requests (repeatable; env: comma-separated); with --models-dir the manifest's aliases")
+	fs.StringVar(&c.DefaultAlias, "default-alias", server.DefaultModelID, "name that answers for the default model besides its own id (what ASI1 clients send); empty: none")
+	fs.StringVar(&c.DefaultModel, "default-model", "", "with --models-dir: the id of the default model, which --default-alias names (default: the first preloaded model, else the first by id)")
+	fs.DurationVar(&c.Rescan, "rescan", 5*time.Second, "with --models-dir: look for new, removed and replaced model files this often (0: only at start)")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
-	fs.IntVar(&c.Ctx, "ctx", 4096, "total KV cells; each of the --parallel sequences gets ctx/parallel")
-	fs.IntVar(&c.Parallel, "parallel", 4, "sequences decoded together (concurrent requests)")
+	fs.IntVar(&c.Ctx, "ctx", 0, "KV cells of the pool the --parallel sequences share; one request uses at most the model's trained context of it (0: twice the trained context, capped to fit the memory; see docs/SERVING-CONFIG.md)")
+	fs.IntVar(&c.Parallel, "parallel", 0, "sequences decoded together (concurrent requests; 0: from the pool, 16 to 32)")
 	fs.IntVar(&c.Threads, "threads", 0, "CPU threads (0: the CPUs this process may use: its affinity mask capped by its cgroup CPU quota)")
 	fs.IntVar(&c.Batch, "batch", 512, "most tokens one llama_decode call may carry")
 	fs.IntVar(&c.StepTokens, "step-tokens", 0, "token budget of one scheduler step, decode tokens first, then prompt chunks; 0: sized from the measured cost of a pass (64 on a CPU, up to --batch on a GPU)")
@@ -139,7 +146,7 @@ func parseServeTo(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.IntVar(&c.MaxQueue, "max-queue", 64, "requests that may wait for a sequence; beyond: 503 server_overloaded")
 	fs.IntVar(&c.ReadyQueue, "ready-queue", 0, "/ready answers 503 while this many requests wait (0: max-queue)")
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU (needs a GPU build)")
-	fs.BoolVar(&c.KVUnified, "kv-unified", false, "one KV pool shared by all sequences instead of ctx/parallel each")
+	fs.BoolVar(&c.KVUnified, "kv-unified", true, "one KV pool shared by all sequences; false: ctx/parallel cells each")
 	fs.BoolVar(&c.NoMemCheck, "no-mem-check", false, "start even if weights and KV cache look larger than the available memory")
 	fs.Var(cliflag.NewEnum(&c.Flash, "auto", "auto", "on", "off"), "flash-attn", "flash attention: auto (off on CPU, llama.cpp's choice with --gpu-layers), on or off")
 	fs.IntVar(&c.ThreadPoll, "thread-poll", 0, "CPU thread pool kept between decodes, its workers polling at this level (0-100; 0: sleep at once); -1: ggml's threads made per decode")
@@ -207,12 +214,14 @@ func readKeyFile(path string) ([]string, error) {
 
 func (c *serveConfig) validate() error {
 	switch {
-	case c.Parallel < 1 || c.Parallel > 256:
-		return fmt.Errorf("--parallel must be 1..256, got %d", c.Parallel)
-	case c.Ctx < 16:
-		return fmt.Errorf("--ctx must be at least 16, got %d", c.Ctx)
-	case c.Ctx/c.Parallel < 16 && !c.KVUnified:
+	case c.Parallel < 0 || c.Parallel > 256:
+		return fmt.Errorf("--parallel must be 1..256, or 0 for the default, got %d", c.Parallel)
+	case c.Ctx != 0 && c.Ctx < 16:
+		return fmt.Errorf("--ctx must be at least 16, or 0 for the default, got %d", c.Ctx)
+	case c.Ctx > 0 && c.Parallel > 0 && c.Ctx/c.Parallel < 16 && !c.KVUnified:
 		return fmt.Errorf("--ctx %d leaves under 16 tokens to each of %d sequences", c.Ctx, c.Parallel)
+	case c.Rescan < 0:
+		return fmt.Errorf("--rescan cannot be negative, got %s", c.Rescan)
 	case c.Batch < 1:
 		return fmt.Errorf("--batch must be positive, got %d", c.Batch)
 	case c.StepTokens < 0:
@@ -231,8 +240,10 @@ func (c *serveConfig) validate() error {
 		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
 	case c.SessionMaxBytes < 1 || c.SessionMinTokens < 1:
 		return errors.New("--session-max-bytes and --session-min-tokens must be positive")
-	case c.ModelName == "":
-		return errors.New("--model-name cannot be empty")
+	case c.ModelsDir != "" && (c.ModelName != "" || len(c.Aliases) > 0):
+		return errors.New("--model-name and --alias name the one model of --model; with --models-dir a model's id is its file name or manifest entry, its aliases the manifest's")
+	case c.DefaultModel != "" && c.ModelsDir == "":
+		return errors.New("--default-model picks a model of --models-dir; with --model the default model is that file")
 	case c.RateRPM < 0 || c.RateTPM < 0 || c.MaxConnections < 0:
 		return errors.New("--rate-rpm, --rate-tpm and --max-connections cannot be negative")
 	case c.RedisURL != "" && c.RateRPM == 0 && c.RateTPM == 0:

@@ -11,10 +11,11 @@ import (
 // checkDevices runs before serve listens: it loads the GPU backends, logs
 // the devices (GPUs at info, the CPU at debug), and refuses --gpu-layers > 0 without a GPU backend (an error
 // that names the libraries looked for and the folder; no silent CPU
-// fallback).
-func checkDevices(cfg *serveConfig, log *slog.Logger) error {
+// fallback). It returns the GPUs' free memory (0 without --gpu-layers),
+// which caps an automatic context.
+func checkDevices(cfg *serveConfig, log *slog.Logger) (gpuFree uint64, err error) {
 	if err := llamacpp.CheckGPU(cfg.GPULayers); err != nil {
-		return err
+		return 0, err
 	}
 	for _, d := range llamacpp.Devices(cfg.GPULayers > 0) {
 		lvl := slog.LevelDebug
@@ -23,8 +24,11 @@ func checkDevices(cfg *serveConfig, log *slog.Logger) error {
 		}
 		log.Log(context.Background(), lvl, "device", "name", d.Name, "description", d.Description, "type", d.Type, "backend", d.Backend,
 			"free_mib", d.FreeBytes>>20, "total_mib", d.TotalBytes>>20)
+		if d.IsGPU() {
+			gpuFree += d.FreeBytes
+		}
 	}
-	return nil
+	return gpuFree, nil
 }
 
 // registerDevices shows the devices and their memory in /metrics. A GPU's

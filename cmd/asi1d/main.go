@@ -157,9 +157,12 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 		log.Debug("threads", "threads", n, "from", why)
 	}
 
-	if err := checkDevices(cfg, log); err != nil {
+	gpuFree, err := checkDevices(cfg, log)
+	if err != nil {
 		return err
 	}
+	mem := newMemLimits(cfg, gpuFree)
+	logged := map[string]bool{} // model versions whose context was logged
 	readyQueue := cfg.ReadyQueue
 	if readyQueue == 0 {
 		readyQueue = cfg.MaxQueue
@@ -188,11 +191,15 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 			ReplicaID: cfg.ReplicaID, Limits: limits, WriteTimeout: cfg.WriteTimeout,
 		},
 		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log, Sessions: store},
-		Models:    modelSpecs(cat, cfg, log, bar),
+		Models:    modelSpecs(cat, cfg, mem, log, bar, logged),
 		KeepAlive: cfg.KeepAlive,
+	}
+	if cfg.Model != "" && so.Models[0].Err != nil {
+		return so.Models[0].Err // --model: a model that cannot be served is the end
 	}
 	if cfg.ModelsDir != "" {
 		so.MaxLoaded, so.HostBytes, so.GPUBytes = cfg.MaxLoadedModels, uint64(cfg.MaxModelMemory), uint64(cfg.MaxGPUMemory)
+		so.RescanEvery, so.Rescan = cfg.Rescan, rescanner(cfg, log, logged)
 	}
 	stk := stack.New(so)
 	srv := stk.Server
@@ -225,7 +232,10 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	if m := stk.Model; m != nil {
 		info := stk.Backend.Info()
 		model, ctxPerReq, parallel = cat.Entries[0].ID, info.NCtxSeq, info.Parallel
-		log.Debug("model", "model", model, "reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
+		log.Debug("model", "model", model, "aliases", cat.Entries[0].Aliases, "kv_pool", info.NCtx,
+			"reasoning_tags", m.Tags.Open != "", "chat_template", m.Template != nil)
+	} else {
+		log.Debug("catalog", "models_dir", cfg.ModelsDir, "max_loaded", so.MaxLoaded, "keep_alive", cfg.KeepAlive, "rescan", cfg.Rescan)
 	}
 	msg, attrs := startLine(ln.Addr().String(), tc != nil, cfg, model, ctxPerReq, parallel, len(cat.Entries))
 	log.Info(msg, attrs...)

@@ -77,8 +77,17 @@ func TestConfigFromEnvAndFlags(t *testing.T) {
 	if _, err := parseServe(nil, func(k string) string { return map[string]string{"ASI1D_PARALLEL": "x"}[k] }); err == nil {
 		t.Fatal("a bad ASI1D_PARALLEL was accepted")
 	}
-	if _, err := parseServe([]string{"--parallel", "0"}, noenv); err == nil {
-		t.Fatal("--parallel 0 was accepted")
+	if _, err := parseServe([]string{"--parallel", "-1"}, noenv); err == nil {
+		t.Fatal("--parallel -1 was accepted")
+	}
+	// 0 (the default) sizes the context and the sequences from the model.
+	if c, err := parseServe(nil, noenv); err != nil || c.Ctx != 0 || c.Parallel != 0 || !c.KVUnified || c.DefaultAlias != "asi1-mini" {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	for _, bad := range [][]string{{"--models-dir", "d", "--model-name", "x"}, {"--default-model", "x"}, {"--ctx", "8"}} {
+		if _, err := parseServe(bad, noenv); err == nil {
+			t.Fatalf("%v was accepted", bad)
+		}
 	}
 	kf := filepath.Join(t.TempDir(), "keys")
 	os.WriteFile(kf, []byte("# comment\nfile-key\n\n"), 0o600)

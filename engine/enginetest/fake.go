@@ -82,6 +82,32 @@ func New(parallel, ctxPerSeq, nbatch int) *Fake {
 	return f
 }
 
+// NewPooled makes a fake whose parallel sequences share one pool of pool
+// cells (Info().KVUnified, as serve runs llama.cpp by default), each using
+// at most perSeq of it. A Decode that would fill more than the pool fails
+// with engine.ErrNoKVSpace and changes nothing, so that a scheduler that
+// lets its requests outgrow the pool fails tests.
+func NewPooled(parallel, pool, perSeq, nbatch int) *Fake {
+	f := New(parallel, perSeq, nbatch)
+	f.info.NCtx, f.info.KVUnified = pool, true
+	return f
+}
+
+// Used is the cells holding tokens, all sequences together.
+func (f *Fake) Used() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.used()
+}
+
+func (f *Fake) used() int {
+	n := 0
+	for _, kv := range f.kv {
+		n += len(kv)
+	}
+	return n
+}
+
 // Info implements engine.Backend.
 func (f *Fake) Info() engine.Info { return f.info }
 
@@ -178,6 +204,10 @@ func (f *Fake) Decode(batch []engine.BatchEntry) error {
 			return engine.ErrNoKVSpace
 		}
 		next[e.Seq] = want + 1
+	}
+	if f.info.KVUnified && f.used()+len(batch) > f.info.NCtx {
+		f.mu.Unlock()
+		return engine.ErrNoKVSpace
 	}
 	// The read-only guard reads the whole shared buffer. A simulated device
 	// decode (DecodeTime) stands for a host thread that waits on the GPU

@@ -54,15 +54,20 @@ import (
 
 // Options configure Open. Zero values take the Default* values.
 type Options struct {
-	CtxSize   int  // total KV cells; 0: DefaultCtxSize (capped at the trained context times Parallel)
+	// CtxSize is the total KV cells; 0: DefaultCtxSize. Without KVUnified
+	// it is capped at the trained context times Parallel (no sequence
+	// gets more than the trained context); with it, the pool is as asked
+	// and one sequence may use up to the trained context of it.
+	CtxSize   int
 	Parallel  int  // sequences; 0: 1
 	Batch     int  // most tokens per Decode; 0: DefaultBatch
 	Threads   int  // 0: runtime.NumCPU()
 	GPULayers int  // layers to offload to a GPU; 0 keeps everything on the CPU
 	NoMmap    bool // read the weights into memory instead of mapping the file
 	// KVUnified makes all sequences share one pool of CtxSize cells (partial
-	// KV copies between sequences become possible). Off: each sequence owns
-	// CtxSize/Parallel cells.
+	// KV copies between sequences become possible), each using up to the
+	// trained context of it (Info.NCtxSeq). Off: each sequence owns
+	// CtxSize/Parallel cells. engine.PlanContext sizes both.
 	KVUnified bool
 	// FlashAttention: "auto" (default), "on" or "off". "auto" is off when
 	// no layer is offloaded (ggml's CPU flash attention made a token at
@@ -186,7 +191,7 @@ func Open(path string, o Options) (*Backend, error) {
 		nctx = DefaultCtxSize
 	}
 	// Each sequence gets at most the trained context.
-	if nTrain > 0 && nctx > nTrain*o.Parallel {
+	if !o.KVUnified && nTrain > 0 && nctx > nTrain*o.Parallel {
 		nctx = nTrain * o.Parallel
 	}
 	if o.Batch > nctx {
@@ -243,6 +248,8 @@ func Open(path string, o Options) (*Backend, error) {
 	perSeq := realCtx
 	if !o.KVUnified {
 		perSeq = realCtx / o.Parallel
+	} else if nTrain > 0 {
+		perSeq = min(realCtx, nTrain) // positions past the trained length degrade the model
 	}
 	b.info = engine.Info{
 		Path:          path,
@@ -329,7 +336,7 @@ type MemoryError struct {
 
 func (e *MemoryError) Error() string {
 	mib := func(b uint64) uint64 { return b >> 20 }
-	return fmt.Sprintf("model %s needs about %d MiB (weights %d MiB + KV cache %d MiB + buffers %d MiB) but only %d MiB of memory is available; lower --ctx or --parallel, use a smaller quantization, or pass --no-mem-check",
+	return fmt.Sprintf("model %s needs about %d MiB (weights %d MiB + KV cache %d MiB + buffers %d MiB) but only %d MiB of memory is available; lower --ctx (or leave it unset: the pool is then sized to the memory), use a smaller quantization, or pass --no-mem-check",
 		e.Path, mib(e.Weights+e.KV+e.Overhead), mib(e.Weights), mib(e.KV), mib(e.Overhead), mib(e.Available))
 }
 
@@ -355,24 +362,7 @@ func checkMemory(path string, model *C.struct_llama_model, nctx, nbatch int) err
 }
 
 // memAvailable is a variable so that tests can shrink the machine.
-var memAvailable = readMemAvailable
-
-// readMemAvailable reads MemAvailable from /proc/meminfo.
-func readMemAvailable() (uint64, bool) {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
-			var kb uint64
-			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err == nil {
-				return kb << 10, true
-			}
-		}
-	}
-	return 0, false
-}
+var memAvailable = engine.MemAvailable
 
 // checkGGUF rejects what llama.cpp would crash on or report obscurely.
 func checkGGUF(path string) error {

@@ -90,6 +90,11 @@ const (
 	// minPrefill is the least number of prompt tokens a step carries when
 	// prompts are waiting, so that many decoders cannot starve prefill.
 	minPrefill = 8
+	// DefaultReserve is the completion cells a shared KV pool sets aside
+	// for a request without Request.Reserve (no max_tokens): enough for a
+	// short answer, small enough that 16 short streams of a small pool run
+	// together. A request generates past it while the pool has room.
+	DefaultReserve = 128
 )
 
 // Scheduler admits, batches and cancels requests on one backend. Submit,
@@ -130,6 +135,10 @@ type Scheduler struct {
 	woken     []*Stream
 	deadln    time.Time
 	running   int
+	// pooled: the sequences share one KV pool (Info().KVUnified); then
+	// committed is the cells the running requests hold (see kvpool.go).
+	pooled    bool
+	committed int
 	// decodeCost is the recent time of a decode-only step, promptCost of
 	// one prompt token on top of it (see promptLimit).
 	decodeCost, promptCost time.Duration
@@ -160,7 +169,7 @@ type Scheduler struct {
 
 	// Counters read by Stats.
 	st struct {
-		running, kvUsed                  atomic.Int64
+		running, kvUsed, reserved        atomic.Int64
 		prompt, generated, queried, hit  atomic.Uint64
 		steps, stepTokens                atomic.Uint64
 		budget                           atomic.Int64
@@ -200,6 +209,7 @@ type slot struct {
 	// The running request, nil when idle.
 	job      *job
 	admitSeq uint64
+	hold     int // pooled: KV cells of the pool this request holds
 	prompt   []engine.Token
 	nPast    int // prompt tokens in the KV so far
 	cachedN  int // prompt tokens reused from the cache
@@ -251,6 +261,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 	}
 	s.sampleFn = s.sampleRow
 	s.deferWake = info.GPULayers > 0
+	s.pooled = info.KVUnified
 	s.states, s.stopRead = make(chan stateResult, 1), make(chan struct{})
 	s.initSessions()
 	workers := o.SampleWorkers
@@ -320,6 +331,7 @@ func (s *Scheduler) Stats() Stats {
 		Slots:               len(s.slots),
 		KVCells:             s.info.NCtx,
 		KVUsed:              int(s.st.kvUsed.Load()),
+		KVReserved:          int(s.st.reserved.Load()),
 		PromptTokens:        s.st.prompt.Load(),
 		GeneratedTokens:     s.st.generated.Load(),
 		PrefixQueriedTokens: s.st.queried.Load(),
@@ -448,6 +460,9 @@ func (s *Scheduler) admit() {
 			i++
 			continue
 		}
+		if s.pooled && s.committed+s.holdFor(j.req) > s.info.NCtx {
+			return // the pool is full: the queue waits, in order, for room
+		}
 		s.queue = slices.Delete(s.queue, i, i+1)
 		s.waiting.Add(-1)
 		s.start(sl, j, lcp)
@@ -542,12 +557,13 @@ func (s *Scheduler) start(sl *slot, j *job, lcp int) {
 	s.admits++
 	*sl = slot{
 		id: sl.id, cached: sl.cached, lastUsed: now, session: j.req.SessionID, savedN: sl.savedN,
-		job: j, admitSeq: s.admits, prompt: j.req.Prompt, nPast: keep, cachedN: keep,
+		job: j, admitSeq: s.admits, prompt: j.req.Prompt, nPast: keep, cachedN: keep, hold: s.hold(keep, j.req),
 		admitted: now, smp: sampler.New(j.req.Sampling), stop: tokenizer.NewStopMatcher(j.req.Stop),
 		rowCopy: sl.rowCopy, constrained: len(j.req.GrammarTriggers) == 0,
 	}
 	s.running++
 	s.st.running.Add(1)
+	s.commit(sl.hold)
 	s.st.queried.Add(uint64(len(j.req.Prompt)))
 	s.st.hit.Add(uint64(keep))
 	s.st.prompt.Add(uint64(len(j.req.Prompt)))
@@ -566,6 +582,9 @@ func (s *Scheduler) addKV(d int) { s.st.kvUsed.Add(int64(d)) }
 // together last at most StepLatency decode-only steps.
 func (s *Scheduler) step() {
 	built := time.Now()
+	if s.pooled {
+		s.growHolds()
+	}
 	s.batch, s.owners = s.batch[:0], s.owners[:0]
 	// 1. One token for every generating sequence.
 	for _, sl := range s.slots {
@@ -731,6 +750,9 @@ func abs(x int) int {
 // records the KV, samples and emits.
 func (s *Scheduler) run(ndec int, built time.Time) {
 	s.wakeReaders()
+	if s.pooled {
+		s.makeRoom(len(s.batch))
+	}
 	t0 := time.Now()
 	build := t0.Sub(built)
 	err := s.be.Decode(s.batch)
@@ -1134,6 +1156,8 @@ func (s *Scheduler) finish(sl *slot, reason FinishReason, err error) {
 		s.st.errored.Add(1)
 	}
 	sl.job, sl.smp, sl.stop, sl.hasTok = nil, nil, nil, false
+	s.commit(-sl.hold)
+	sl.hold = 0
 	sl.detok = tokenizer.Detokenizer{}
 	sl.lastUsed = time.Now()
 	s.running--

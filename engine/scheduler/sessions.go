@@ -134,6 +134,9 @@ func (s *Scheduler) swapSession(sl *slot, j *job, lcp int) int {
 	t0 := time.Now()
 	s.addKV(-len(sl.cached))
 	sl.cached = sl.cached[:0]
+	if s.pooled {
+		s.makeRoom(len(e.Tokens)) // the state's cells come from the shared pool
+	}
 	if err := s.stater.RestoreSeq(sl.id, e.State); err != nil {
 		// The sequence is empty now.
 		s.log.Warn("session state refused by the backend: removed", "session", r.SessionID, "slot", sl.id, "err", err)

@@ -57,7 +57,12 @@ type Request struct {
 	Prompt []engine.Token
 	// MaxTokens bounds generated tokens; <= 0 means until the context ends.
 	MaxTokens int
-	Sampling  sampler.Params
+	// Reserve is the completion tokens whose KV cells a shared pool sets
+	// aside when the request is admitted (the client's max_tokens); 0:
+	// DefaultReserve. A request may generate past it while the pool has
+	// room (see Scheduler's doc).
+	Reserve  int
+	Sampling sampler.Params
 	// Stop strings end generation; they match answer text only, and never
 	// reach the output.
 	Stop []string
@@ -125,9 +130,12 @@ type Event struct {
 
 // Stats is a snapshot of the scheduler's counters. Safe to read at any time.
 type Stats struct {
-	Running, Waiting    int
-	Slots               int
-	KVCells, KVUsed     int // KV cells in all, and cells holding tokens (running and cached)
+	Running, Waiting int
+	Slots            int
+	KVCells, KVUsed  int // KV cells in all, and cells holding tokens (running and cached)
+	// KVReserved is the cells of a shared pool that the running requests
+	// hold (what they use, or their prompt and Reserve when more).
+	KVReserved          int
 	PromptTokens        uint64
 	GeneratedTokens     uint64
 	PrefixQueriedTokens uint64

@@ -151,10 +151,8 @@ func writeTable(w io.Writer, c *Catalog) {
 		if e.Size > 0 {
 			size = humanBytes(e.Size)
 		}
-		if n := e.Config.Ctx; n > 0 {
-			ctx = strconv.Itoa(n)
-		} else if e.Facts.CtxTrain > 0 {
-			ctx = strconv.Itoa(e.Facts.CtxTrain)
+		if n := e.ServedContext(); n > 0 {
+			ctx = strconv.Itoa(n) // one request's, as serve gives it
 		}
 		if e.SHA256 != "" {
 			sha = e.SHA256[:12]

@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
@@ -61,6 +60,10 @@ type ModelSpec struct {
 	// defaults.
 	ChatTemplate string
 	Sampling     server.SamplingDefaults
+	// Version names what the model is served from (its file and
+	// settings): an Update that finds another version of an id replaces
+	// the model.
+	Version string
 }
 
 // Options configure a stack.
@@ -86,6 +89,12 @@ type Options struct {
 	// LoadWaiters is how many requests may wait for one model's load
 	// (0: Scheduler.MaxQueue, or 64); beyond: 503 server_overloaded.
 	LoadWaiters int
+	// Rescan, when set with RescanEvery > 0, is called that often on a
+	// goroutine of the stack (stopped by Close) for the models to serve
+	// now, which Update applies; nil from Rescan keeps what is served (the
+	// folder could not be read).
+	Rescan      func() []ModelSpec
+	RescanEvery time.Duration
 	// Logger (nil: Server.Logger, or slog.Default()).
 	Logger *slog.Logger
 }
@@ -114,6 +123,8 @@ type Stack struct {
 	loads   sync.WaitGroup // load goroutines
 	janitor chan struct{}  // closed by Close to stop the keep-alive loop
 	jdone   chan struct{}
+	rescan  chan struct{} // closed by Close to stop the rescan loop
+	rdone   chan struct{}
 }
 
 // slot is one model and, while loaded, its backend and scheduler. Fields
@@ -135,6 +146,9 @@ type slot struct {
 	unusable error         // permanent: listed, never loaded
 	waiters  int
 	keepOpen bool // Unload (not an eviction) keeps the backend for the next Load
+	// retired: an Update removed or replaced the model. It is no longer
+	// listed or named; it unloads once its running requests are done.
+	retired bool
 
 	loads       uint64
 	unloads     map[string]uint64
@@ -190,6 +204,10 @@ func New(o Options) *Stack {
 	if o.KeepAlive > 0 {
 		s.janitor, s.jdone = make(chan struct{}), make(chan struct{})
 		go s.keepAlive()
+	}
+	if o.Rescan != nil && o.RescanEvery > 0 {
+		s.rescan, s.rdone = make(chan struct{}), make(chan struct{})
+		go s.rescanLoop()
 	}
 	return s
 }
@@ -249,13 +267,23 @@ func (s *Stack) load(ctx context.Context, sl *slot) error {
 
 // Acquire implements server.Models.
 func (s *Stack) Acquire(ctx context.Context, id string) (*server.Model, func(), error) {
-	s.mu.Lock()
-	sl, ok := s.byName[id]
-	s.mu.Unlock()
-	if !ok {
-		return nil, nil, &server.UnknownModelError{ID: id}
+	for {
+		s.mu.Lock()
+		sl, ok := s.byName[id]
+		var unknown error
+		if !ok {
+			unknown = s.unknown(id)
+		}
+		s.mu.Unlock()
+		if !ok {
+			return nil, nil, unknown
+		}
+		m, release, err := s.acquire(ctx, sl)
+		if errors.Is(err, errRetired) {
+			continue // replaced or removed meanwhile: look the name up again
+		}
+		return m, release, err
 	}
-	return s.acquire(ctx, sl)
 }
 
 func (s *Stack) acquire(ctx context.Context, sl *slot) (*server.Model, func(), error) {
@@ -267,6 +295,8 @@ func (s *Stack) acquire(ctx context.Context, sl *slot) (*server.Model, func(), e
 		switch {
 		case s.closed || s.draining:
 			return nil, nil, scheduler.ErrDraining
+		case sl.retired:
+			return nil, nil, errRetired
 		case sl.unusable != nil:
 			return nil, nil, &server.UnusableModelError{ID: sl.spec.ID, Reason: sl.unusable.Error()}
 		case sl.state == server.StateLoaded:
@@ -345,6 +375,9 @@ func (s *Stack) releaser(sl *slot) func() {
 			sl.refs--
 			sl.lastUsed = time.Now()
 			s.signalRoom()
+			if sl.retired {
+				s.reapRetired() // the last request of a removed model unloads it
+			}
 			s.mu.Unlock()
 		})
 	}
@@ -428,6 +461,9 @@ func (s *Stack) startLoad(sl *slot) {
 			}
 			s.log.Error("model load failed", "model", sl.spec.ID, "err", err, "unusable", sl.unusable != nil)
 			s.signalRoom()
+			if sl.retired {
+				s.reapRetired()
+			}
 			return
 		}
 		sl.state, sl.backend, sl.sched, sl.model, sl.stop = server.StateLoaded, be, sched, m, stop
@@ -436,6 +472,9 @@ func (s *Stack) startLoad(sl *slot) {
 		sl.loadSeconds = time.Since(t0).Seconds()
 		sl.ctxLen = be.Info().NCtxSeq
 		s.log.Info("model loaded", "model", sl.spec.ID, "seconds", sl.loadSeconds)
+		if sl.retired {
+			s.reapRetired()
+		}
 	}()
 }
 
@@ -515,25 +554,6 @@ func (s *Stack) unload(sl *slot, reason string, keep bool) {
 	s.signalRoom()
 }
 
-func (s *Stack) addRetired(st scheduler.Stats) {
-	r := &s.retired
-	r.PromptTokens += st.PromptTokens
-	r.GeneratedTokens += st.GeneratedTokens
-	r.PrefixQueriedTokens += st.PrefixQueriedTokens
-	r.PrefixHitTokens += st.PrefixHitTokens
-	r.Steps += st.Steps
-	r.StepTokens += st.StepTokens
-	r.SessionsSaved += st.SessionsSaved
-	r.SessionsRestored += st.SessionsRestored
-	r.SessionRestoredTokens += st.SessionRestoredTokens
-	if r.Finished == nil {
-		r.Finished = map[scheduler.FinishReason]uint64{}
-	}
-	for k, v := range st.Finished {
-		r.Finished[k] += v
-	}
-}
-
 // keepAlive unloads models idle for KeepAlive, until Close.
 func (s *Stack) keepAlive() {
 	defer close(s.jdone)
@@ -555,52 +575,18 @@ func (s *Stack) keepAlive() {
 	}
 }
 
-// List implements server.Models.
-func (s *Stack) List() []server.ModelStatus {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]server.ModelStatus, 0, len(s.slots))
-	for _, sl := range s.slots {
-		out = append(out, s.status(sl))
-	}
-	return out
-}
-
-// Status implements server.Models.
-func (s *Stack) Status(id string) (server.ModelStatus, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sl, ok := s.byName[id]
-	if !ok {
-		return server.ModelStatus{}, false
-	}
-	return s.status(sl), true
-}
-
-func (s *Stack) status(sl *slot) server.ModelStatus {
-	sp := sl.spec
-	st := server.ModelStatus{
-		ID: sp.ID, Aliases: sp.Aliases, Created: sp.Created, ContextLength: sl.ctxLen, Arch: sp.Arch,
-		Quantization: sp.Quantization, SizeBytes: sp.SizeBytes, SHA256: sp.SHA256, State: sl.state,
-		Loads: sl.loads, Unloads: maps.Clone(sl.unloads), LoadSeconds: sl.loadSeconds,
-		HostBytes: sp.HostBytes, GPUBytes: sp.GPUBytes,
-	}
-	if sl.unusable != nil {
-		st.Error = sl.unusable.Error()
-	} else if sl.loadErr != nil {
-		st.Error = "last load failed: " + sl.loadErr.Error()
-	}
-	return st
-}
-
 // LoadModel implements server.Models: the operator's load, which waits
 // for the model to load.
 func (s *Stack) LoadModel(ctx context.Context, id string) error {
 	s.mu.Lock()
 	sl, ok := s.byName[id]
+	var unknown error
+	if !ok {
+		unknown = s.unknown(id)
+	}
 	s.mu.Unlock()
 	if !ok {
-		return &server.UnknownModelError{ID: id}
+		return unknown
 	}
 	return s.load(ctx, sl)
 }
@@ -612,7 +598,7 @@ func (s *Stack) UnloadModel(ctx context.Context, id string) error {
 	defer s.mu.Unlock()
 	sl, ok := s.byName[id]
 	if !ok {
-		return &server.UnknownModelError{ID: id}
+		return s.unknown(id)
 	}
 	for {
 		switch {
@@ -637,141 +623,9 @@ func (s *Stack) UnloadModel(ctx context.Context, id string) error {
 	}
 }
 
-// Stats implements server.Models: the counters of every scheduler since
-// the start, the gauges of the loaded ones.
-func (s *Stack) Stats() scheduler.Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.retired
-	t.Finished = maps.Clone(s.retired.Finished)
-	if t.Finished == nil {
-		t.Finished = map[scheduler.FinishReason]uint64{}
-	}
-	for _, sl := range s.slots {
-		if sl.sched == nil {
-			continue
-		}
-		st := sl.sched.Stats()
-		t.Running += st.Running
-		t.Waiting += st.Waiting
-		t.Slots += st.Slots
-		t.KVCells += st.KVCells
-		t.KVUsed += st.KVUsed
-		t.PromptTokens += st.PromptTokens
-		t.GeneratedTokens += st.GeneratedTokens
-		t.PrefixQueriedTokens += st.PrefixQueriedTokens
-		t.PrefixHitTokens += st.PrefixHitTokens
-		t.Steps += st.Steps
-		t.StepTokens += st.StepTokens
-		t.SessionsSaved += st.SessionsSaved
-		t.SessionsRestored += st.SessionsRestored
-		t.SessionRestoredTokens += st.SessionRestoredTokens
-		for k, v := range st.Finished {
-			t.Finished[k] += v
-		}
-		// A model being unloaded stops its loop as a drain does; only a
-		// served model's drain is the server's.
-		t.Draining = t.Draining || (st.Draining && sl.state == server.StateLoaded)
-		t.CtxPerSeq = max(t.CtxPerSeq, st.CtxPerSeq)
-		t.StepLimit = max(t.StepLimit, st.StepLimit)
-	}
-	for _, sl := range s.slots {
-		t.Waiting += sl.waiters // requests waiting for a load or for room
-	}
-	return t
-}
-
 // Ready implements server.Models: every preloaded model has loaded.
 func (s *Stack) Ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ready
-}
-
-// Drain refuses new requests and loads, and lets running ones finish
-// within timeout; Done is closed when every scheduler has stopped.
-func (s *Stack) Drain(timeout time.Duration) {
-	s.Server.SetDraining()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.draining = true
-	for _, sl := range s.slots {
-		if sl.sched != nil {
-			sl.sched.Drain(timeout)
-		}
-	}
-}
-
-// Done is closed when the scheduler loops that run now have ended (at once
-// when none runs).
-func (s *Stack) Done() <-chan struct{} {
-	s.mu.Lock()
-	var scheds []*scheduler.Scheduler
-	for _, sl := range s.slots {
-		if sl.sched != nil {
-			scheds = append(scheds, sl.sched)
-		}
-	}
-	s.mu.Unlock()
-	if len(scheds) == 1 {
-		return scheds[0].Done()
-	}
-	done := make(chan struct{})
-	go func() { // ends when the schedulers have: Drain or Close ends them
-		for _, sc := range scheds {
-			<-sc.Done()
-		}
-		close(done)
-	}()
-	return done
-}
-
-// Unload stops the first model's scheduler and waits for it; its backend
-// stays open for another Load (bench compares the raw engine on it).
-// Other loaded models are unloaded and closed. Until the next Load the
-// server answers 503 loading, and loads nothing.
-func (s *Stack) Unload() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.ready = false
-	for i, sl := range s.slots {
-		if sl.state == server.StateLoaded {
-			s.unload(sl, "", i == 0)
-		}
-	}
-	s.Sched, s.Model = nil, nil
-}
-
-// Close unloads every model, closes the backends and stops the stack's
-// goroutines. It is safe to call twice.
-func (s *Stack) Close() error {
-	s.mu.Lock()
-	already := s.closed
-	s.closed = true
-	s.mu.Unlock()
-	if !already && s.janitor != nil {
-		close(s.janitor)
-		<-s.jdone
-	}
-	s.loads.Wait()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	for _, sl := range s.slots {
-		for sl.state == server.StateUnloading { // by a request that got in first
-			ch := sl.unloaded
-			s.mu.Unlock()
-			<-ch
-			s.mu.Lock()
-		}
-		if sl.state == server.StateLoaded {
-			s.unload(sl, "", true)
-		}
-		if sl.backend != nil {
-			errs = append(errs, sl.backend.Close())
-			sl.backend = nil
-		}
-	}
-	s.Backend, s.Sched, s.Model = nil, nil, nil
-	return errors.Join(errs...)
 }
