@@ -54,7 +54,7 @@ prepare() {
 		--exclude=ml/backend/ggml/ggml/src/ggml-hip --exclude=ml/backend/ggml/ggml/src/ggml-blas \
 		CMakeLists.txt ml/backend/ggml/ggml
 	local model
-	model=$(ASI1D_TEST_MODELS="${ASI1D_TEST_MODELS:-}" bash -c 'if [ -n "$ASI1D_TEST_MODELS" ]; then echo "$ASI1D_TEST_MODELS/stories260K.gguf"; else echo ../shared/models/stories260K.gguf; fi')
+	model=$(ASI1D_TEST_MODELS="${ASI1D_TEST_MODELS:-}" bash -c 'if [ -n "$ASI1D_TEST_MODELS" ]; then echo "$ASI1D_TEST_MODELS/stories260K.gguf"; else echo models/stories260K/stories260K.gguf; fi')
 	cp "$model" "$pack/models/"
 	{
 		echo "commit $(git describe --always --dirty 2>/dev/null || echo unknown)"

@@ -105,9 +105,9 @@ func (b *byteSize) Set(v string) error {
 // Want says what Set accepts (cliflag.Wanter).
 func (b *byteSize) Want() string { return "a size such as 512MiB or 8GiB" }
 
-// defaultModel is used when no model is configured and it exists: the
-// reference model beside the repository.
-const defaultModel = "../shared/models/stories260K.gguf"
+// defaultModel is used when no model is configured and it exists: the demo
+// model the repository ships (from its root, where make run starts).
+const defaultModel = "models/stories260K/stories260K.gguf"
 
 func envName(flagName string) string {
 	return "ASI1D_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))

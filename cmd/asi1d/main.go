@@ -130,7 +130,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 	slog.SetDefault(slog.New(demoted{log.Handler()}))
 	if cfg.Model == "" && cfg.ModelsDir == "" {
 		if _, err := os.Stat(defaultModel); err != nil {
-			return errors.New("no model: pass --model FILE.gguf (or set ASI1D_MODEL), or --models-dir DIR")
+			return errors.New("no model: pass --model FILE.gguf (or set ASI1D_MODEL), or --models-dir DIR; get one with: asi1d models pull --models-dir DIR hf.co/bartowski/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M")
 		}
 		cfg.Model = defaultModel
 	}
