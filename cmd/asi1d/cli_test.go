@@ -93,7 +93,7 @@ func TestBadValues(t *testing.T) {
 		{nil, map[string]string{"ASI1D_CTX": "abc"}, `asi1d serve: ASI1D_CTX="abc": want an integer`},
 		{nil, map[string]string{"ASI1D_LOG_LEVEL": "verbose"}, `asi1d serve: ASI1D_LOG_LEVEL="verbose": want one of trace, debug, info, warn, error`},
 		{nil, map[string]string{"ASI1D_KEEP_ALIVE": "1 hour"}, `asi1d serve: ASI1D_KEEP_ALIVE="1 hour": want a duration such as 500ms, 30s, 5m or 1h30m`},
-		{[]string{"--parallel", "0"}, nil, `asi1d serve: --parallel must be 1..256, got 0`},
+		{[]string{"--parallel", "-1"}, nil, `asi1d serve: --parallel must be 1..256, or 0 for the default, got -1`},
 	}
 	for _, c := range cases {
 		code, _, errb := runOut(t, c.env, append([]string{"serve"}, c.args...)...)
@@ -262,7 +262,7 @@ func TestStartLine(t *testing.T) {
 		t.Fatalf("serving lines: %q", serving)
 	}
 	for _, want := range []string{`msg="serving http://127.0.0.1:`, "/v1, playground http://127.0.0.1:", " api=http://127.0.0.1:",
-		" model=asi1-mini ", " ctx_per_request=256 ", " parallel=2 ", " auth=off"} {
+		" model=stories260K ", " ctx_per_request=512 ", " parallel=2 ", " auth=off"} {
 		if !strings.Contains(serving[0], want) {
 			t.Errorf("serving line without %q: %s", want, serving[0])
 		}

@@ -33,13 +33,16 @@ func serveHelp(cs *cliflag.Set) {
 	help("max-model-memory", "SIZE", "with --models-dir: host memory the loaded models may take")
 	help("max-gpu-memory", "SIZE", "with --models-dir: GPU memory the loaded models may take")
 	help("keep-alive", "", "unload a model idle this long (0: keep it)")
+	help("default-alias", "ID", "name that also answers for the default model (empty: none)")
+	help("default-model", "ID", "with --models-dir: the default model (default: first preloaded, else first by id)")
+	help("rescan", "", "with --models-dir: look for new, removed, replaced files this often (0: at start only)")
 	help("gpu-layers", "", "layers to offload to a GPU")
 	help("flash-attn", "auto|on|off", "flash attention")
 	help("kv-unified", "", "one KV pool shared by all sequences")
 	help("no-mem-check", "", "start even if the model looks too large for the memory")
 	help("addr", "HOST:PORT", "listen address (0.0.0.0: every interface)")
-	help("ctx", "", "KV cells in all; each sequence gets ctx/parallel")
-	help("parallel", "", "sequences decoded together (concurrent requests)")
+	help("ctx", "", "KV cells shared by all requests (0: from the model and the memory)")
+	help("parallel", "", "requests decoded together (0: from the context, 16-32)")
 	help("threads", "", "CPU threads (0: the CPUs this process may use)")
 	help("batch", "", "most tokens of one decode call")
 	help("step-tokens", "", "token budget of a scheduler step (0: measured)")
@@ -70,8 +73,8 @@ func serveHelp(cs *cliflag.Set) {
 	help("session-max-bytes", "SIZE", "size of --session-dir's states at most")
 	help("session-min-tokens", "", "shortest prefix worth saving or restoring, in tokens")
 	cs.Groups(
-		cliflag.Group{Title: "Model", Flags: []string{"model", "models-dir", "model-name", "alias", "gpu-layers", "flash-attn",
-			"kv-unified", "no-mem-check", "max-loaded-models", "max-model-memory", "max-gpu-memory", "keep-alive"}},
+		cliflag.Group{Title: "Model", Flags: []string{"model", "models-dir", "model-name", "alias", "default-alias", "default-model", "gpu-layers", "flash-attn",
+			"kv-unified", "no-mem-check", "max-loaded-models", "max-model-memory", "max-gpu-memory", "keep-alive", "rescan"}},
 		cliflag.Group{Title: "Serving", Flags: []string{"ctx", "parallel", "threads", "batch", "step-tokens", "step-latency",
 			"thread-poll", "adapt-threads", "playground", "replica-id", "drain-timeout"}},
 		cliflag.Group{Title: "Limits", Flags: []string{"max-queue", "ready-queue", "body-limit", "rate-rpm", "rate-tpm", "redis-url", "max-connections"}},
