@@ -213,7 +213,7 @@ func TestPlaygroundConversation(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole := wholePromptTokens(t, srv.URL, []string{system, questions[0], wantAnswer, questions[1], wantAnswer, questions[2]})
-	t.Logf("third turn: %d of 5 earlier messages sent, %d prompt tokens; the whole conversation is %d", kept-1, prompt3, whole)
+	t.Logf("third turn: %d of 4 earlier messages sent, %d prompt tokens; the whole conversation is %d", kept-1, prompt3, whole)
 	if prompt3+ctx/4 > ctx || whole+ctx/4 <= ctx {
 		t.Errorf("sent %d prompt tokens, whole %d: with %d for the answer, want the first to fit %d and the second not", prompt3, whole, ctx/4, ctx)
 	}
