@@ -113,6 +113,8 @@ var badInputs = []badInput{
 	{class: "auth/wrong-scheme", hdr: []string{"Authorization", "Basic k"}, body: bi(""), status: 401, code: "invalid_api_key"},
 	{class: "auth/empty-token", hdr: []string{"Authorization", "Bearer "}, body: bi(""), status: 401, code: "invalid_api_key"},
 	{class: "auth/key-with-space", hdr: []string{"Authorization", "Bearer k extra"}, body: bi(""), status: 401, code: "invalid_api_key"},
+	// a browser page on an origin that is not allowed (cors.go)
+	{class: "cors/origin-not-allowed", method: http.MethodOptions, hdr: []string{"Origin", "https://evil.example", "Access-Control-Request-Method", "POST"}, status: 403, code: "origin_not_allowed"},
 }
 
 // TestBadInputClasses sends every named class of bad input through the
@@ -151,8 +153,11 @@ func TestBadInputClasses(t *testing.T) {
 				t.Fatalf("5xx: %d %s", r.status, r.body)
 			}
 			wantType := "invalid_request_error"
-			if b.status == 401 {
+			switch b.status {
+			case 401:
 				wantType = "authentication_error"
+			case 403:
+				wantType = "permission_error"
 			}
 			e := ctObj(t, r.body)["error"].(map[string]any)
 			if r.status != b.status || e["type"] != wantType || e["code"] != b.code {

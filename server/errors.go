@@ -13,6 +13,7 @@ import (
 const (
 	TypeInvalidRequest = "invalid_request_error"
 	TypeAuthentication = "authentication_error"
+	TypePermission     = "permission_error"
 	TypeRateLimit      = "rate_limit_error"
 	TypeServer         = "server_error"
 
@@ -24,6 +25,7 @@ const (
 	CodeUnsupportedValue   = "unsupported_value"
 	CodeContextLength      = "context_length_exceeded"
 	CodeInvalidAPIKey      = "invalid_api_key"
+	CodeOriginNotAllowed   = "origin_not_allowed"
 	CodeModelNotFound      = "model_not_found"
 	CodeUnknownURL         = "unknown_url"
 	CodeMethodNotAllowed   = "method_not_allowed"
@@ -98,6 +100,7 @@ var errorCodes = map[string]codeClass{
 	CodeUnsupportedValue:   {http.StatusBadRequest, TypeInvalidRequest},
 	CodeContextLength:      {http.StatusBadRequest, TypeInvalidRequest},
 	CodeInvalidAPIKey:      {http.StatusUnauthorized, TypeAuthentication},
+	CodeOriginNotAllowed:   {http.StatusForbidden, TypePermission},
 	CodeModelNotFound:      {http.StatusNotFound, TypeInvalidRequest},
 	CodeUnknownURL:         {http.StatusNotFound, TypeInvalidRequest},
 	CodeMethodNotAllowed:   {http.StatusMethodNotAllowed, TypeInvalidRequest},

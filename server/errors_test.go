@@ -62,6 +62,7 @@ func TestErrorCodes(t *testing.T) {
 		{CodeUnsupportedValue, 400, TypeInvalidRequest},
 		{CodeContextLength, 400, TypeInvalidRequest},
 		{CodeInvalidAPIKey, 401, TypeAuthentication},
+		{CodeOriginNotAllowed, 403, TypePermission},
 		{CodeModelNotFound, 404, TypeInvalidRequest},
 		{CodeUnknownURL, 404, TypeInvalidRequest},
 		{CodeMethodNotAllowed, 405, TypeInvalidRequest},

@@ -10,12 +10,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// The web playground: one HTML page, its script and its style sheet,
-// embedded in the binary. It loads nothing from another host (the
+// The web playground: one HTML page, its scripts (JavaScript modules:
+// app.js imports the others) and its style sheet, embedded in the binary. It loads nothing from another host (the
 // Content-Security-Policy below forbids it), so it works in an air-gapped
 // site; it talks to this server's /v1 API like any other client.
 //
-//go:embed web/index.html web/app.js web/style.css
+//go:embed web/*.html web/*.js web/*.css
 var webFS embed.FS
 
 // playgroundCSP allows the page only its own origin: no inline script, no

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -23,7 +24,11 @@ func get(t *testing.T, h http.Handler, path string) (*http.Response, string) {
 // the page load nothing from another host; turned off, / is an unknown URL.
 func TestPlaygroundRoutes(t *testing.T) {
 	h := New(Options{Playground: true, APIKeys: []string{"k"}}).Handler()
-	for path, typ := range map[string]string{"/": "text/html", "/playground/app.js": "text/javascript", "/playground/style.css": "text/css"} {
+	files := map[string]string{"/": "text/html", "/playground/style.css": "text/css"}
+	for _, js := range playgroundScripts(t) {
+		files["/playground/"+js] = "text/javascript"
+	}
+	for path, typ := range files {
 		resp, body := get(t, h, path)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), typ) || len(body) < 100 {
 			t.Errorf("%s: status %d type %q, %d bytes", path, resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
@@ -37,7 +42,7 @@ func TestPlaygroundRoutes(t *testing.T) {
 		}
 	}
 	_, page := get(t, h, "/")
-	for _, s := range []string{`src="/playground/app.js"`, `href="/playground/style.css"`} {
+	for _, s := range []string{`<script type="module" src="/playground/app.js">`, `href="/playground/style.css"`} {
 		if !strings.Contains(page, s) {
 			t.Errorf("the page lacks %s", s)
 		}
@@ -60,16 +65,45 @@ func TestPlaygroundRoutes(t *testing.T) {
 	}
 }
 
-// Model output reaches the page only as text: the script never assigns
-// HTML strings nor evaluates code.
-func TestPlaygroundScriptInsertsNoHTML(t *testing.T) {
-	b, err := webFS.ReadFile("web/app.js")
+// playgroundScripts lists the page's scripts; app.js must be one.
+func playgroundScripts(t *testing.T) []string {
+	t.Helper()
+	entries, err := webFS.ReadDir("web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "DOMParser", "createContextualFragment"} {
-		if strings.Contains(string(b), bad) {
-			t.Errorf("app.js uses %s", bad)
+	var js []string
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".js") {
+			js = append(js, e.Name())
+		}
+	}
+	if !slices.Contains(js, "app.js") || len(js) < 2 {
+		t.Fatalf("scripts %v", js)
+	}
+	return js
+}
+
+// Model output reaches the page only as text: no script assigns HTML
+// strings nor evaluates code, and every import is one of the page's own
+// files.
+func TestPlaygroundScriptInsertsNoHTML(t *testing.T) {
+	scripts := playgroundScripts(t)
+	importRE := regexp.MustCompile(`(?m)^\s*import\b[^;]*?from\s+"([^"]+)"`)
+	for _, name := range scripts {
+		b, err := webFS.ReadFile("web/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "DOMParser", "createContextualFragment", "import("} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s uses %s", name, bad)
+			}
+		}
+		for _, m := range importRE.FindAllStringSubmatch(string(b), -1) {
+			if !strings.HasPrefix(m[1], "./") || !slices.Contains(scripts, strings.TrimPrefix(m[1], "./")) {
+				t.Errorf("%s imports %q, not one of the page's scripts", name, m[1])
+			}
 		}
 	}
 }

@@ -41,6 +41,11 @@ type Options struct {
 	KeepAlive time.Duration
 	// Playground serves the web playground at / (playground.go).
 	Playground bool
+	// AllowedOrigins are the origins whose web pages may call the API from
+	// a browser (cors.go): nil or empty is the loopback set (localhost,
+	// 127.0.0.1, [::1] on any port), "*" every origin, "localhost" the
+	// loopback set within a list. Check a list with CheckOrigins first.
+	AllowedOrigins []string
 	// ReplicaID is sent as the x-asi1d-replica header on every answer (""
 	// means DefaultReplicaID: the host name).
 	ReplicaID string
@@ -209,7 +214,8 @@ type routes struct {
 
 // newRouter is the one place that orders routes and middleware: the access
 // log (outermost, so it sees what Recovery answered), a request id, panic
-// recovery (and its counter) and the x-asi1d-replica header for
+// recovery (and its counter), the x-asi1d-replica header and CORS (which
+// answers preflights itself, before auth and the rate limits) for
 // everything; unknown paths and methods answered in the contract's shape;
 // the probes, /metrics and the playground without auth; /v1 with metrics,
 // auth (before the body is read) and x-session-id; chat completions with
@@ -222,7 +228,7 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = false
-	r.Use(AccessLog(o.Logger), RequestID(newID), Recovery(o.Logger), rt.panics, Replica(replicaID(o)))
+	r.Use(AccessLog(o.Logger), RequestID(newID), Recovery(o.Logger), rt.panics, Replica(replicaID(o)), CORS(o.AllowedOrigins))
 	r.NoRoute(NoRoute())
 	r.NoMethod(NoMethod())
 

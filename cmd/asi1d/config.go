@@ -60,6 +60,8 @@ type serveConfig struct {
 	LogLevel     string
 	LogFormat    string
 	Playground   bool
+	// AllowedOrigins: web origins that may call the API from a browser (CORS).
+	AllowedOrigins stringList
 	// Limits, TLS and connection handling (limits.go, listen.go).
 	RateRPM           int64
 	RateTPM           int64
@@ -153,6 +155,7 @@ func parseServeTo(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.BoolVar(&c.AdaptThreads, "adapt-threads", true, "on a CPU-only model, run fewer threads while they are starved of CPU time (a busy host, a spent cgroup quota) and try more again later")
 	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")
 	fs.StringVar(&c.APIKeyFile, "api-key-file", "", "file with one API key per line")
+	fs.Var(&c.AllowedOrigins, "allowed-origins", "web origins (scheme://host[:port], comma-separated or repeated) whose pages may call the API from a browser (CORS); * for any; default: localhost, 127.0.0.1 and [::1] on any port, and always the server's own")
 	fs.Int64Var(&c.BodyLimit, "body-limit", 4<<20, "largest request body in bytes")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, how long running requests may take to finish")
 	fs.StringVar(&c.ReplicaID, "replica-id", "", "replica name sent in the x-asi1d-replica response header (default: the host name)")
@@ -256,6 +259,9 @@ func (c *serveConfig) validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.IdleTimeout <= 0:
 		return errors.New("--read-header-timeout, --read-timeout, --write-timeout and --idle-timeout must be positive")
+	}
+	if err := server.CheckOrigins(c.AllowedOrigins); err != nil {
+		return fmt.Errorf("--allowed-origins: %w", err)
 	}
 	return nil
 }

@@ -61,6 +61,7 @@ func serveHelp(cs *cliflag.Set) {
 	help("max-connections", "", "open connections at most (0: no cap)")
 	help("api-key", "KEY", "API key clients must send (repeatable; env comma-separated)")
 	help("api-key-file", "FILE", "file with one API key per line")
+	help("allowed-origins", "ORIGINS", "pages that may call the API from a browser (CORS)")
 	help("tls-cert", "FILE", "serve HTTPS with this PEM certificate (needs --tls-key)")
 	help("tls-key", "FILE", "PEM private key of --tls-cert")
 	help("read-header-timeout", "", "a client must send its headers within this")
@@ -78,7 +79,7 @@ func serveHelp(cs *cliflag.Set) {
 		cliflag.Group{Title: "Serving", Flags: []string{"ctx", "parallel", "threads", "batch", "step-tokens", "step-latency",
 			"thread-poll", "adapt-threads", "playground", "replica-id", "drain-timeout"}},
 		cliflag.Group{Title: "Limits", Flags: []string{"max-queue", "ready-queue", "body-limit", "rate-rpm", "rate-tpm", "redis-url", "max-connections"}},
-		cliflag.Group{Title: "Network, auth and TLS", Flags: []string{"addr", "api-key", "api-key-file", "tls-cert", "tls-key",
+		cliflag.Group{Title: "Network, auth and TLS", Flags: []string{"addr", "api-key", "api-key-file", "allowed-origins", "tls-cert", "tls-key",
 			"read-header-timeout", "read-timeout", "write-timeout", "idle-timeout"}},
 		cliflag.Group{Title: "Logging", Flags: []string{"log-level", "log-format"}},
 		cliflag.Group{Title: "Sessions", Flags: []string{"session-dir", "session-max-bytes", "session-min-tokens"}},

@@ -189,6 +189,7 @@ func serve(ctx context.Context, cfg *serveConfig, stderr io.Writer) error {
 			APIKeys: cfg.APIKeys, BodyLimit: cfg.BodyLimit,
 			ReadyQueue: readyQueue, Version: version, Logger: log, Playground: cfg.Playground,
 			ReplicaID: cfg.ReplicaID, Limits: limits, WriteTimeout: cfg.WriteTimeout,
+			AllowedOrigins: cfg.AllowedOrigins,
 		},
 		Scheduler: scheduler.Options{StepTokens: cfg.StepTokens, StepLatency: cfg.StepLatency, MaxQueue: maxQueue, Logger: log, Sessions: store},
 		Models:    modelSpecs(cat, cfg, mem, log, bar, logged),

@@ -49,6 +49,7 @@ type page struct {
 
 	mu         sync.Mutex
 	requests   []string // every URL the page asked for
+	posts      []string // the bodies of its chat completion requests
 	exceptions []string // uncaught JavaScript exceptions, console errors, blocked loads
 }
 
@@ -76,16 +77,29 @@ func newBrowser(t *testing.T, ctx context.Context) context.Context {
 	return actx
 }
 
-// open opens a tab on base and waits for the page to have asked for the
-// models.
+// open opens a tab on base at 1280 by 820 pixels.
 func open(t *testing.T, browser context.Context, base string) *page {
+	return openSized(t, browser, base, 1280, 820, false)
+}
+
+// openSized opens a tab on base with a viewport of w by h CSS pixels, as a
+// phone (touch, mobile) when mobile is set. parent is the browser (a new
+// one starts) or a tab's context (a new tab of its browser opens).
+func openSized(t *testing.T, parent context.Context, base string, w, h int64, mobile bool) *page {
 	p := &page{t: t}
-	ctx, cancel := chromedp.NewContext(browser, chromedp.WithListener(func(ev any) {
+	ctx, cancel := chromedp.NewContext(parent, chromedp.WithListener(func(ev any) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		switch ev := ev.(type) {
 		case *network.EventRequestWillBeSent:
 			p.requests = append(p.requests, ev.Request.URL)
+			if ev.Request.Method == http.MethodPost && strings.HasSuffix(ev.Request.URL, "/v1/chat/completions") {
+				var b []byte
+				for _, e := range ev.Request.PostDataEntries {
+					b = append(b, e.Bytes...)
+				}
+				p.posts = append(p.posts, string(b))
+			}
 		case *runtime.EventExceptionThrown:
 			p.exceptions = append(p.exceptions, ev.ExceptionDetails.Text+" "+fmt.Sprint(ev.ExceptionDetails.Exception))
 		case *cdplog.EventEntryAdded: // a blocked load (Content-Security-Policy) is a security entry
@@ -100,7 +114,11 @@ func open(t *testing.T, browser context.Context, base string) *page {
 	}))
 	t.Cleanup(cancel)
 	p.ctx = ctx
-	p.do(chromedp.EmulateViewport(1280, 820), chromedp.Navigate(base+"/"))
+	var vo []chromedp.EmulateViewportOption
+	if mobile {
+		vo = append(vo, chromedp.EmulateMobile, chromedp.EmulateTouch)
+	}
+	p.do(chromedp.EmulateViewport(w, h, vo...), chromedp.Navigate(base+"/"))
 	return p
 }
 
@@ -260,7 +278,10 @@ func TestPlaygroundThoughtStopAndKey(t *testing.T) {
 	p.setField("api-key", key)
 	p.do(chromedp.Click(chromedp.ID("key-save")))
 	p.waitJS("the model list", `document.querySelector("#model option") !== null && document.getElementById("key-form").hidden`)
-	stored, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`sessionStorage.getItem("asi1d.apiKey") + "|" + localStorage.length`))
+	// The key is kept in the tab only, never in localStorage (which keeps
+	// the conversations).
+	stored, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`sessionStorage.getItem("asi1d.apiKey") + "|" +
+		Object.keys(localStorage).filter((k) => localStorage.getItem(k).includes(sessionStorage.getItem("asi1d.apiKey"))).length`))
 	if err != nil || stored != key+"|0" {
 		t.Errorf("key storage: %q %v", stored, err)
 	}

@@ -29,6 +29,8 @@ type Options struct {
 	Parallel  int // sequences (2)
 	CtxPerSeq int // KV cells per sequence (512)
 	APIKeys   []string
+	// AllowedOrigins is server.Options.AllowedOrigins (CORS).
+	AllowedOrigins []string
 	// NoPlayground leaves the web playground out.
 	NoPlayground bool
 }
@@ -53,7 +55,7 @@ func Start(t testing.TB, path string, o Options) *Server {
 	}
 	gate := &Gate{left: -1}
 	stk := stack.New(stack.Options{
-		Server:    server.Options{APIKeys: o.APIKeys, Playground: !o.NoPlayground},
+		Server:    server.Options{APIKeys: o.APIKeys, Playground: !o.NoPlayground, AllowedOrigins: o.AllowedOrigins},
 		Scheduler: scheduler.Options{OnStep: func(time.Duration, int) { gate.step() }},
 		Open: func() (engine.Backend, error) {
 			return llamacpp.Open(path, llamacpp.Options{CtxSize: o.CtxPerSeq * o.Parallel, Parallel: o.Parallel, Threads: 1})

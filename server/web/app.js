@@ -1,17 +1,36 @@
 // asi1d playground: a chat page for the server that serves it. Plain
-// JavaScript, no dependencies, nothing loaded from another host. Model
-// output is only ever put into the page as text nodes (textContent /
-// createTextNode): the small Markdown renderer below builds DOM elements
-// and never assigns HTML strings.
-"use strict";
+// JavaScript modules, no dependencies, nothing loaded from another host.
+// Model output is only ever put into the page as text nodes (textContent /
+// createTextNode): markdown.js builds DOM elements and never assigns HTML
+// strings. Conversations live in this browser (localStorage); the API key
+// only in this tab (sessionStorage).
+import { el, markdown } from "./markdown.js";
+import { Calibration, defaultMaxTokens, fit } from "./context.js";
+import { Conversations } from "./conversations.js";
 
 const $ = (id) => document.getElementById(id);
-const KEY_STORE = "asi1d.apiKey";
+const KEY_STORE = "asi1d.apiKey";           // sessionStorage
+const SETTINGS_STORE = "asi1d.settings";    // localStorage: temperature, answer length, tools
+const THEME_STORE = "asi1d.theme";          // localStorage: "light", "dark" or absent (the system's)
 
 const state = {
-  history: [],      // {role, content} sent with each request
-  controller: null, // AbortController of the answer being written
+  controller: null,   // AbortController of the answer being written
+  models: {},         // id -> model object of /v1/models
+  settings: loadSettings(),
+  calib: new Calibration("asi1d.calibration"),
+  convs: null,        // Conversations
+  live: null,         // {conv, index} of the answer being written
 };
+
+function isLive(conv, i) { return !!state.live && state.live.conv === conv && state.live.index === i; }
+
+function loadSettings() {
+  try { return JSON.parse(localStorage.getItem(SETTINGS_STORE) || "{}") || {}; } catch (_) { return {}; }
+}
+
+function saveSettings() {
+  try { localStorage.setItem(SETTINGS_STORE, JSON.stringify(state.settings)); } catch (_) { /* full */ }
+}
 
 function apiKey() { return sessionStorage.getItem(KEY_STORE) || ""; }
 
@@ -23,16 +42,17 @@ function headers(json) {
   return h;
 }
 
-// errorText reads the contract's error body: {"error":{"message",...}}.
-async function errorText(resp) {
-  let msg = resp.status + " " + resp.statusText;
+// errorBody reads the contract's error body: {"error":{"message",...}}.
+async function errorBody(resp) {
+  let msg = resp.status + " " + resp.statusText, code = "";
   try {
     const body = await resp.json();
     if (body && body.error && body.error.message) {
-      msg = resp.status + " " + (body.error.code ? body.error.code + ": " : "") + body.error.message;
+      code = body.error.code || "";
+      msg = resp.status + " " + (code ? code + ": " : "") + body.error.message;
     }
   } catch (_) { /* not JSON: keep the status line */ }
-  return msg;
+  return { msg, code };
 }
 
 function showError(text) {
@@ -43,9 +63,12 @@ function showError(text) {
 
 function needKey(message) {
   $("key-form").hidden = false;
+  $("settings").open = true;
   $("api-key").focus();
   if (message) showError(message + (apiKey() ? " (the key was refused)" : " (this server needs an API key)"));
 }
+
+// ---- Models and the answer length ----------------------------------------
 
 async function loadModels() {
   const sel = $("model");
@@ -56,13 +79,15 @@ async function loadModels() {
     $("server-status").textContent = "server unreachable";
     return;
   }
-  if (resp.status === 401) { needKey(await errorText(resp)); return; }
-  if (!resp.ok) { showError(await errorText(resp)); return; }
+  if (resp.status === 401) { needKey((await errorBody(resp)).msg); return; }
+  if (!resp.ok) { showError((await errorBody(resp)).msg); return; }
   const list = await resp.json();
-  const prev = sel.value;
+  const prev = sel.value || state.settings.model;
   sel.replaceChildren();
+  state.models = {};
   let firstLoaded = "";
   for (const m of list.data || []) {
+    state.models[m.id] = m;
     const o = document.createElement("option");
     o.value = m.id;
     let note = m.context_length ? m.context_length + " ctx" : "";
@@ -72,230 +97,310 @@ async function loadModels() {
     o.textContent = m.id + (note ? " (" + note + ")" : "");
     sel.append(o);
   }
-  if (prev) sel.value = prev;
+  if (prev && state.models[prev]) sel.value = prev;
   else if (firstLoaded) sel.value = firstLoaded;
   $("server-status").textContent = list.data && list.data.length ? "ready" : "no model loaded yet";
   if (apiKey()) $("key-form").hidden = true;
   showError("");
+  showAnswerLength();
 }
 
-// ---- Markdown, rendered as DOM nodes -------------------------------------
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
+function contextLength() {
+  const m = state.models[$("model").value];
+  return (m && m.context_length) || 0;
 }
 
-// inline renders `code`, **bold**, *italic* / _italic_ and [text](http…)
-// links into parent.
-function inline(parent, text) {
-  const re = /(`+)([\s\S]*?)\1|\*\*([^*]+)\*\*|(?<![\w*])\*([^*\s][^*]*)\*|(?<!\w)_([^_\s][^_]*)_(?!\w)|\[([^\]]+)\]\((https?:\/\/[^\s)]+)\)/g;
-  let last = 0, m;
-  while ((m = re.exec(text)) !== null) {
-    if (m.index > last) parent.append(document.createTextNode(text.slice(last, m.index)));
-    if (m[1]) parent.append(el("code", "", m[2]));
-    else if (m[3] !== undefined) inline(parent.appendChild(el("strong")), m[3]);
-    else if (m[4] !== undefined) inline(parent.appendChild(el("em")), m[4]);
-    else if (m[5] !== undefined) inline(parent.appendChild(el("em")), m[5]);
-    else {
-      const a = el("a", "", m[6]);
-      a.href = m[7]; // only http(s) URLs match the pattern
-      a.target = "_blank";
-      a.rel = "noopener noreferrer";
-      parent.append(a);
-    }
-    last = re.lastIndex;
-  }
-  if (last < text.length) parent.append(document.createTextNode(text.slice(last)));
+// answerLength is the max_tokens of the next request: the person's, or
+// the default that leaves room for the next turns.
+function answerLength() {
+  const n = parseInt(state.settings.maxTokens, 10);
+  return n > 0 ? n : defaultMaxTokens(contextLength());
 }
 
-// markdown renders text (fenced code, headings, lists, paragraphs) into a
-// fragment. An unclosed fence (still streaming) is shown as code too.
-function markdown(text) {
-  const frag = document.createDocumentFragment();
-  const lines = text.split("\n");
-  let para = [], list = null;
-  const flush = () => {
-    if (para.length) { const p = el("p"); inline(p, para.join("\n")); frag.append(p); para = []; }
-    list = null;
-  };
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    const fence = line.match(/^\s*(```|~~~)\s*([\w+-]*)/);
-    if (fence) {
-      flush();
-      const body = [];
-      for (i++; i < lines.length && !lines[i].trim().startsWith(fence[1]); i++) body.push(lines[i]);
-      const pre = el("pre"), code = el("code", "", body.join("\n"));
-      if (fence[2]) code.dataset.lang = fence[2];
-      pre.append(code);
-      frag.append(pre);
-      continue;
-    }
-    const h = line.match(/^(#{1,6})\s+(.*)$/);
-    if (h) { flush(); const e = el("h" + Math.min(h[1].length, 3)); inline(e, h[2]); frag.append(e); continue; }
-    const li = line.match(/^\s*([-*+]|\d+[.)])\s+(.*)$/);
-    if (li) {
-      if (para.length) { const keep = list; flush(); list = keep; }
-      const ordered = /\d/.test(li[1]);
-      if (!list || (list.tagName === "OL") !== ordered) { list = el(ordered ? "ol" : "ul"); frag.append(list); }
-      const item = el("li"); inline(item, li[2]); list.append(item);
-      continue;
-    }
-    if (line.trim() === "") { flush(); continue; }
-    if (list) list = null;
-    para.push(line);
-  }
-  flush();
-  return frag;
+function showAnswerLength() {
+  const ctx = contextLength(), def = defaultMaxTokens(ctx);
+  const f = $("max-tokens");
+  if (document.activeElement !== f) f.value = String(answerLength());
+  f.placeholder = String(def);
+  $("max-tokens-hint").textContent = "default " + def + (ctx ? " (a quarter of the " + ctx + "-token context, at most 512)" : "");
+  $("context-info").textContent = ctx
+    ? "Context " + ctx + " tokens · answers up to " + answerLength() + " tokens · older turns are left out when the conversation outgrows it"
+    : "";
 }
 
-// ---- Conversation ---------------------------------------------------------
+// ---- Theme ----------------------------------------------------------------
 
-function addUser(text) {
-  const m = el("div", "msg user");
-  m.append(el("div", "role", "You"), el("div", "body", text));
-  $("messages").append(m);
+const THEMES = ["auto", "light", "dark"];
+
+function applyTheme() {
+  const t = localStorage.getItem(THEME_STORE) || "auto";
+  if (t === "auto") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = t;
+  const b = $("theme");
+  b.textContent = { auto: "◐ Auto", light: "☀ Light", dark: "☾ Dark" }[t];
+  b.title = "Theme: " + (t === "auto" ? "follows the system" : t) + " (click to change)";
 }
 
-// Answer is the view of one assistant message being streamed.
-class Answer {
-  constructor() {
-    this.root = el("div", "msg assistant streaming");
-    this.body = el("div", "body");
-    this.root.append(el("div", "role", "Assistant"), this.body);
-    this.thought = null; // <details> created on the first reasoning fragment
-    this.thoughtText = "";
-    this.content = "";
-    this.answer = el("div", "answer");
-    this.tools = el("div", "tools");
-    this.stats = el("div", "stats");
-    this.body.append(this.answer, this.tools);
-    this.root.append(this.stats);
-    this.toolCalls = [];
-    this.pending = false;
-    $("messages").append(this.root);
-  }
-  addThought(t) {
-    if (!this.thought) {
-      this.thought = el("details", "thought");
-      this.thought.open = true;
-      this.thoughtSummary = el("summary", "", "Thinking…");
-      this.thoughtBody = el("div", "thought-text");
-      this.thought.append(this.thoughtSummary, this.thoughtBody);
-      this.body.insertBefore(this.thought, this.answer);
+function cycleTheme() {
+  const t = localStorage.getItem(THEME_STORE) || "auto";
+  const next = THEMES[(THEMES.indexOf(t) + 1) % THEMES.length];
+  if (next === "auto") localStorage.removeItem(THEME_STORE);
+  else localStorage.setItem(THEME_STORE, next);
+  applyTheme();
+}
+
+// ---- Messages -------------------------------------------------------------
+
+// openThoughts remembers which thought panels are open while the page runs.
+const openThoughts = new WeakMap();
+
+function thoughtLabel(msg, streaming) {
+  if (streaming && !msg.content && !(msg.toolCalls || []).length) return "Thinking…";
+  return msg.thoughtIsTool ? "Tool thought (reasoning behind the tool call)" : "Thought";
+}
+
+function actionButton(label, cls, onClick) {
+  const b = el("button", "act " + cls, label);
+  b.type = "button";
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+// messageView renders message i of conv; streaming marks the one being
+// written (no actions, open thought, a cursor).
+function messageView(conv, i, streaming) {
+  const msg = conv.messages[i];
+  const root = el("div", "msg " + msg.role + (streaming ? " streaming" : ""));
+  root.dataset.index = String(i);
+  root.append(el("div", "role", msg.role === "user" ? "You" : "Assistant"));
+  const body = el("div", "body");
+  root.append(body);
+  if (msg.role === "user") {
+    body.textContent = msg.content;
+  } else {
+    if (msg.thought) {
+      const d = el("details", "thought" + (msg.thoughtIsTool ? " tool-thought" : ""));
+      d.open = streaming || openThoughts.get(msg) === true;
+      d.addEventListener("toggle", () => openThoughts.set(msg, d.open));
+      d.append(el("summary", "", thoughtLabel(msg, streaming)), el("div", "thought-text", msg.thought));
+      body.append(d);
     }
-    this.thoughtText += t;
-    this.thoughtBody.textContent = this.thoughtText;
-    this.scroll();
-  }
-  addContent(t) {
-    if (this.thought && !this.content) this.thoughtSummary.textContent = this.thoughtLabel();
-    this.content += t;
-    if (!this.pending) { // re-render at most once a frame
-      this.pending = true;
-      requestAnimationFrame(() => this.render());
+    const answer = el("div", "answer");
+    answer.append(markdown(msg.content || ""));
+    if (msg.stopped && !msg.content && !msg.thought && !(msg.toolCalls || []).length) {
+      answer.append(el("p", "muted", "Stopped before the answer began."));
     }
-  }
-  render() {
-    this.pending = false;
-    this.answer.replaceChildren(markdown(this.content));
-    this.scroll();
-  }
-  // addToolThought marks the reasoning behind tool calls (ASI1
-  // tool_thought): the streamed thought panel is relabelled when it holds
-  // that reasoning, or the text gets its own box.
-  addToolThought(t) {
-    if (this.thought && this.thoughtText.includes(t.trim())) {
-      this.toolThought = true;
-      this.thought.classList.add("tool-thought");
-      this.thoughtSummary.textContent = this.thoughtLabel();
-      return;
+    body.append(answer);
+    const tools = el("div", "tools");
+    if (msg.toolThought) {
+      const box = el("div", "tool tool-thought");
+      box.append(el("div", "label", "Tool thought (reasoning behind the tool call)"), el("div", "thought-text", msg.toolThought));
+      tools.append(box);
     }
-    const box = el("div", "tool tool-thought");
-    box.append(el("div", "label", "Tool thought (reasoning behind the tool call)"), el("div", "thought-text", t));
-    this.tools.append(box);
-  }
-  thoughtLabel() {
-    return this.toolThought ? "Tool thought (reasoning behind the tool call)" : "Thought";
-  }
-  addToolCall(d) {
-    let c = this.toolCalls[d.index || 0];
-    if (!c) {
-      c = this.toolCalls[d.index || 0] = { name: "", args: "", box: el("div", "tool tool-call") };
-      c.label = el("div", "label", "Tool call");
-      c.code = el("code");
+    for (const c of msg.toolCalls || []) {
+      if (!c) continue;
+      const box = el("div", "tool tool-call");
       const pre = el("pre");
-      pre.append(c.code);
-      c.box.append(c.label, pre);
-      this.tools.append(c.box);
+      pre.append(el("code", "", c.args));
+      box.append(el("div", "label", "Tool call: " + c.name + (c.id ? "  (" + c.id + ")" : "")), pre);
+      tools.append(box);
     }
-    const f = d.function || {};
-    if (d.id) c.id = d.id;
-    if (f.name) c.name += f.name;
-    if (f.arguments) c.args += f.arguments;
-    c.label.textContent = "Tool call: " + c.name + (c.id ? "  (" + c.id + ")" : "");
-    c.code.textContent = c.args;
+    body.append(tools);
+    if (msg.error) body.append(el("div", "error", msg.error));
+    const stats = el("div", "stats");
+    if (msg.stopped) stats.append(el("span", "stopped", msg.stats ? "stopped · " : "stopped"));
+    if (msg.stats) stats.append(document.createTextNode(msg.stats));
+    root.append(stats);
   }
-  error(text) {
-    this.body.append(el("div", "error", text));
+  if (!streaming) root.append(actions(conv, i));
+  return root;
+}
+
+function actions(conv, i) {
+  const msg = conv.messages[i];
+  const bar = el("div", "actions");
+  const text = msg.content || (msg.toolCalls || []).filter(Boolean).map((c) => c.name + "(" + c.args + ")").join("\n");
+  if (text) bar.append(actionButton("Copy", "copy", (e) => copy(text, e.currentTarget)));
+  if (msg.role === "user") {
+    bar.append(actionButton("Edit", "edit", () => editMessage(conv, i)));
+  } else if (i === conv.messages.length - 1) {
+    bar.append(actionButton("Regenerate", "regenerate", () => regenerate(conv)));
   }
-  finish(info) {
-    this.render();
-    this.root.classList.remove("streaming");
-    if (this.thought) this.thoughtSummary.textContent = this.thoughtLabel();
-    const parts = [];
-    if (info.ttft !== undefined) parts.push("first token " + Math.round(info.ttft) + " ms");
-    if (info.usage) {
-      const u = info.usage;
-      if (info.decodeMs > 0 && u.completion_tokens > 1) {
-        parts.push(((u.completion_tokens - 1) / (info.decodeMs / 1000)).toFixed(1) + " tok/s");
+  return bar;
+}
+
+async function copy(text, button) {
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    ok = true;
+  } catch (_) {
+    // No clipboard API here (a page not in a secure context): the old way.
+    const t = el("textarea");
+    t.value = text;
+    t.setAttribute("readonly", "");
+    t.className = "offscreen";
+    document.body.append(t);
+    t.select();
+    try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+    t.remove();
+  }
+  button.textContent = ok ? "Copied" : "Copy failed";
+  setTimeout(() => { button.textContent = "Copy"; }, 1500);
+}
+
+function trimNote(conv) {
+  const n = conv.trimmed || 0;
+  const note = el("div", "trim-note");
+  note.setAttribute("role", "note");
+  note.textContent = n + (n === 1 ? " earlier message no longer fits" : " earlier messages no longer fit") +
+    " the model's context (" + (conv.trimmedCtx || "?") + " tokens): the last answer was written without " + (n === 1 ? "it" : "them") + ".";
+  return note;
+}
+
+// renderConversation draws the current conversation.
+function renderConversation() {
+  const conv = state.convs.current();
+  const box = $("messages");
+  box.replaceChildren();
+  conv.messages.forEach((m, i) => {
+    if (conv.trimmed > 0 && i === conv.trimmedAt) box.append(trimNote(conv));
+    const v = messageView(conv, i, isLive(conv, i));
+    if (conv.trimmed > 0 && i < conv.trimmedAt) v.classList.add("trimmed");
+    box.append(v);
+  });
+  if (!conv.messages.length) box.append(el("div", "empty muted", "Ask anything. Enter sends, Shift+Enter adds a line, Esc stops an answer."));
+  $("system").value = conv.system || "";
+  box.scrollTop = box.scrollHeight;
+  renderList();
+}
+
+function renderList() {
+  const ul = $("conv-list");
+  ul.replaceChildren();
+  for (const c of state.convs.sorted()) {
+    const li = el("li", "conv" + (c.id === state.convs.currentID ? " current" : ""));
+    const open = el("button", "conv-open", c.title || "New conversation");
+    open.type = "button";
+    open.title = c.title || "New conversation";
+    if (c.id === state.convs.currentID) open.setAttribute("aria-current", "true");
+    open.addEventListener("click", () => switchTo(c.id));
+    const ren = actionButton("✎", "conv-rename", () => rename(li, c));
+    ren.setAttribute("aria-label", "Rename");
+    ren.title = "Rename";
+    const del = actionButton("×", "conv-delete", () => {
+      if (!del.classList.contains("confirm")) { // a second click deletes
+        del.classList.add("confirm");
+        del.textContent = "Delete?";
+        return;
       }
-      parts.push("usage: " + u.prompt_tokens + " prompt + " + u.completion_tokens + " completion = " + u.total_tokens + " tokens");
-    } else if (info.chunks) {
-      parts.push(info.chunks + " chunks");
-    }
-    if (info.finish) parts.push("finish: " + info.finish);
-    this.stats.replaceChildren();
-    if (info.stopped) this.stats.append(el("span", "stopped", "stopped · "));
-    this.stats.append(document.createTextNode(parts.join(" · ")));
-  }
-  scroll() {
-    const box = $("messages");
-    box.scrollTop = box.scrollHeight;
+      removeConversation(c.id);
+    });
+    del.setAttribute("aria-label", "Delete");
+    del.title = "Delete";
+    del.addEventListener("blur", () => { del.classList.remove("confirm"); del.textContent = "×"; });
+    li.append(open, ren, del);
+    ul.append(li);
   }
 }
 
-function setBusy(busy) {
-  $("send").hidden = busy;
-  $("stop").hidden = !busy;
-  $("input").disabled = busy;
-}
-
-function requestBody(userText) {
-  const msgs = [];
-  const sys = $("system").value.trim();
-  if (sys) msgs.push({ role: "system", content: sys });
-  msgs.push(...state.history, { role: "user", content: userText });
-  const body = {
-    model: $("model").value || undefined,
-    messages: msgs,
-    temperature: Number($("temperature").value),
-    stream: true,
-    stream_options: { include_usage: true },
+function rename(li, c) {
+  const input = el("input", "conv-title");
+  input.value = c.title || "";
+  input.setAttribute("aria-label", "Conversation name");
+  let done = false;
+  const finish = (save) => {
+    if (done) return;
+    done = true;
+    if (save && input.value.trim()) state.convs.rename(c.id, input.value.trim());
+    renderList();
   };
-  const max = parseInt($("max-tokens").value, 10);
-  if (max > 0) body.max_tokens = max;
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") { e.preventDefault(); finish(true); }
+    if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); finish(false); }
+  });
+  input.addEventListener("blur", () => finish(true));
+  li.replaceChildren(input);
+  input.focus();
+  input.select();
+}
+
+function stopAnswer() { if (state.controller) state.controller.abort(); }
+
+function switchTo(id) {
+  stopAnswer();
+  state.convs.select(id);
+  showError("");
+  renderConversation();
+  closeSidebar();
+}
+
+function removeConversation(id) {
+  stopAnswer();
+  state.convs.remove(id);
+  renderConversation();
+}
+
+function editMessage(conv, i) {
+  if (state.controller) return;
+  const view = $("messages").querySelector('.msg[data-index="' + i + '"]');
+  if (!view) return;
+  const box = el("div", "edit-box");
+  const ta = el("textarea", "edit-text");
+  ta.value = conv.messages[i].content;
+  ta.rows = Math.min(10, Math.max(2, ta.value.split("\n").length));
+  ta.setAttribute("aria-label", "Edit the message");
+  const save = actionButton("Send", "edit-send", () => {
+    const text = ta.value;
+    if (!text.trim() || state.controller) return;
+    try { parseTools(); } catch (err) { showError(err.message); return; }
+    conv.messages.splice(i);
+    send(conv, text);
+  });
+  const cancel = actionButton("Cancel", "edit-cancel", () => renderConversation());
+  ta.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); save.click(); }
+    if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); cancel.click(); }
+  });
+  const bar = el("div", "actions");
+  bar.append(save, cancel);
+  box.append(ta, bar);
+  const own = view.querySelector(":scope > .actions");
+  if (own) own.remove();
+  view.querySelector(".body").replaceWith(box);
+  ta.focus();
+}
+
+function regenerate(conv) {
+  if (state.controller) return;
+  const last = conv.messages[conv.messages.length - 1];
+  if (!last || last.role !== "assistant") return;
+  conv.messages.pop();
+  generate(conv);
+}
+
+// ---- Sending --------------------------------------------------------------
+
+function parseTools() {
   const tools = $("tools").value.trim();
-  if (tools) {
-    let parsed;
-    try { parsed = JSON.parse(tools); } catch (err) { throw new Error("Tools are not valid JSON: " + err.message); }
-    if (!Array.isArray(parsed)) throw new Error("Tools must be a JSON array");
-    if (parsed.length) body.tools = parsed;
+  if (!tools) return undefined;
+  let parsed;
+  try { parsed = JSON.parse(tools); } catch (err) { throw new Error("Tools are not valid JSON: " + err.message); }
+  if (!Array.isArray(parsed)) throw new Error("Tools must be a JSON array");
+  return parsed.length ? parsed : undefined;
+}
+
+// apiHistory is what of the conversation the model sees, oldest first:
+// answers that failed are left out with the message they answered.
+function apiHistory(conv) {
+  const out = [], msgs = conv.messages;
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i], next = msgs[i + 1];
+    if (m.role === "user" && next && (next.role !== "assistant" || next.failed)) continue;
+    if (m.role === "assistant" && m.failed) continue;
+    out.push({ role: m.role, content: m.content || "", index: i });
   }
-  return body;
+  return out;
 }
 
 // thoughtText reads a thought field: a string fragment or an array.
@@ -305,91 +410,211 @@ function thoughtText(v) {
   return "";
 }
 
-async function send(userText) {
+function setBusy(busy) {
+  $("send").hidden = busy;
+  $("stop").hidden = !busy;
+  $("input").disabled = busy;
+  document.body.classList.toggle("busy", busy);
+}
+
+// send adds the person's message to conv and asks for the answer; false
+// when nothing was sent (the settings are not valid).
+function send(conv, text) {
   showError("");
-  let body;
-  try { body = requestBody(userText); } catch (err) { showError(err.message); return false; }
-  addUser(userText);
-  const view = new Answer();
+  try { parseTools(); } catch (err) { showError(err.message); return false; }
+  conv.messages.push({ role: "user", content: text });
+  state.convs.touch(conv, text);
+  generate(conv);
+  return true;
+}
+
+// generate streams the answer to conv's last message.
+async function generate(conv) {
+  let tools;
+  try { tools = parseTools(); } catch (err) { showError(err.message); return; }
+  const model = $("model").value;
+  const ctx = contextLength(), maxTokens = answerLength();
+  const history = apiHistory(conv);
+  const msg = { role: "assistant", content: "", thought: "", toolCalls: [] };
+  conv.messages.push(msg);
+  const index = conv.messages.length - 1;
   const controller = new AbortController();
   state.controller = controller;
   setBusy(true);
-  const t0 = performance.now();
   const info = { chunks: 0 };
-  let tFirst;
-  let failed = false;
+  let fitted, tFirst, t0;
+  state.live = { conv, index };
+  let pending = false;
+  const show = () => {
+    pending = false;
+    if (state.convs.current() !== conv || !isLive(conv, index)) return;
+    const box = $("messages");
+    const atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    const fresh = messageView(conv, index, true);
+    const old = box.querySelector('.msg[data-index="' + index + '"]');
+    if (old) old.replaceWith(fresh); else box.append(fresh);
+    if (atEnd) box.scrollTop = box.scrollHeight;
+  };
+  const update = () => { if (!pending) { pending = true; requestAnimationFrame(show); } };
   try {
-    const resp = await fetch("/v1/chat/completions", {
-      method: "POST",
-      headers: headers(true),
-      body: JSON.stringify(body),
-      signal: controller.signal,
-    });
-    if (!resp.ok) {
-      const msg = await errorText(resp);
-      view.error(msg);
-      if (resp.status === 401) needKey(msg);
-      failed = true;
-      return;
-    }
-    const reader = resp.body.getReader();
-    const dec = new TextDecoder();
-    let buf = "";
-    let done = false;
-    while (!done) {
-      const r = await reader.read();
-      if (r.done) break;
-      buf += dec.decode(r.value, { stream: true });
-      let nl;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl).replace(/\r$/, "");
-        buf = buf.slice(nl + 1);
-        if (!line.startsWith("data:")) continue;
-        const data = line.slice(5).trim();
-        if (data === "[DONE]") { done = true; break; }
-        let ch;
-        try { ch = JSON.parse(data); } catch (_) { continue; }
-        if (ch.error) {
-          view.error((ch.error.code ? ch.error.code + ": " : "") + (ch.error.message || "error"));
-          failed = true;
-          continue;
-        }
-        info.chunks++;
-        const tt = thoughtText(ch.tool_thought);
-        if (tt) view.addToolThought(tt);
-        const c = ch.choices && ch.choices[0];
-        const d = (c && c.delta) || {};
-        const th = thoughtText(ch.thought) || d.reasoning_content || d.reasoning || "";
-        const hasToken = th || d.content || d.tool_calls;
-        if (hasToken && tFirst === undefined) { tFirst = performance.now(); info.ttft = tFirst - t0; }
-        if (th) view.addThought(th);
-        if (d.content) view.addContent(d.content);
-        for (const tc of d.tool_calls || []) view.addToolCall(tc);
-        if (c && c.finish_reason) info.finish = c.finish_reason;
-        if (ch.usage) info.usage = ch.usage;
+    for (let attempt = 0; ; attempt++) {
+      fitted = fit((conv.system || "").trim(), history, { ctx, maxTokens, k: state.calib.get(model) });
+      conv.trimmed = fitted.dropped;
+      conv.trimmedAt = fitted.firstIndex;
+      conv.trimmedCtx = ctx;
+      if (state.convs.current() === conv) renderConversation();
+      const body = {
+        model: model || undefined,
+        messages: fitted.messages,
+        temperature: Number($("temperature").value),
+        max_tokens: maxTokens,
+        stream: true,
+        stream_options: { include_usage: true },
+      };
+      if (tools) body.tools = tools;
+      t0 = performance.now();
+      const resp = await fetch("/v1/chat/completions", {
+        method: "POST", headers: headers(true), body: JSON.stringify(body), signal: controller.signal,
+      });
+      if (resp.ok) { await readStream(resp, msg, info, update, () => { if (tFirst === undefined) { tFirst = performance.now(); info.ttft = tFirst - t0; } }); break; }
+      const e = await errorBody(resp);
+      if (e.code === "context_length_exceeded" && attempt < 2 && fitted.dropped < history.length - 1) {
+        // The estimate was short: learn from the server's count, fit again.
+        const m = /prompt has (\d+) tokens/.exec(e.msg);
+        if (m) state.calib.observe(model, Number(m[1]) * 1.1, fitted.chars, fitted.messages.length);
+        else state.calib.raise(model);
+        continue;
       }
+      msg.error = e.msg;
+      msg.failed = true;
+      if (resp.status === 401) needKey(e.msg);
+      break;
     }
-    if (!done && !failed) { view.error("the stream ended early"); failed = true; }
   } catch (err) {
     if (err.name === "AbortError") info.stopped = true;
-    else { view.error("request failed: " + err.message); failed = true; }
+    else { msg.error = "request failed: " + err.message; msg.failed = !msg.content; }
   } finally {
     if (tFirst !== undefined) info.decodeMs = performance.now() - tFirst;
-    view.finish(info);
+    finish(msg, info);
+    state.live = null;
+    if (msg.thought) openThoughts.set(msg, true); // it was open while written
+    if (info.usage && fitted && !msg.failed) state.calib.observe(model, info.usage.prompt_tokens, fitted.chars, fitted.messages.length);
     state.controller = null;
     setBusy(false);
+    state.convs.save();
+    if (state.convs.current() === conv) renderConversation();
     $("input").focus();
-    if (!failed) {
-      state.history.push({ role: "user", content: userText }, { role: "assistant", content: view.content });
-    }
   }
 }
 
+async function readStream(resp, msg, info, update, firstToken) {
+  const reader = resp.body.getReader();
+  const dec = new TextDecoder();
+  let buf = "", done = false;
+  while (!done) {
+    const r = await reader.read();
+    if (r.done) break;
+    buf += dec.decode(r.value, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).replace(/\r$/, "");
+      buf = buf.slice(nl + 1);
+      if (!line.startsWith("data:")) continue;
+      const data = line.slice(5).trim();
+      if (data === "[DONE]") { done = true; break; }
+      let ch;
+      try { ch = JSON.parse(data); } catch (_) { continue; }
+      if (ch.error) {
+        msg.error = (ch.error.code ? ch.error.code + ": " : "") + (ch.error.message || "error");
+        msg.failed = !msg.content;
+        update();
+        continue;
+      }
+      info.chunks++;
+      const tt = thoughtText(ch.tool_thought);
+      if (tt) {
+        if (msg.thought && msg.thought.includes(tt.trim())) msg.thoughtIsTool = true;
+        else msg.toolThought = (msg.toolThought || "") + tt;
+      }
+      const c = ch.choices && ch.choices[0];
+      const d = (c && c.delta) || {};
+      const th = thoughtText(ch.thought) || d.reasoning_content || d.reasoning || "";
+      if (th || d.content || d.tool_calls) firstToken();
+      if (th) msg.thought += th;
+      if (d.content) msg.content += d.content;
+      for (const tc of d.tool_calls || []) addToolCall(msg, tc);
+      if (c && c.finish_reason) info.finish = c.finish_reason;
+      if (ch.usage) info.usage = ch.usage;
+      update();
+    }
+  }
+  if (!done && !msg.error) { msg.error = "the stream ended early"; msg.failed = !msg.content; }
+}
+
+function addToolCall(msg, d) {
+  const i = d.index || 0;
+  const c = msg.toolCalls[i] || (msg.toolCalls[i] = { id: "", name: "", args: "" });
+  const f = d.function || {};
+  if (d.id) c.id = d.id;
+  if (f.name) c.name += f.name;
+  if (f.arguments) c.args += f.arguments;
+}
+
+function finish(msg, info) {
+  const parts = [];
+  if (info.ttft !== undefined) parts.push("first token " + Math.round(info.ttft) + " ms");
+  if (info.usage) {
+    const u = info.usage;
+    if (info.decodeMs > 0 && u.completion_tokens > 1) {
+      parts.push(((u.completion_tokens - 1) / (info.decodeMs / 1000)).toFixed(1) + " tok/s");
+    }
+    parts.push("usage: " + u.prompt_tokens + " prompt + " + u.completion_tokens + " completion = " + u.total_tokens + " tokens");
+  } else if (info.chunks) {
+    parts.push(info.chunks + " chunks");
+  }
+  if (info.finish) parts.push("finish: " + info.finish);
+  msg.stats = parts.join(" · ");
+  msg.stopped = !!info.stopped;
+  if (info.finish) msg.finish = info.finish;
+  if (!msg.toolCalls.length) delete msg.toolCalls;
+  if (!msg.thought) delete msg.thought;
+}
+
+// ---- Layout ---------------------------------------------------------------
+
+function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+  $("menu").setAttribute("aria-expanded", "false");
+}
+
+function toggleSidebar() {
+  const open = document.body.classList.toggle("sidebar-open");
+  $("menu").setAttribute("aria-expanded", String(open));
+}
+
 function init() {
+  applyTheme();
+  state.convs = new Conversations("asi1d.conversations", showError);
   const temp = $("temperature"), tv = $("temperature-value");
+  if (state.settings.temperature !== undefined) temp.value = state.settings.temperature;
   const showTemp = () => { tv.textContent = Number(temp.value).toFixed(2); };
-  temp.addEventListener("input", showTemp);
+  temp.addEventListener("input", () => { showTemp(); state.settings.temperature = Number(temp.value); saveSettings(); });
   showTemp();
+  $("max-tokens").addEventListener("input", () => {
+    const n = parseInt($("max-tokens").value, 10);
+    state.settings.maxTokens = n > 0 ? n : undefined;
+    saveSettings();
+    showAnswerLength();
+  });
+  $("max-tokens").addEventListener("blur", showAnswerLength);
+  $("tools").value = state.settings.tools || "";
+  $("tools").addEventListener("input", () => { state.settings.tools = $("tools").value; saveSettings(); });
+  $("system").addEventListener("input", () => {
+    const conv = state.convs.current();
+    conv.system = $("system").value;
+    state.convs.save();
+  });
+  $("model").addEventListener("change", () => { state.settings.model = $("model").value; saveSettings(); showAnswerLength(); });
   $("api-key").value = apiKey();
   $("key-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -401,7 +626,7 @@ function init() {
     const text = $("input").value;
     if (!text.trim() || state.controller) return;
     $("input").value = "";
-    send(text).then((sent) => { if (sent === false) $("input").value = text; });
+    if (send(state.convs.current(), text) === false) $("input").value = text;
   });
   $("input").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -409,13 +634,24 @@ function init() {
       $("composer").requestSubmit();
     }
   });
-  $("stop").addEventListener("click", () => { if (state.controller) state.controller.abort(); });
-  $("clear").addEventListener("click", () => {
-    if (state.controller) state.controller.abort();
-    state.history = [];
-    $("messages").replaceChildren();
-    showError("");
+  document.addEventListener("keydown", (e) => {
+    if (e.key !== "Escape") return;
+    if (state.controller) { e.preventDefault(); stopAnswer(); }
+    else closeSidebar();
   });
+  $("stop").addEventListener("click", stopAnswer);
+  $("clear").addEventListener("click", () => {
+    stopAnswer();
+    state.convs.create();
+    showError("");
+    renderConversation();
+    closeSidebar();
+    $("input").focus();
+  });
+  $("theme").addEventListener("click", cycleTheme);
+  $("menu").addEventListener("click", toggleSidebar);
+  $("scrim").addEventListener("click", closeSidebar);
+  renderConversation();
   loadModels();
 }
 
