@@ -19,7 +19,7 @@ func newTestStream(body string) *ChatStream {
 // seen is what a test server received.
 type seen struct {
 	method, path, auth, session, accept, ctype string
-	body                                      []byte
+	body                                       []byte
 }
 
 func serve(t *testing.T, h func(w http.ResponseWriter, r *http.Request)) (*Client, *seen) {
@@ -137,7 +137,7 @@ func TestClientErrors(t *testing.T) {
 		t.Errorf("404: %v", err)
 	}
 	streams := map[string]string{
-		string(readGolden(t, "testdata/stream_failure_mid_stream.sse")) + "\n": "internal_error: Generation failed: boom",
+		string(readGolden(t, "testdata/stream_failure_mid_stream.sse")) + "\n":  "internal_error: Generation failed: boom",
 		"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n":             ErrIncomplete.Error(),
 		"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"cho": ErrIncomplete.Error(),
 		"data: not json\n\n": `bad chunk "not json": invalid character 'o' in literal null (expecting 'u')`,
