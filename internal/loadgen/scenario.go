@@ -909,12 +909,12 @@ func RunChat(ctx context.Context, c ChatConfig) (*ChatReport, error) {
 	// prompts (which start with "Story").
 	var msgs []api.Message
 	if c.SystemTokens > 0 {
-		msgs = append(msgs, api.NewMessage(api.RoleSystem, "You are a storyteller. " + Text(rep.SystemWords)))
+		msgs = append(msgs, api.NewMessage(api.RoleSystem, "You are a storyteller. "+Text(rep.SystemWords)))
 	}
 	prev := 0
 	var last []api.Message
 	for turn := 1; turn <= c.Turns; turn++ {
-		msgs = append(msgs, api.NewMessage(api.RoleUser, fmt.Sprintf("Question %d. ", turn) + Text(rep.TurnWords)))
+		msgs = append(msgs, api.NewMessage(api.RoleUser, fmt.Sprintf("Question %d. ", turn)+Text(rep.TurnWords)))
 		last = slices.Clone(msgs)
 		t, answer := send(turn, msgs, c.MaxTokens)
 		t.Added = t.PromptTokens - prev
