@@ -177,6 +177,19 @@ type chunkOrError struct {
 	Error *ErrorDetail `json:"error"`
 }
 
+// DecodeChunk decodes the data of a chat stream's event: a chunk, or an
+// error event, returned as an *Error with Status 0.
+func DecodeChunk(data []byte) (*ChatCompletionChunk, error) {
+	var c chunkOrError
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("bad chunk %.200q: %w", data, err)
+	}
+	if c.Error != nil {
+		return nil, &Error{Detail: *c.Error}
+	}
+	return &c.ChatCompletionChunk, nil
+}
+
 // Recv returns the next chunk. After data: [DONE] it returns io.EOF; an
 // error event is returned as an *Error (Status 0); a stream that ends
 // early gives ErrIncomplete. Any error ends the stream.
@@ -193,14 +206,11 @@ func (s *ChatStream) Recv() (*ChatCompletionChunk, error) {
 	case ev.IsDone():
 		s.err = io.EOF
 	default:
-		var c chunkOrError
-		if err := json.Unmarshal(ev.Data, &c); err != nil {
-			s.err = fmt.Errorf("bad chunk %.200q: %w", ev.Data, err)
-		} else if c.Error != nil {
-			s.err = &Error{Detail: *c.Error}
-		} else {
-			return &c.ChatCompletionChunk, nil
+		c, err := DecodeChunk(ev.Data)
+		if err == nil {
+			return c, nil
 		}
+		s.err = err
 	}
 	s.Close()
 	return nil, s.err

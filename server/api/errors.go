@@ -94,7 +94,8 @@ type Error struct {
 	// Status is the HTTP status; 0 for an error event inside a stream.
 	Status int
 	Detail ErrorDetail
-	// RetryAfter is the Retry-After header of a 429 or 503; 0 when absent.
+	// RetryAfter is the Retry-After header of a 429 or 503 (seconds or an
+	// HTTP date); 0 when absent or past.
 	RetryAfter time.Duration
 }
 
@@ -125,9 +126,7 @@ const maxErrorBody = 64 << 10
 func ReadError(resp *http.Response) *Error {
 	b, _ := readLimited(resp.Body, maxErrorBody)
 	e := &Error{Status: resp.StatusCode}
-	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
-		e.RetryAfter = time.Duration(s) * time.Second
-	}
+	e.RetryAfter = retryAfter(resp.Header.Get("Retry-After"))
 	if d, ok := ParseErrorBody(b); ok {
 		e.Detail = d
 		return e
@@ -154,4 +153,18 @@ func ParseErrorBody(b []byte) (ErrorDetail, bool) {
 // readLimited reads at most n bytes of r.
 func readLimited(r io.Reader, n int64) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r, n))
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date.
+func retryAfter(h string) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(h); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return max(time.Until(t).Round(time.Second), 0)
+	}
+	return 0
 }
