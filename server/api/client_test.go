@@ -198,3 +198,16 @@ func TestClientModels(t *testing.T) {
 		t.Errorf("model %+v %v %s", m, err, got.path)
 	}
 }
+
+func TestRetryAfter(t *testing.T) {
+	future := time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)
+	for h, want := range map[string]time.Duration{"": 0, "5": 5 * time.Second, "0": 0, "soon": 0, "-3": 0,
+		"Mon, 02 Jan 2006 15:04:05 GMT": 0} {
+		if got := retryAfter(h); got != want {
+			t.Errorf("%q: %v, want %v", h, got, want)
+		}
+	}
+	if got := retryAfter(future); got < 80*time.Second || got > 91*time.Second {
+		t.Errorf("HTTP date 90 s ahead: %v", got)
+	}
+}
