@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -74,5 +75,31 @@ func TestParseMetricsErrors(t *testing.T) {
 	c, _ := serve(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(401) })
 	if _, err := c.Metrics(context.Background()); err == nil || !strings.HasPrefix(err.Error(), "401") {
 		t.Errorf("401: %v", err)
+	}
+}
+
+// The server's own /metrics (asi1d serve over stories260K after four
+// answers, three refusals and a model list) reads whole.
+func TestParseServedMetrics(t *testing.T) {
+	f, err := os.Open("testdata/served_metrics.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := ParseMetrics(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Sum("asi1_requests_total", "endpoint", ChatPath); got != 7 {
+		t.Errorf("chat requests %v, want 7", got)
+	}
+	if v, ok := m.Get(`asi1_requests_total{endpoint="/v1/chat/completions",status="400"}`); !ok || v != 2 {
+		t.Errorf("400s %v %v", v, ok)
+	}
+	if got := m.Sum("asi1_request_duration_seconds_count", "endpoint", ModelsPath); got != 1 {
+		t.Errorf("models duration count %v", got)
+	}
+	if m.Sum("go_goroutines") <= 0 {
+		t.Error("no go_goroutines")
 	}
 }
