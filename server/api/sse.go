@@ -63,14 +63,20 @@ func AppendEvent(b []byte, name string, data []byte) []byte {
 	return append(b, '\n', '\n')
 }
 
-// AppendJSONEvent appends the event of v encoded with encoding/json (one
-// data line: compact JSON has no line break).
+// AppendJSONEvent appends the event of v encoded with encoding/json: one
+// data line, since encoding/json writes no line break (it escapes them in
+// strings), so the data is not searched for one.
 func AppendJSONEvent(b []byte, name string, v any) ([]byte, error) {
 	j, err := json.Marshal(v)
 	if err != nil {
 		return b, fmt.Errorf("encode event: %w", err)
 	}
-	return AppendEvent(b, name, j), nil
+	if name != "" {
+		b = append(append(append(b, "event: "...), name...), '\n')
+	}
+	b = append(b, dataPrefix...)
+	b = append(b, j...)
+	return append(b, '\n', '\n'), nil
 }
 
 // SSEWriter writes events to W and flushes after each one when W can
