@@ -18,6 +18,7 @@ import (
 	"github.com/asi1d/asi1d/internal/chatclient"
 	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // chatConfig is asi1d chat's configuration: flags, each with an
@@ -107,15 +108,12 @@ func runChat(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return 2
 	}
 	s := &chatSession{cfg: cfg, out: stdout, errw: stderr,
-		client: &chatclient.Client{BaseURL: cfg.URL, APIKey: cfg.APIKey}}
+		client: chatclient.New(cfg.URL, cfg.APIKey)}
 	if cfg.Temperature >= 0 {
 		t := cfg.Temperature
 		s.temperature = &t
 	}
-	if cfg.MaxTokens > 0 {
-		n := cfg.MaxTokens
-		s.maxTokens = &n
-	}
+	s.maxTokens = cfg.MaxTokens
 	question := cfg.Question
 	if question == "" && !isTTY(stdin) {
 		b, err := io.ReadAll(stdin)
@@ -150,8 +148,8 @@ type chatSession struct {
 	color       bool // ANSI styles on out
 	model       string
 	temperature *float64
-	maxTokens   *int
-	history     []chatclient.Message // without the system prompt
+	maxTokens   int           // 0: none
+	history     []api.Message // without the system prompt
 }
 
 // ANSI styles, used only when out is a terminal.
@@ -188,14 +186,14 @@ func (s *chatSession) resolveModel(ctx context.Context) error {
 	return nil
 }
 
-func (s *chatSession) request(user string) chatclient.Request {
-	var msgs []chatclient.Message
+func (s *chatSession) request(user string) *api.ChatCompletionRequest {
+	var msgs []api.Message
 	if s.cfg.System != "" {
-		msgs = append(msgs, chatclient.Message{Role: "system", Content: s.cfg.System})
+		msgs = append(msgs, api.NewMessage(api.RoleSystem, s.cfg.System))
 	}
 	msgs = append(msgs, s.history...)
-	msgs = append(msgs, chatclient.Message{Role: "user", Content: user})
-	return chatclient.Request{Model: s.model, Messages: msgs, Temperature: s.temperature, MaxTokens: s.maxTokens}
+	msgs = append(msgs, api.NewMessage(api.RoleUser, user))
+	return &api.ChatCompletionRequest{Model: s.model, Messages: msgs, Temperature: s.temperature, MaxTokens: s.maxTokens}
 }
 
 // oneShot asks one question and prints only the answer.
@@ -378,7 +376,7 @@ func (s *chatSession) command(ctx context.Context, line string) (leave bool) {
 		note("(temperature %g)", t)
 	case "/max-tokens":
 		if arg == "" {
-			s.maxTokens = nil
+			s.maxTokens = 0
 			note("(max_tokens: the server's default)")
 			break
 		}
@@ -387,7 +385,7 @@ func (s *chatSession) command(ctx context.Context, line string) (leave bool) {
 			note("(max-tokens must be a positive integer)")
 			break
 		}
-		s.maxTokens = &n
+		s.maxTokens = n
 		note("(max_tokens %d)", n)
 	case "/model":
 		if arg != "" {
@@ -430,7 +428,7 @@ func (s *chatSession) answer(ctx context.Context, text string, sigs <-chan os.Si
 	}()
 
 	var content strings.Builder
-	var usage *chatclient.Usage
+	var usage *api.Usage
 	var finish string
 	mode := "" // what was written last: "", "thought", "content", "tool"
 	t0 := time.Now()
@@ -497,13 +495,13 @@ loop:
 		fmt.Fprintln(s.out, s.style(styleDim, stats(t0, tFirst, time.Now(), usage, finish)))
 	}
 	s.history = append(s.history,
-		chatclient.Message{Role: "user", Content: text},
-		chatclient.Message{Role: "assistant", Content: content.String()})
+		api.NewMessage(api.RoleUser, text),
+		api.NewMessage(api.RoleAssistant, content.String()))
 	return leave
 }
 
 // stats is the line under an answer: tokens, speed, time to first token.
-func stats(t0, first, end time.Time, u *chatclient.Usage, finish string) string {
+func stats(t0, first, end time.Time, u *api.Usage, finish string) string {
 	var parts []string
 	if u != nil {
 		parts = append(parts, fmt.Sprintf("%d tokens", u.CompletionTokens))

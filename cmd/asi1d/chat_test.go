@@ -315,7 +315,7 @@ func TestChatOneShot(t *testing.T) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "404 model_not_found: The model 'nope' does not exist") || len(bytes.TrimSpace(out)) != 0 {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "404 model_not_found (model): The model 'nope' does not exist") || len(bytes.TrimSpace(out)) != 0 {
 		t.Errorf("err %v, stdout %q, stderr %q", err, out, stderr.String())
 	}
 }

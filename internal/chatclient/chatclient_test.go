@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/asi1d/asi1d/server/api"
 )
 
 func serve(t *testing.T, status int, body string) (*Client, *http.Request) {
@@ -21,13 +23,14 @@ func serve(t *testing.T, status int, body string) (*Client, *http.Request) {
 		io.WriteString(w, body)
 	}))
 	t.Cleanup(hs.Close)
-	return &Client{BaseURL: hs.URL + "/", APIKey: "k1"}, &got
+	return New(hs.URL+"/", "k1"), &got
 }
 
 func collect(t *testing.T, c *Client) ([]Event, error) {
 	var evs []Event
 	temp := 0.5
-	err := c.Stream(context.Background(), Request{Model: "m", Messages: []Message{{Role: "user", Content: "hi"}}, Temperature: &temp}, func(e Event) { evs = append(evs, e) })
+	req := &api.ChatCompletionRequest{Model: "m", Messages: []api.Message{api.NewMessage(api.RoleUser, "hi")}, Temperature: &temp}
+	err := c.Stream(context.Background(), req, func(e Event) { evs = append(evs, e) })
 	return evs, err
 }
 
@@ -63,11 +66,11 @@ func TestStreamEvents(t *testing.T) {
 		case e.Finish != "":
 			got = append(got, "finish:"+e.Finish)
 		case e.Usage != nil:
-			got = append(got, fmt.Sprintf("usage:%+v", *e.Usage))
+			got = append(got, fmt.Sprintf("usage:%d/%d/%d", e.Usage.PromptTokens, e.Usage.CompletionTokens, e.Usage.TotalTokens))
 		}
 	}
 	want := []string{"thought:let me ", "thought:think", "content:Hi", "tool_thought:call it", "call:c1:f{}", "finish:tool_calls",
-		"usage:{PromptTokens:3 CompletionTokens:4 TotalTokens:7}"}
+		"usage:3/4/7"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("events\n%q\nwant\n%q", got, want)
 	}
@@ -97,9 +100,9 @@ func TestStreamErrors(t *testing.T) {
 		if err == nil || err.Error() != c.want {
 			t.Errorf("status %d: error %v, want %q", c.status, err, c.want)
 		}
-		var ae *APIError
+		var ae *api.Error
 		if c.status == 401 && (!errors.As(err, &ae) || ae.Status != 401) {
-			t.Errorf("401 is not an *APIError: %#v", err)
+			t.Errorf("401 is not an *api.Error: %#v", err)
 		}
 	}
 }

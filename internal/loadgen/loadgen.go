@@ -11,7 +11,6 @@
 package loadgen
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -27,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // Config describes a load test. Zero values take the Default* values where
@@ -82,7 +83,6 @@ const (
 	DefaultModel          = "asi1-mini"
 	DefaultRequestTimeout = 10 * time.Minute
 	WarmupMaxTokens       = 16
-	chatPath              = "/v1/chat/completions"
 )
 
 // Error kinds counted in Report.Errors (besides "http_<status>").
@@ -198,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer tr.CloseIdleConnections()
 		client = &http.Client{Transport: tr}
 	}
-	g := &gen{cfg: cfg, client: client, url: chatURL(cfg.URL)}
+	g := newGen(cfg, client)
 
 	g.words = cfg.PromptTokens
 	if cfg.PromptWords > 0 {
@@ -265,12 +265,10 @@ func (c *Config) normalize() error {
 	return nil
 }
 
-func chatURL(base string) string {
-	base = strings.TrimRight(base, "/")
-	if strings.HasSuffix(base, chatPath) {
-		return base
-	}
-	return base + chatPath
+// newGen returns a generator sending to cfg.URL through client.
+func newGen(cfg Config, client *http.Client) *gen {
+	w := &api.Client{BaseURL: cfg.URL, APIKey: cfg.APIKey, HTTP: client}
+	return &gen{cfg: cfg, client: client, wire: w, url: w.URL(api.ChatPath)}
 }
 
 // NewTransport returns an HTTP transport sized for n concurrent streams:
@@ -293,7 +291,8 @@ func NewTransport(n int) *http.Transport {
 type gen struct {
 	cfg    Config
 	client *http.Client
-	url    string
+	wire   *api.Client // cfg.URL's server through client
+	url    string      // the chat endpoint's URL
 	words  int
 
 	// progress counters of the current phase
@@ -435,76 +434,35 @@ func (g *gen) progress(name string, n int, dur time.Duration, t0 time.Time) func
 	}
 }
 
-// message is a chat message of a request body.
-type message struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
-}
-
 // body builds a request body with one user message.
 func (g *gen) body(prompt string, maxTokens int, stream bool) []byte {
-	return g.chatBody([]message{{Role: "user", Content: prompt}}, maxTokens, stream)
+	return g.chatBody([]api.Message{api.NewMessage(api.RoleUser, prompt)}, maxTokens, stream)
 }
 
 // chatBody builds a request body.
-func (g *gen) chatBody(msgs []message, maxTokens int, stream bool) []byte {
-	req := map[string]any{
-		"model":       g.cfg.Model,
-		"messages":    msgs,
-		"max_tokens":  maxTokens,
-		"temperature": g.cfg.Temperature,
-		"stream":      stream,
-	}
+func (g *gen) chatBody(msgs []api.Message, maxTokens int, stream bool) []byte {
+	temp := g.cfg.Temperature
+	req := api.ChatCompletionRequest{Model: g.cfg.Model, Messages: msgs, MaxTokens: maxTokens, Temperature: &temp, Stream: stream}
 	if stream {
-		req["stream_options"] = map[string]any{"include_usage": true}
+		req.StreamOptions = &api.StreamOptions{IncludeUsage: true}
 	}
 	if len(g.cfg.LogitBias) > 0 {
-		lb := make(map[string]float64, len(g.cfg.LogitBias))
+		req.LogitBias = make(map[string]float64, len(g.cfg.LogitBias))
 		for k, v := range g.cfg.LogitBias {
-			lb[strconv.Itoa(k)] = v
+			req.LogitBias[strconv.Itoa(k)] = v
 		}
-		req["logit_bias"] = lb
 	}
-	b, _ := json.Marshal(req) // plain types: cannot fail
+	b, _ := json.Marshal(&req) // plain types: cannot fail
 	return b
 }
 
-func (g *gen) newRequest(ctx context.Context, body []byte) (*http.Request, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
+// post sends a chat request body. A non-2xx answer is an *api.Error.
+func (g *gen) post(ctx context.Context, body []byte, header http.Header) (*http.Response, error) {
+	h := http.Header{"Accept": {"text/event-stream"}}
+	for k, v := range header {
+		h[k] = v
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "text/event-stream")
-	if g.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+g.cfg.APIKey)
-	}
-	return req, nil
-}
-
-// wire types: only what the client reads.
-type wireUsage struct {
-	PromptTokens        int `json:"prompt_tokens"`
-	CompletionTokens    int `json:"completion_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-}
-
-type wireChunk struct {
-	Choices []struct {
-		Delta struct {
-			Content          string `json:"content"`
-			ReasoningContent string `json:"reasoning_content"`
-			Reasoning        string `json:"reasoning"`
-		} `json:"delta"`
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *wireUsage `json:"usage"`
-	Error *struct {
-		Message string `json:"message"`
-		Type    string `json:"type"`
-	} `json:"error"`
+	return g.wire.Do(ctx, http.MethodPost, api.ChatPath, body, h)
 }
 
 // do sends one streaming request and reads it to the end.
@@ -524,14 +482,6 @@ func (g *gen) doBody(parent context.Context, body []byte, o reqOpts) (r RequestR
 	r.onFirst, r.keepText = o.onFirst, o.keepText
 	ctx, cancel := context.WithTimeout(parent, g.cfg.RequestTimeout)
 	defer cancel()
-	req, err := g.newRequest(ctx, body)
-	if err != nil {
-		r.ErrorKind, r.Error = ErrConnect, err.Error()
-		return r
-	}
-	for k, v := range o.header {
-		req.Header[k] = v
-	}
 	r.start = time.Now()
 	defer func() {
 		r.end = time.Now()
@@ -542,73 +492,37 @@ func (g *gen) doBody(parent context.Context, body []byte, o reqOpts) (r RequestR
 			r.ErrorKind = ErrTimeout
 		}
 	}()
-	resp, err := g.client.Do(req)
-	if err != nil {
+	resp, err := g.post(ctx, body, o.header)
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
+		r.ErrorKind, r.Error = "http_"+strconv.Itoa(ae.Status), ae.Error()
+		return r
+	case err != nil:
 		r.ErrorKind, r.Error = ErrConnect, err.Error()
 		return r
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		r.ErrorKind = "http_" + strconv.Itoa(resp.StatusCode)
-		r.Error = strings.TrimSpace(string(b))
-		return r
-	}
 	g.readStream(resp.Body, &r)
 	return r
 }
 
 // readStream reads server-sent events until [DONE].
 func (g *gen) readStream(body io.Reader, r *RequestResult) {
-	br := bufio.NewReaderSize(body, 32<<10)
-	var data []byte // the data of the event being read
-	sawDone := false
-	for !sawDone {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// A very long line: gather the rest.
-			long := append([]byte(nil), line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
-		if err != nil && len(line) == 0 {
+	sr := api.NewSSEReader(body)
+	for {
+		ev, err := sr.Next()
+		if err != nil {
 			if r.ErrorKind == "" {
-				r.ErrorKind = ErrTruncated
-				r.Error = "stream ended without [DONE]"
-				if err != io.EOF {
+				r.ErrorKind, r.Error = ErrTruncated, "stream ended without [DONE]"
+				if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 					r.Error = err.Error()
 				}
 			}
 			return
 		}
-		now := time.Now()
-		line = bytes.TrimRight(line, "\r\n")
-		switch {
-		case len(line) == 0: // end of an event
-			if len(data) > 0 {
-				sawDone = g.event(data, now, r)
-				data = data[:0]
-			}
-		case line[0] == ':': // comment (keep-alive)
-		case bytes.HasPrefix(line, []byte("data:")):
-			v := bytes.TrimPrefix(line[5:], []byte(" "))
-			if len(data) > 0 {
-				data = append(data, '\n')
-			}
-			data = append(data, v...)
-		default: // event:, id:, retry: are not used by chat completions
-		}
-		if err != nil { // last line without a newline
-			if len(data) > 0 && !sawDone {
-				sawDone = g.event(data, now, r)
-			}
-			if !sawDone && r.ErrorKind == "" {
-				r.ErrorKind, r.Error = ErrTruncated, "stream ended without [DONE]"
-			}
-			return
+		if g.event(ev.Data, time.Now(), r) {
+			break
 		}
 	}
 	if !r.HasUsage {
@@ -619,7 +533,7 @@ func (g *gen) readStream(body io.Reader, r *RequestResult) {
 
 // event handles one event's data; it reports [DONE].
 func (g *gen) event(data []byte, now time.Time, r *RequestResult) bool {
-	if bytes.Equal(data, []byte("[DONE]")) {
+	if string(data) == api.DoneData {
 		return true
 	}
 	if c, ok := scanChunk(data); ok && !r.keepText {
@@ -631,33 +545,35 @@ func (g *gen) event(data []byte, now time.Time, r *RequestResult) bool {
 		}
 		return false
 	}
-	var ch wireChunk
-	if err := json.Unmarshal(data, &ch); err != nil {
+	ch, err := api.DecodeChunk(data)
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
 		if r.ErrorKind == "" {
-			r.ErrorKind, r.Error = ErrBadChunk, fmt.Sprintf("%v: %.200s", err, data)
+			r.ErrorKind, r.Error = ErrStream, ae.Detail.Message
+		}
+		return false
+	case err != nil:
+		if r.ErrorKind == "" {
+			r.ErrorKind, r.Error = ErrBadChunk, err.Error()
 		}
 		return false
 	}
-	if ch.Error != nil {
+	if u, err := ch.UsageStats(); err != nil {
 		if r.ErrorKind == "" {
-			r.ErrorKind, r.Error = ErrStream, ch.Error.Message
+			r.ErrorKind, r.Error = ErrBadChunk, fmt.Sprintf("usage: %v", err)
 		}
-		return false
-	}
-	if ch.Usage != nil {
+	} else if u != nil {
 		r.HasUsage = true
-		r.PromptTokens = ch.Usage.PromptTokens
-		r.CompletionTokens = ch.Usage.CompletionTokens
-		if d := ch.Usage.PromptTokensDetails; d != nil {
-			r.CachedTokens = d.CachedTokens
-		}
+		r.PromptTokens, r.CompletionTokens, r.CachedTokens = u.PromptTokens, u.CompletionTokens, u.CachedTokens()
 	}
 	for _, c := range ch.Choices {
-		if c.Delta.Content != "" || c.Delta.ReasoningContent != "" || c.Delta.Reasoning != "" {
+		text := c.Delta.Text()
+		if text != "" || c.Delta.ReasoningContent != "" || c.Delta.Reasoning != "" {
 			r.chunk(now)
 		}
 		if r.keepText {
-			r.content = append(r.content, c.Delta.Content...)
+			r.content = append(r.content, text...)
 		}
 		if c.FinishReason != nil {
 			r.Finish = *c.FinishReason
@@ -759,23 +675,17 @@ func (g *gen) calibrateFrom(ctx context.Context, start int) (int, error) {
 	probe := func(words int) (int, error) {
 		probes++
 		body := g.body(Prompt(probeBase+probes, words), 1, false)
-		req, err := g.newRequest(ctx, body)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := g.client.Do(req)
+		resp, err := g.post(ctx, body, nil)
 		if err != nil {
 			return 0, fmt.Errorf("calibration probe: %w", err)
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if resp.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("calibration probe: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
-		}
-		var c struct {
-			Usage *wireUsage `json:"usage"`
-		}
-		if err := json.Unmarshal(b, &c); err != nil || c.Usage == nil || c.Usage.PromptTokens <= 0 {
+		var c api.ChatCompletion
+		// A field of another server's answer with a type of its own is no
+		// reason to fail: only usage is read.
+		var te *json.UnmarshalTypeError
+		if err := json.Unmarshal(b, &c); (err != nil && !errors.As(err, &te)) || c.Usage.PromptTokens <= 0 {
 			return 0, fmt.Errorf("calibration probe: no usage.prompt_tokens in %.200s", b)
 		}
 		return c.Usage.PromptTokens, nil

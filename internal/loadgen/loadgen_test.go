@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/asi1d/asi1d/server/api"
 )
 
 func near(got, want, tol float64) bool { return math.Abs(got-want) <= tol }
@@ -407,10 +409,9 @@ func TestScanChunk(t *testing.T) {
 		var r1, r2 RequestResult
 		g := &gen{}
 		g.event([]byte(c.data), time.Now(), &r1)
-		var ch wireChunk
-		if json.Unmarshal([]byte(c.data), &ch) == nil && ch.Error == nil {
+		if ch, err := api.DecodeChunk([]byte(c.data)); err == nil {
 			for _, x := range ch.Choices {
-				if x.Delta.Content != "" || x.Delta.ReasoningContent != "" {
+				if x.Delta.Text() != "" || x.Delta.ReasoningContent != "" {
 					r2.Chunks++
 				}
 				if x.FinishReason != nil {

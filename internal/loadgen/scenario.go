@@ -18,9 +18,7 @@ package loadgen
 // each report gives the tokens per chunk of its streams (1 on asi1d).
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +30,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // ScenarioConfig is what every scenario needs.
@@ -84,7 +84,7 @@ func newScenarioGen(sc *ScenarioConfig, conns int) (*gen, func(), error) {
 		release = tr.CloseIdleConnections
 		client = &http.Client{Transport: tr}
 	}
-	return &gen{cfg: cfg, client: client, url: chatURL(sc.URL)}, release, nil
+	return newGen(cfg, client), release, nil
 }
 
 // logf writes a progress line.
@@ -131,17 +131,13 @@ func (sc *ScenarioConfig) metricsURL() string {
 	case "off", "-":
 		return ""
 	case "":
-		base := strings.TrimSuffix(strings.TrimRight(sc.URL, "/"), chatPath)
-		base = strings.TrimSuffix(base, "/v1")
-		return base + "/metrics"
+		return (&api.Client{BaseURL: sc.URL}).URL(api.MetricsPath)
 	}
 	return sc.MetricsURL
 }
 
-// Metrics is a scrape of Prometheus text: every sample's value summed by
-// metric name, labels dropped (asi1_requests_finished_total is the sum over
-// its finish reasons).
-type Metrics map[string]float64
+// Metrics is a scrape of the server's Prometheus metrics.
+type Metrics = api.Metrics
 
 // Prometheus metric names the scenarios read.
 const (
@@ -151,46 +147,6 @@ const (
 	MetricRunning       = "asi1_requests_running"
 	MetricWaiting       = "asi1_requests_waiting"
 )
-
-// ParseMetrics reads the Prometheus text format. Comments and malformed
-// lines are skipped; an input without a single sample is an error.
-func ParseMetrics(r io.Reader) (Metrics, error) {
-	m := Metrics{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		var name, rest string
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				continue
-			}
-			name, rest = line[:i], line[j+1:]
-		} else {
-			name, rest, _ = strings.Cut(line, " ")
-		}
-		f := strings.Fields(rest)
-		if name == "" || len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		m[name] += v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(m) == 0 {
-		return nil, errors.New("no metric samples")
-	}
-	return m, nil
-}
 
 // scrape reads the server's metrics from url.
 func (g *gen) scrape(ctx context.Context, url string) (Metrics, error) {
@@ -212,7 +168,7 @@ func (g *gen) scrape(ctx context.Context, url string) (Metrics, error) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		return nil, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
 	}
-	return ParseMetrics(io.LimitReader(resp.Body, 16<<20))
+	return api.ParseMetrics(io.LimitReader(resp.Body, 16<<20))
 }
 
 // chunkTimes returns the arrival times of r's text chunks.
@@ -841,9 +797,9 @@ func metricDelta(before, after Metrics) *MetricDelta {
 		return nil
 	}
 	d := &MetricDelta{
-		Queried:      after[MetricPrefixQueried] - before[MetricPrefixQueried],
-		Hit:          after[MetricPrefixHit] - before[MetricPrefixHit],
-		PromptTokens: after[MetricPromptTokens] - before[MetricPromptTokens],
+		Queried:      after.Sum(MetricPrefixQueried) - before.Sum(MetricPrefixQueried),
+		Hit:          after.Sum(MetricPrefixHit) - before.Sum(MetricPrefixHit),
+		PromptTokens: after.Sum(MetricPromptTokens) - before.Sum(MetricPromptTokens),
 	}
 	d.Processed = d.Queried - d.Hit
 	return d
@@ -931,7 +887,7 @@ func RunChat(ctx context.Context, c ChatConfig) (*ChatReport, error) {
 	if c.SessionID != "" {
 		hdr = http.Header{"X-Session-Id": {c.SessionID}}
 	}
-	send := func(turn int, msgs []message, maxTokens int) (ChatTurn, string) {
+	send := func(turn int, msgs []api.Message, maxTokens int) (ChatTurn, string) {
 		before := scrape()
 		r := g.doBody(ctx, g.chatBody(msgs, maxTokens, true), reqOpts{header: hdr, keepText: true})
 		after := scrape()
@@ -951,14 +907,14 @@ func RunChat(ctx context.Context, c ChatConfig) (*ChatReport, error) {
 
 	// A session-specific start keeps this chat's prefix apart from other
 	// prompts (which start with "Story").
-	var msgs []message
+	var msgs []api.Message
 	if c.SystemTokens > 0 {
-		msgs = append(msgs, message{Role: "system", Content: "You are a storyteller. " + Text(rep.SystemWords)})
+		msgs = append(msgs, api.NewMessage(api.RoleSystem, "You are a storyteller. "+Text(rep.SystemWords)))
 	}
 	prev := 0
-	var last []message
+	var last []api.Message
 	for turn := 1; turn <= c.Turns; turn++ {
-		msgs = append(msgs, message{Role: "user", Content: fmt.Sprintf("Question %d. ", turn) + Text(rep.TurnWords)})
+		msgs = append(msgs, api.NewMessage(api.RoleUser, fmt.Sprintf("Question %d. ", turn)+Text(rep.TurnWords)))
 		last = slices.Clone(msgs)
 		t, answer := send(turn, msgs, c.MaxTokens)
 		t.Added = t.PromptTokens - prev
@@ -969,7 +925,7 @@ func RunChat(ctx context.Context, c ChatConfig) (*ChatReport, error) {
 		if t.Error != "" {
 			return rep, fmt.Errorf("chat turn %d: %s", turn, t.Error)
 		}
-		msgs = append(msgs, message{Role: "assistant", Content: answer})
+		msgs = append(msgs, api.NewMessage(api.RoleAssistant, answer))
 	}
 	rep.Metrics = murl != ""
 
@@ -1228,7 +1184,7 @@ func RunOverload(ctx context.Context, c OverloadConfig) (*OverloadReport, error)
 	}
 	if murl := c.metricsURL(); murl != "" {
 		if m, err := g.scrape(ctx, murl); err == nil {
-			rep.Running, rep.Waiting = m[MetricRunning], m[MetricWaiting]
+			rep.Running, rep.Waiting = m.Sum(MetricRunning), m.Sum(MetricWaiting)
 		}
 	}
 	c.logf("overload: %d fill requests sent, %d refused; %d probes", rep.FillSent, rejected.Load(), c.Probes)
@@ -1259,43 +1215,27 @@ func (g *gen) probe(ctx context.Context, k int, stream bool, prompt string, time
 	p.Index, p.Stream = k, stream
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := g.newRequest(pctx, g.body(prompt, 1, stream))
-	if err != nil {
-		p.Error = err.Error()
-		return p
-	}
 	t0 := time.Now()
-	resp, err := g.client.Do(req)
+	resp, err := g.post(pctx, g.body(prompt, 1, stream), nil)
 	p.LatencyMs = ms(time.Since(t0))
-	if err != nil {
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ae):
+		p.Status, p.Type, p.Code, p.Error = ae.Status, ae.Detail.Type, ae.Detail.Code, fmt.Sprintf("%.200s", ae.Detail.Message)
+		if ae.RetryAfter > 0 {
+			p.RetryAfter = strconv.Itoa(int(ae.RetryAfter / time.Second))
+		}
+		return p
+	case err != nil:
 		p.Error = err.Error()
 		if pctx.Err() != nil && ctx.Err() == nil {
 			p.Error = "no answer within " + timeout.String()
 		}
 		return p
 	}
-	defer resp.Body.Close()
+	// Admitted: closing the body cancels the request on the server.
 	p.Status, p.RetryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
-	if p.Status == http.StatusOK {
-		// Admitted: closing the body cancels the request on the server.
-		return p
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error *struct {
-			Code    *string `json:"code"`
-			Type    string  `json:"type"`
-			Message string  `json:"message"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(b, &e) == nil && e.Error != nil {
-		p.Type, p.Error = e.Error.Type, e.Error.Message
-		if e.Error.Code != nil {
-			p.Code = *e.Error.Code
-		}
-	} else {
-		p.Error = fmt.Sprintf("%.200s", strings.TrimSpace(string(b)))
-	}
+	resp.Body.Close()
 	return p
 }
 

@@ -4,8 +4,6 @@ package loadgen
 // was. See SoakConfig and SoakReport.
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // SoakConfig describes RunSoak.
@@ -181,8 +181,7 @@ func RunSoak(ctx context.Context, c SoakConfig) (*SoakReport, error) {
 	rep := &SoakReport{Config: c}
 	rep.Outcome = SoakOutcome{ByStatus: map[string]int{}, ByKind: map[string]int{}, Finish: map[string]int{}}
 
-	// A per-request timeout that ends a hung request: it counts as an error.
-	client := g.client
+	// A per-request timeout ends a hung request: it counts as an error.
 	rng := rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15))
 	var rngMu sync.Mutex
 	draw := func(i int) soakReq {
@@ -195,7 +194,7 @@ func RunSoak(ctx context.Context, c SoakConfig) (*SoakReport, error) {
 	warm := &SoakOutcome{ByStatus: map[string]int{}, ByKind: map[string]int{}, Finish: map[string]int{}}
 	var lat []time.Duration
 	var warmMu sync.Mutex
-	runPool(ctx, c.Concurrency, c.Warmup, 0, func(i int) { soakOne(ctx, client, g, c.RequestTimeout, draw(i), warm, &warmMu) })
+	runPool(ctx, c.Concurrency, c.Warmup, 0, func(i int) { soakOne(ctx, g, c.RequestTimeout, draw(i), warm, &warmMu) })
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -232,7 +231,7 @@ func RunSoak(ctx context.Context, c SoakConfig) (*SoakReport, error) {
 		}
 	}()
 	runPool(ctx, c.Concurrency, c.Requests, c.Duration, func(i int) {
-		d := soakOne(ctx, client, g, c.RequestTimeout, draw(c.Warmup+i), &rep.Outcome, &mu)
+		d := soakOne(ctx, g, c.RequestTimeout, draw(c.Warmup+i), &rep.Outcome, &mu)
 		if d > 0 {
 			mu.Lock()
 			lat = append(lat, d)
@@ -302,7 +301,7 @@ func (c *SoakConfig) draw(rng *rand.Rand, g *gen, i int) soakReq {
 	}
 	body := map[string]any{
 		"model":      g.cfg.Model,
-		"messages":   []message{{Role: "user", Content: Prompt(soakBase+i, 1+rng.IntN(c.MaxPromptWords))}},
+		"messages":   []api.Message{api.NewMessage(api.RoleUser, Prompt(soakBase+i, 1+rng.IntN(c.MaxPromptWords)))},
 		"max_tokens": maxTok,
 		"stream":     r.stream,
 	}
@@ -345,28 +344,24 @@ func (c *SoakConfig) draw(rng *rand.Rand, g *gen, i int) soakReq {
 	switch {
 	case v < c.ToolShare:
 		r.kind += "+tools"
-		body["tools"] = []any{map[string]any{"type": "function", "function": map[string]any{
-			"name": "get_weather", "description": "Weather of a city",
-			"parameters": map[string]any{"type": "object", "properties": map[string]any{
-				"city": map[string]any{"type": "string"}}, "required": []string{"city"}},
-		}}}
+		body["tools"] = []api.Tool{api.NewFunctionTool("get_weather", "Weather of a city",
+			json.RawMessage(`{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`))}
 		switch rng.IntN(3) {
 		case 0:
-			body["tool_choice"] = "auto"
+			body["tool_choice"] = api.ToolChoice{Mode: "auto"}
 		case 1:
-			body["tool_choice"] = "required"
+			body["tool_choice"] = api.ToolChoice{Mode: "required"}
 		default:
-			body["tool_choice"] = map[string]any{"type": "function", "function": map[string]any{"name": "get_weather"}}
+			body["tool_choice"] = api.ToolChoice{Function: "get_weather"}
 		}
 	case v < c.ToolShare+c.FormatShare:
 		r.kind += "+format"
 		if rng.IntN(2) == 0 {
-			body["response_format"] = map[string]any{"type": "json_object"}
+			body["response_format"] = api.ResponseFormat{Type: "json_object"}
 		} else {
-			body["response_format"] = map[string]any{"type": "json_schema", "json_schema": map[string]any{
-				"name": "answer", "strict": true, "schema": map[string]any{"type": "object",
-					"properties": map[string]any{"name": map[string]any{"type": "string"}, "n": map[string]any{"type": "integer"}},
-					"required":   []string{"name", "n"}, "additionalProperties": false}}}
+			body["response_format"] = api.ResponseFormat{Type: "json_schema", JSONSchema: &api.JSONSchema{
+				Name: "answer", Strict: true, Schema: json.RawMessage(`{"type":"object",` +
+					`"properties":{"name":{"type":"string"},"n":{"type":"integer"}},"required":["name","n"],"additionalProperties":false}`)}}
 		}
 	}
 	r.body, _ = json.Marshal(body)
@@ -377,41 +372,30 @@ func (c *SoakConfig) draw(rng *rand.Rand, g *gen, i int) soakReq {
 const soakBase = 800000
 
 // soakOne sends one request and counts its outcome in o under mu. It returns the request's duration when it completed, else 0.
-func soakOne(ctx context.Context, client *http.Client, g *gen, timeout time.Duration, r soakReq, o *SoakOutcome, mu *sync.Mutex) time.Duration {
+func soakOne(ctx context.Context, g *gen, timeout time.Duration, r soakReq, o *SoakOutcome, mu *sync.Mutex) time.Duration {
 	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	res, status, finish, detail := "", 0, "", ""
 	t0 := time.Now()
 	func() {
-		req, err := g.newRequest(rctx, r.body)
-		if err != nil {
-			res, detail = "error", err.Error()
+		resp, err := g.post(rctx, r.body, nil)
+		var ae *api.Error
+		switch {
+		case errors.As(err, &ae):
+			status = ae.Status
+			res, detail = "refused", fmt.Sprintf("%.200s", ae.Error())
+			if status >= 500 && (status != http.StatusServiceUnavailable || ae.Detail.Code != api.CodeOverloaded) {
+				res = "5xx"
+			}
 			return
-		}
-		resp, err := client.Do(req)
-		if err != nil {
+		case err != nil:
 			res, detail = "error", err.Error()
 			return
 		}
 		defer resp.Body.Close()
 		status = resp.StatusCode
-		if status != http.StatusOK {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-			res, detail = "refused", fmt.Sprintf("HTTP %d: %.200s", status, bytes.TrimSpace(b))
-			if status >= 500 && status != http.StatusServiceUnavailable {
-				res = "5xx"
-			}
-			if status == http.StatusServiceUnavailable && !bytes.Contains(b, []byte("server_overloaded")) {
-				res = "5xx"
-			}
-			return
-		}
 		if !r.stream {
-			var v struct {
-				Choices []struct {
-					FinishReason string `json:"finish_reason"`
-				} `json:"choices"`
-			}
+			var v api.ChatCompletion
 			b, err := io.ReadAll(resp.Body)
 			switch {
 			case err != nil:
@@ -423,26 +407,34 @@ func soakOne(ctx context.Context, client *http.Client, g *gen, timeout time.Dura
 			}
 			return
 		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		sr := api.NewSSEReader(resp.Body)
 		events := 0
-		for sc.Scan() {
-			data, ok := bytes.CutPrefix(sc.Bytes(), []byte("data:"))
-			if !ok {
-				continue
+		for {
+			ev, err := sr.Next()
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				res, detail = "truncated", fmt.Sprintf("stream ended after %d events without [DONE]", events)
+				return
 			}
-			data = bytes.TrimSpace(data)
-			if string(data) == "[DONE]" {
+			if err != nil {
+				res, detail = "error", err.Error()
+				return
+			}
+			if ev.IsDone() {
 				res = "ok"
 				return
 			}
-			if bytes.Contains(data, []byte(`"error"`)) && !bytes.Contains(data, []byte(`"choices"`)) {
-				res, detail = "5xx", fmt.Sprintf("error event: %.200s", data)
+			ch, err := api.DecodeChunk(ev.Data)
+			if errors.As(err, &ae) {
+				res, detail = "5xx", fmt.Sprintf("error event: %.200s", ev.Data)
 				return
 			}
-			if f := valueAfter(data, []byte(`"finish_reason":`)); len(f) > 1 && f[0] == '"' {
-				if end := bytes.IndexByte(f[1:], '"'); end >= 0 {
-					finish = string(f[1 : 1+end])
+			if err != nil {
+				res, detail = "truncated", err.Error()
+				return
+			}
+			for _, c := range ch.Choices {
+				if c.FinishReason != nil {
+					finish = *c.FinishReason
 				}
 			}
 			events++
@@ -451,11 +443,6 @@ func soakOne(ctx context.Context, client *http.Client, g *gen, timeout time.Dura
 				return // closing the body cancels the request
 			}
 		}
-		if err := sc.Err(); err != nil {
-			res, detail = "error", err.Error()
-			return
-		}
-		res, detail = "truncated", fmt.Sprintf("stream ended after %d events without [DONE]", events)
 	}()
 	if res == "ok" && r.abortAt >= 0 {
 		res = "aborted" // the answer ended before the planned abort point
@@ -549,13 +536,13 @@ func scrapeSoak(ctx context.Context, url, key string) (SoakServer, error) {
 	if resp.StatusCode != http.StatusOK {
 		return s, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
 	}
-	series, err := ParseSeries(io.LimitReader(resp.Body, 16<<20))
+	m, err := api.ParseMetrics(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return s, err
 	}
-	for k, v := range series {
-		name, labels, _ := strings.Cut(k, "{")
-		switch name {
+	for _, x := range m {
+		v := x.Value
+		switch x.Name {
 		case metricGoroutines:
 			s.Goroutines = v
 		case metricRSS:
@@ -569,17 +556,17 @@ func scrapeSoak(ctx context.Context, url, key string) (SoakServer, error) {
 		case metricPanics:
 			s.Panics = v
 		case metricFinished:
-			if strings.Contains(labels, `finish_reason="cancelled"`) {
+			if x.Labels["finish_reason"] == "cancelled" {
 				s.Cancelled += v
 			} else {
 				s.Finished += v
 			}
 		case metricRequests:
-			if !strings.Contains(labels, `endpoint="`+chatPath+`"`) {
+			if x.Labels["endpoint"] != api.ChatPath {
 				continue
 			}
 			s.ChatRequests += v
-			switch st := labelValue(labels, "status"); {
+			switch st := x.Labels["status"]; {
 			case st == "200":
 				s.Chat200 += v
 			case st == "499":
@@ -593,55 +580,6 @@ func scrapeSoak(ctx context.Context, url, key string) (SoakServer, error) {
 		}
 	}
 	return s, nil
-}
-
-// labelValue returns the value of label name in `a="x",b="y"}`.
-func labelValue(labels, name string) string {
-	_, rest, ok := strings.Cut(labels, name+`="`)
-	if !ok {
-		return ""
-	}
-	v, _, _ := strings.Cut(rest, `"`)
-	return v
-}
-
-// ParseSeries reads the Prometheus text format into series (name with its
-// labels, as written) and values.
-func ParseSeries(r io.Reader) (map[string]float64, error) {
-	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, '}')
-		if i < 0 {
-			i = strings.IndexByte(line, ' ')
-		} else {
-			i++
-		}
-		if i <= 0 {
-			continue
-		}
-		f := strings.Fields(line[i:])
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no metric samples")
-	}
-	return out, nil
 }
 
 // check fills Checks and Pass.

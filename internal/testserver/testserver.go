@@ -6,13 +6,8 @@
 package testserver
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"net/http"
+	"context"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +17,7 @@ import (
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // Options configure Start; zero values take the defaults noted.
@@ -121,31 +117,16 @@ func (g *Gate) step() {
 }
 
 // Metric returns the value of the sample of /metrics whose name with
-// labels (as Prometheus writes them, e.g.
+// labels (as Prometheus writes them, labels sorted by name, e.g.
 // `asi1_requests_finished_total{finish_reason="cancelled"}`) is series,
 // and whether it was there.
 func (s *Server) Metric(t testing.TB, series string) (float64, bool) {
 	t.Helper()
-	resp, err := http.Get(s.URL + "/metrics")
+	m, err := (&api.Client{BaseURL: s.URL}).Metrics(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if ok && name == series {
-			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", sc.Text(), err)
-			}
-			return v, true
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return 0, false
+	return m.Get(series)
 }
 
 // Greedy is the content of a non-streamed greedy answer to prompt from the
@@ -153,23 +134,13 @@ func (s *Server) Metric(t testing.TB, series string) (float64, bool) {
 // the same request must show.
 func Greedy(t testing.TB, base, prompt string, maxTokens int) string {
 	t.Helper()
-	body := fmt.Sprintf(`{"model":"asi1-mini","temperature":0,"max_tokens":%d,"messages":[{"role":"user","content":%q}]}`, maxTokens, prompt)
-	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	temp := 0.0
+	c, err := (&api.Client{BaseURL: base}).Chat(context.Background(), &api.ChatCompletionRequest{Model: "asi1-mini",
+		Temperature: &temp, MaxTokens: maxTokens, Messages: []api.Message{api.NewMessage(api.RoleUser, prompt)}})
+	if err != nil || len(c.Choices) == 0 {
+		t.Fatalf("greedy answer: %v", err)
 	}
-	defer resp.Body.Close()
-	var c struct {
-		Choices []struct {
-			Message struct {
-				Content string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || len(c.Choices) == 0 {
-		t.Fatalf("greedy answer: status %d: %v", resp.StatusCode, err)
-	}
-	return c.Choices[0].Message.Content
+	return c.Choices[0].Message.Text()
 }
 
 // WaitMetric polls /metrics until the sample series has the value want,
