@@ -142,7 +142,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		c.Progress, c.ProgressTTY = stderr, isTerminal(stderr)
 	}
 	if c.Model == "" {
-		ids, err := (&chatclient.Client{BaseURL: c.URL, APIKey: c.APIKey}).Models(ctx)
+		ids, err := chatclient.New(c.URL, c.APIKey).Models(ctx)
 		if err != nil {
 			fmt.Fprintf(stderr, "asi1d bench: %v (or pass --model ID)\n", err)
 			return 1
