@@ -175,6 +175,7 @@ type ToolCallParser struct {
 	// leading whitespace is held, to be dropped if a call or the end follows.
 	edge   bool
 	noMore bool        // parallel is false and a call was accepted
+	cut    bool        // ended by Cut: an unfinished region is dropped
 	reg    *toolRegion // region being scanned, or nil
 	calls  []ToolCall
 	// raw[i] is the raw text of the region of call i (with the whitespace
@@ -222,12 +223,47 @@ func (p *ToolCallParser) Push(text string) []ToolChunk {
 }
 
 // Flush ends the answer: an unfinished region fails and everything held is
-// released. Call it once, after the last Push.
+// released. Call it once, after the last Push (or call Cut instead).
 func (p *ToolCallParser) Flush() []ToolChunk {
 	if !p.enabled() {
 		return nil
 	}
 	return p.run(nil, true)
+}
+
+// Cut ends an answer that was cut short (max_tokens, the end of the
+// context) instead of Flush: like Flush, except that a region still
+// unfinished at the cut is dropped, all of it, rather than released as
+// content. A call cut short is neither a call (its JSON is incomplete) nor
+// answer text (it is call markup). For Mistral's array form the region is
+// the whole array, complete elements included. Everything before the
+// region, a partial marker that never completed, and a region that already
+// failed come out as Flush would give them. The Invariant above then holds
+// for the output without the dropped region. Call it once, after the last
+// Push.
+func (p *ToolCallParser) Cut() []ToolChunk {
+	if !p.enabled() {
+		return nil
+	}
+	p.cut = true
+	return p.run(nil, true)
+}
+
+// Markers returns the texts of the format's markup tokens: the markers that
+// open and close calls, which a model's vocabulary may hold as special
+// tokens that must reach the parser ("<tool_call>", "</tool_call>" for
+// Hermes, "<|python_tag|>" for Llama3, "[TOOL_CALLS]" and "[ARGS]" for
+// Mistral). None for ToolFormatNone.
+func (f ToolFormat) Markers() []string {
+	switch f {
+	case ToolFormatHermes:
+		return []string{hermesOpen, hermesClose}
+	case ToolFormatLlama3:
+		return []string{llamaPythonTag}
+	case ToolFormatMistral:
+		return []string{mistralCalls, mistralArgs}
+	}
+	return nil
 }
 
 // Calls returns the calls accepted so far, in index order (after Flush, all
@@ -243,6 +279,11 @@ func (p *ToolCallParser) run(out []ToolChunk, final bool) []ToolChunk {
 		if p.reg != nil {
 			st := p.advance()
 			if st == regionMore && final {
+				if p.cut { // a call cut short: dropped (see Cut)
+					p.reg, p.edge = nil, false
+					p.consume(len(p.held))
+					return out
+				}
 				st = regionFail
 			}
 			switch st {
