@@ -54,6 +54,8 @@ type ctConfig struct {
 	// think makes the model report <think>/</think> as special tokens, so
 	// the server splits reasoning from the answer.
 	think bool
+	// setup, when set, prepares the fake before the model loads (SetSpecial).
+	setup func(*enginetest.Fake)
 }
 
 type ctEnv struct {
@@ -96,6 +98,9 @@ func ctStart(t *testing.T, cfg ctConfig) *ctEnv {
 	fake.StepDelay = cfg.stepDelay
 	fake.Next = cfg.next
 	fake.FailDecode = cfg.failDecode
+	if cfg.setup != nil {
+		cfg.setup(fake)
+	}
 	reg := prometheus.NewRegistry()
 	o := cfg.opts
 	o.Registry = reg
