@@ -78,6 +78,13 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 	defer release()
+	// Metrics are labelled with the catalog id, never with what the client
+	// wrote (an alias): the label's values are bounded by the catalog.
+	modelID := req.Model
+	if st, ok := s.models.Status(req.Model); ok {
+		modelID = st.ID
+	}
+	c.Set(ctxMetricModel, modelID)
 	prompt, aerr := s.buildPrompt(m, req)
 	if aerr != nil {
 		WriteError(c, aerr)
@@ -166,16 +173,17 @@ func (s *Server) chat(c *gin.Context) {
 	usedTokens = final.Usage.PromptTokens + final.Usage.CompletionTokens
 	logUsage(c, req.Model, final.Usage.PromptTokens, final.Usage.CompletionTokens)
 	if final.Done && final.Finish != scheduler.FinishCancelled {
-		s.metrics.prompt.WithLabelValues(req.Model).Add(float64(final.Usage.PromptTokens))
-		s.metrics.completion.WithLabelValues(req.Model).Add(float64(final.Usage.CompletionTokens))
+		s.metrics.prompt.WithLabelValues(modelID).Add(float64(final.Usage.PromptTokens))
+		s.metrics.completion.WithLabelValues(modelID).Add(float64(final.Usage.CompletionTokens))
 		if final.FirstTok > 0 {
-			s.metrics.ttft.WithLabelValues(req.Model).Observe((before + final.FirstTok).Seconds())
+			s.metrics.ttft.WithLabelValues(modelID).Observe((before + final.FirstTok).Seconds())
 		}
+		itl := s.metrics.itl.WithLabelValues(modelID)
 		for _, g := range final.Gaps {
-			s.metrics.itl.Observe(g.Seconds())
+			itl.Observe(g.Seconds())
 		}
-		s.metrics.queue.Observe(final.Queued.Seconds())
-		s.metrics.e2e.Observe(time.Since(t0).Seconds())
+		s.metrics.queue.WithLabelValues(modelID).Observe(final.Queued.Seconds())
+		s.metrics.e2e.WithLabelValues(modelID).Observe(time.Since(t0).Seconds())
 	}
 	log.Debug("chat completion", "finish", final.Finish, "prompt_tokens", final.Usage.PromptTokens,
 		"completion_tokens", final.Usage.CompletionTokens, "cached_tokens", final.Usage.CachedTokens,
