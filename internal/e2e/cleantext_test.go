@@ -175,3 +175,37 @@ func TestToolCallCutOnRealEngine(t *testing.T) {
 		}
 	}
 }
+
+// A JSON answer (response_format) on the synth ChatML reasoning model whose
+// free string holds "<think>" and "<tool_call>" (a logit bias makes the
+// model draw those tokens): they are text of the string, not markup, so the
+// content is the whole JSON and there is no reasoning.
+func TestTagsInsideJSONAreText(t *testing.T) {
+	e, be := startOnCtx(t, randomModel(t, synth.TemplateChatMLThink), 1, 0, 2048)
+	bias := map[string]any{}
+	for _, tag := range []string{"<think>", "</think>", "<tool_call>"} {
+		toks, err := be.Tokenize(tag, false, true)
+		if err != nil || len(toks) != 1 {
+			t.Fatalf("%s is %v (%v), want one token", tag, toks, err)
+		}
+		bias[strconv.Itoa(int(toks[0]))] = 4
+	}
+	const schema = `{"type":"object","properties":{"s":{"type":"string","maxLength":120}},"required":["s"],"additionalProperties":false}`
+	s := compileSchema(t, schema)
+	tagged := 0
+	for i := range 12 {
+		body := schemaBody(i%2 == 1, i, schema)
+		body["temperature"], body["logit_bias"] = 1.3, bias
+		a := ask(t, e.url, body)
+		if a.Finish != "stop" || a.Content == nil || a.Reasoning != "" {
+			t.Fatalf("req %d: finish %q content %q reasoning %q", i, a.Finish, deref(a.Content), a.Reasoning)
+		}
+		validate(t, s, *a.Content)
+		if strings.Contains(*a.Content, "<think>") || strings.Contains(*a.Content, "</think>") {
+			tagged++
+		}
+	}
+	if tagged == 0 {
+		t.Error("no answer wrote a tag inside its string: the test checked nothing")
+	}
+}
