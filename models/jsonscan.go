@@ -1,5 +1,37 @@
 package models
 
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// compactToolArgs returns the compacted JSON object of arguments: raw itself,
+// or, unless objectOnly, the JSON object held by the JSON string raw, or {}
+// for null.
+func compactToolArgs(raw []byte, objectOnly bool) (string, bool) {
+	raw = bytes.Trim(raw, toolSpace)
+	if !objectOnly {
+		switch {
+		case string(raw) == "null":
+			return "{}", true
+		case len(raw) > 0 && raw[0] == '"':
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				return "", false
+			}
+			raw = bytes.Trim([]byte(s), toolSpace)
+		}
+	}
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		return "", false
+	}
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return "", false
+	}
+	return b.String(), true
+}
+
 // jsonScanner checks a JSON value byte by byte, as it streams, and finds
 // where it ends. It accepts what encoding/json's Valid accepts (strings are
 // not checked for valid UTF-8), nesting at most maxJSONDepth deep. A value

@@ -249,23 +249,6 @@ func (p *ToolCallParser) Cut() []ToolChunk {
 	return p.run(nil, true)
 }
 
-// Markers returns the texts of the format's markup tokens: the markers that
-// open and close calls, which a model's vocabulary may hold as special
-// tokens that must reach the parser ("<tool_call>", "</tool_call>" for
-// Hermes, "<|python_tag|>" for Llama3, "[TOOL_CALLS]" and "[ARGS]" for
-// Mistral). None for ToolFormatNone.
-func (f ToolFormat) Markers() []string {
-	switch f {
-	case ToolFormatHermes:
-		return []string{hermesOpen, hermesClose}
-	case ToolFormatLlama3:
-		return []string{llamaPythonTag}
-	case ToolFormatMistral:
-		return []string{mistralCalls, mistralArgs}
-	}
-	return nil
-}
-
 // Calls returns the calls accepted so far, in index order (after Flush, all
 // of them), or nil when there are none.
 func (p *ToolCallParser) Calls() []ToolCall {
@@ -699,31 +682,4 @@ func (p *ToolCallParser) callFromJSON(obj []byte) (ToolCall, bool) {
 
 func (p *ToolCallParser) nameOK(name string) bool {
 	return name != "" && (p.names == nil || p.names[name])
-}
-
-// compactToolArgs returns the compacted JSON object of arguments: raw itself,
-// or, unless objectOnly, the JSON object held by the JSON string raw, or {}
-// for null.
-func compactToolArgs(raw []byte, objectOnly bool) (string, bool) {
-	raw = bytes.Trim(raw, toolSpace)
-	if !objectOnly {
-		switch {
-		case string(raw) == "null":
-			return "{}", true
-		case len(raw) > 0 && raw[0] == '"':
-			var s string
-			if json.Unmarshal(raw, &s) != nil {
-				return "", false
-			}
-			raw = bytes.Trim([]byte(s), toolSpace)
-		}
-	}
-	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
-		return "", false
-	}
-	var b bytes.Buffer
-	if json.Compact(&b, raw) != nil {
-		return "", false
-	}
-	return b.String(), true
 }
