@@ -64,7 +64,7 @@ type BatchEntry struct {
 // Backend is one loaded model with one context. The methods that touch the
 // context (Decode, Logits, RemoveKV, CopySeq, ClearKV) are not safe for
 // concurrent use: exactly one goroutine (the scheduler loop) calls them.
-// The vocabulary methods (Info, Tokenize, Piece, IsEOG) are safe for
+// The vocabulary methods (Info, Tokenize, Piece, IsEOG, IsControl) are safe for
 // concurrent use, also with a running Decode: they read only the vocabulary
 // and tables fixed at open (llama_tokenize reads the llama_vocab only), so
 // HTTP handlers tokenize prompts and the scheduler's sampling workers turn
@@ -106,6 +106,14 @@ type Backend interface {
 	ClearKV()
 	// IsEOG tells whether a token ends generation.
 	IsEOG(t Token) bool
+	// IsControl tells whether a token is vocabulary markup rather than
+	// text: a control token ("<s>", "<|im_start|>", "[TOOL_CALLS]") or the
+	// unknown token, the tokens llama.cpp renders only when asked for
+	// special tokens. Piece renders them as their text; generated answers
+	// drop that text unless a parser reads it as a marker (see
+	// scheduler.Request.Markers). User-defined tokens (Qwen's "<think>")
+	// are text and not control tokens.
+	IsControl(t Token) bool
 	// Close frees the model and the context. It is safe to call twice.
 	Close() error
 }

@@ -74,7 +74,17 @@ type ThoughtParser struct {
 	curBlock  int
 	pendingWS []byte // whitespace inside the open block, emitted only if text follows
 	blocks    []*strings.Builder
+	// constrained: outside a block, no tag is read any more (Constrain).
+	constrained bool
 }
+
+// Constrain makes the output, from the first point outside a reasoning
+// block on (at once, unless the parser starts in a thought, else after its
+// Close), content in which no tag is read: the answer of a grammar that
+// makes it JSON (response_format, forced tool calls), whose strings may
+// spell a tag as text. Call it before the first Push. Not safe for
+// concurrent use.
+func (p *ThoughtParser) Constrain() { p.constrained = true }
 
 // NewThoughtParser returns a parser for one response. With tags.Open or
 // tags.Close empty, reasoning is not parsed: every Push returns its text as
@@ -136,6 +146,9 @@ func (p *ThoughtParser) Thoughts() []string {
 // will come, so every tail is decided.
 func (p *ThoughtParser) run(out []Fragment, buf string, final bool) []Fragment {
 	for {
+		if p.constrained && !p.inThought {
+			return p.text(out, buf)
+		}
 		// The tag that the current state expects comes first: it wins ties.
 		tags := [2]string{p.tags.Open, p.tags.Close}
 		if p.inThought {

@@ -372,3 +372,30 @@ func BenchmarkThoughtParser(b *testing.B) {
 		p.Flush()
 	}
 }
+
+// A constrained answer reads the Close of a block the prompt opened and no
+// tag after it: a JSON string may spell "<think>" or "</think>" as text.
+func TestThoughtParserConstrain(t *testing.T) {
+	for _, c := range []struct {
+		start bool
+		text  string
+		want  []Fragment
+	}{
+		{false, `{"a": "<think>x</think>y"}`, []Fragment{{Text: `{"a": "<think>x</think>y"}`}}},
+		{true, "</think>\n\n{\"a\": \"<think>x</think>\"}", []Fragment{{Text: `{"a": "<think>x</think>"}`}}},
+		{true, "plan</think>{\"a\": \"</think>\"}", []Fragment{{Thought: true, Text: "plan"}, {Text: `{"a": "</think>"}`}}},
+	} {
+		for _, pieces := range [][]string{{c.text}, strings.Split(c.text, "")} {
+			p := NewThoughtParser(thinkTags, c.start)
+			p.Constrain()
+			var got []Fragment
+			for _, s := range pieces {
+				got = append(got, p.Push(s)...)
+			}
+			got = mergeFragments(append(got, p.Flush()...))
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%q in %d pieces: got %s, want %s", c.text, len(pieces), fmtFrags(got), fmtFrags(c.want))
+			}
+		}
+	}
+}

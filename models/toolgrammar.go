@@ -98,6 +98,23 @@ func (f ToolFormat) Trigger() string {
 	return ""
 }
 
+// Markers returns the texts of the format's markup tokens: the markers that
+// open and close calls, which a model's vocabulary may hold as special
+// tokens that must reach the parser ("<tool_call>", "</tool_call>" for
+// Hermes, "<|python_tag|>" for Llama3, "[TOOL_CALLS]" and "[ARGS]" for
+// Mistral). None for ToolFormatNone.
+func (f ToolFormat) Markers() []string {
+	switch f {
+	case ToolFormatHermes:
+		return []string{hermesOpen, hermesClose}
+	case ToolFormatLlama3:
+		return []string{llamaPythonTag}
+	case ToolFormatMistral:
+		return []string{mistralCalls, mistralArgs}
+	}
+	return nil
+}
+
 // SchemaRoot is the GBNF root body that puts prefix before a schema's value;
 // "" (the schema alone) when prefix is empty.
 func SchemaRoot(prefix string) string {

@@ -114,9 +114,11 @@ func (a *answer) completion(ev scheduler.Event) completion {
 	thought, toolThought := thoughts, []string{}
 	if a.tp != nil {
 		var text strings.Builder
-		for _, ch := range append(a.tp.Push(content), a.tp.Flush()...) {
+		for _, ch := range append(a.tp.Push(content), a.endTools(ev.Finish)...) {
 			text.WriteString(ch.Content)
 		}
+		// Without calls the text is the content, less a call cut short.
+		content = text.String()
 		if calls := a.tp.Calls(); len(calls) > 0 {
 			msg.ToolCalls = wireToolCalls(calls)
 			msg.Content = nil
@@ -138,6 +140,18 @@ func (a *answer) completion(ev scheduler.Event) completion {
 		resp.Choices[0].Logprobs = &logprobs{Content: a.lps}
 	}
 	return resp
+}
+
+// endTools ends the tool-call parser. An answer cut by its length limit
+// drops a call it had begun and not finished: the call is incomplete and
+// its markup is not answer text (docs/API.md, "Tool calls cut by
+// max_tokens"); the text before it stays content and finish_reason stays
+// "length".
+func (a *answer) endTools(f scheduler.FinishReason) []models.ToolChunk {
+	if f == scheduler.FinishLength {
+		return a.tp.Cut()
+	}
+	return a.tp.Flush()
 }
 
 // finishReason is "tool_calls" for an answer that stopped after making
@@ -202,7 +216,7 @@ func (a *answer) chunks(ev scheduler.Event, out []part) []part {
 		lp, a.lps = &logprobs{Content: a.lps}, nil
 	}
 	if a.tp != nil {
-		out = a.toolParts(a.tp.Flush(), &lp, out)
+		out = a.toolParts(a.endTools(ev.Finish), &lp, out)
 	}
 	fin := a.finishReason(ev.Finish, a.ncalls > 0)
 	out = append(out, a.chunk(delta{}, lp, &fin))

@@ -76,7 +76,8 @@ func summary(p part) string {
 type answerCase struct {
 	name   string
 	req    ChatRequest
-	tools  bool // Hermes tool calls of function "f"
+	tools  bool // tool calls of function "f", in format (Hermes when unset)
+	format models.ToolFormat
 	events []scheduler.Event
 	stream []string
 	// completion's message and top-level fields
@@ -154,6 +155,64 @@ var answerCases = []answerCase{
 		calls: []string{`call_1 f {}`},
 	},
 	{
+		name:  "hermes call cut by length is dropped",
+		tools: true,
+		events: []scheduler.Event{
+			{Fragments: []scheduler.Fragment{content("Let me check. ")}},
+			{Fragments: []scheduler.Fragment{content(`<tool_call>{"name":"f","argu`)}},
+			done(scheduler.FinishLength),
+		},
+		stream:  []string{"envelope, role assistant", `content "Let me check. "`, "finish length"},
+		content: strp("Let me check. "), thought: []string{}, toolThought: []string{}, finish: "length",
+	},
+	{
+		name:  "second hermes call cut by length is dropped, the first kept",
+		tools: true,
+		events: []scheduler.Event{
+			{Fragments: []scheduler.Fragment{content(`<tool_call>{"name":"f","arguments":{"x":1}}</tool_call>` + "\n")}},
+			{Fragments: []scheduler.Fragment{content(`<tool_call>{"name":"f","arguments":{"x":`)}},
+			done(scheduler.FinishLength),
+		},
+		stream:  []string{"envelope, role assistant", `call 0 call_1 f ""`, `tool_thought []`, "finish length"},
+		thought: []string{}, toolThought: []string{}, finish: "length",
+		calls: []string{`call_1 f {"x":1}`},
+	},
+	{
+		name:   "llama3 call cut by length is dropped",
+		tools:  true,
+		format: models.ToolFormatLlama3,
+		events: []scheduler.Event{
+			{Fragments: []scheduler.Fragment{content(`<|python_tag|>{"name": "f", "para`)}},
+			{Fragments: []scheduler.Fragment{content(`meters": {"x"`)}},
+			done(scheduler.FinishLength),
+		},
+		stream:  []string{"envelope, role assistant", "finish length"},
+		content: strp(""), thought: []string{}, toolThought: []string{}, finish: "length",
+	},
+	{
+		name:   "mistral call cut by length is dropped",
+		tools:  true,
+		format: models.ToolFormatMistral,
+		events: []scheduler.Event{
+			{Fragments: []scheduler.Fragment{content("On it. [TOOL_")}},
+			{Fragments: []scheduler.Fragment{content(`CALLS][{"name": "f", "arguments": {"x": "[TOOL_CALLS]`)}},
+			done(scheduler.FinishLength),
+		},
+		stream:  []string{"envelope, role assistant", `content "On it. "`, "finish length"},
+		content: strp("On it. "), thought: []string{}, toolThought: []string{}, finish: "length",
+	},
+	{
+		name:   "mistral call cut at stop is content",
+		tools:  true,
+		format: models.ToolFormatMistral,
+		events: []scheduler.Event{
+			{Fragments: []scheduler.Fragment{content(`[TOOL_CALLS]f[ARGS]{"x"`)}},
+			done(scheduler.FinishStop),
+		},
+		stream:  []string{"envelope, role assistant", `content "[TOOL_CALLS]f[ARGS]{\"x\""`, "finish stop"},
+		content: strp(`[TOOL_CALLS]f[ARGS]{"x"`), thought: []string{}, toolThought: []string{}, finish: "stop",
+	},
+	{
 		name:    "tools offered, none called",
 		tools:   true,
 		events:  []scheduler.Event{{Fragments: []scheduler.Fragment{content("No call")}}, done(scheduler.FinishStop)},
@@ -174,7 +233,11 @@ func jobFor(tc answerCase) *chatJob {
 	req := tc.req
 	j := &chatJob{id: "id_x", created: 1, model: "asi1-mini", fp: "fp_x", req: &req}
 	if tc.tools {
-		j.out = outputPlan{tools: true, format: models.ToolFormatHermes, names: map[string]bool{"f": true}, parallel: true}
+		f := tc.format
+		if f == models.ToolFormatNone {
+			f = models.ToolFormatHermes
+		}
+		j.out = outputPlan{tools: true, format: f, names: map[string]bool{"f": true}, parallel: true}
 		n := 0
 		j.callID = func() string { n++; return fmt.Sprintf("call_%d", n) }
 	}

@@ -78,6 +78,13 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 	defer release()
+	// Metrics are labelled with the catalog id, never with what the client
+	// wrote (an alias): the label's values are bounded by the catalog.
+	modelID := req.Model
+	if st, ok := s.models.Status(req.Model); ok {
+		modelID = st.ID
+	}
+	c.Set(ctxMetricModel, modelID)
 	prompt, aerr := s.buildPrompt(m, req)
 	if aerr != nil {
 		WriteError(c, aerr)
@@ -110,12 +117,14 @@ func (s *Server) chat(c *gin.Context) {
 		Logprobs: req.Logprobs, TopLogprobs: req.TopLogprobs, SessionID: SessionIDFrom(c),
 	}
 	closeThought := ""
+	var thoughts *models.ThoughtParser
 	if m.Tags.Open != "" {
 		opened := models.PromptOpensThought(prompt.text, m.Tags.Open)
 		if opened {
 			closeThought = m.Tags.Close
 		}
-		sr.Splitter = &splitter{p: models.NewThoughtParser(m.Tags, opened)}
+		thoughts = models.NewThoughtParser(m.Tags, opened)
+		sr.Splitter = &splitter{p: thoughts}
 	}
 	plan, aerr := s.planOutput(m, req, closeThought)
 	if aerr != nil {
@@ -123,6 +132,12 @@ func (s *Server) chat(c *gin.Context) {
 		return
 	}
 	sr.Grammar, sr.GrammarTriggers = plan.grammar, plan.triggers
+	if thoughts != nil && plan.grammar != nil && len(plan.triggers) == 0 {
+		// The grammar makes the whole answer JSON (after the close tag of a
+		// thought the prompt opened): a tag in one of its strings is text.
+		thoughts.Constrain()
+	}
+	sr.Markers = markerTokens(info.SpecialTokens, m.Tags, thoughts != nil, plan)
 
 	j := &chatJob{id: NewCompletionID(), created: t0.Unix(), model: req.Model, fp: m.Fingerprint, req: req,
 		tok: m.Tok, out: plan}
@@ -157,20 +172,42 @@ func (s *Server) chat(c *gin.Context) {
 	usedTokens = final.Usage.PromptTokens + final.Usage.CompletionTokens
 	logUsage(c, req.Model, final.Usage.PromptTokens, final.Usage.CompletionTokens)
 	if final.Done && final.Finish != scheduler.FinishCancelled {
-		s.metrics.prompt.WithLabelValues(req.Model).Add(float64(final.Usage.PromptTokens))
-		s.metrics.completion.WithLabelValues(req.Model).Add(float64(final.Usage.CompletionTokens))
+		s.metrics.prompt.WithLabelValues(modelID).Add(float64(final.Usage.PromptTokens))
+		s.metrics.completion.WithLabelValues(modelID).Add(float64(final.Usage.CompletionTokens))
 		if final.FirstTok > 0 {
-			s.metrics.ttft.WithLabelValues(req.Model).Observe((before + final.FirstTok).Seconds())
+			s.metrics.ttft.WithLabelValues(modelID).Observe((before + final.FirstTok).Seconds())
 		}
+		itl := s.metrics.itl.WithLabelValues(modelID)
 		for _, g := range final.Gaps {
-			s.metrics.itl.Observe(g.Seconds())
+			itl.Observe(g.Seconds())
 		}
-		s.metrics.queue.Observe(final.Queued.Seconds())
-		s.metrics.e2e.Observe(time.Since(t0).Seconds())
+		s.metrics.queue.WithLabelValues(modelID).Observe(final.Queued.Seconds())
+		s.metrics.e2e.WithLabelValues(modelID).Observe(time.Since(t0).Seconds())
 	}
 	log.Debug("chat completion", "finish", final.Finish, "prompt_tokens", final.Usage.PromptTokens,
 		"completion_tokens", final.Usage.CompletionTokens, "cached_tokens", final.Usage.CachedTokens,
 		"dur", time.Since(t0))
+}
+
+// markerTokens are the special tokens whose text the request's parsers
+// read: the reasoning tags when reasoning is split off, the tool-call
+// markers when calls are parsed. The text of every other control token is
+// dropped from the answer (scheduler.Request.Markers).
+func markerTokens(special map[string]engine.Token, tags models.ThoughtTags, thoughts bool, plan outputPlan) []engine.Token {
+	var texts []string
+	if thoughts {
+		texts = append(texts, tags.Open, tags.Close)
+	}
+	if plan.tools {
+		texts = append(texts, plan.format.Markers()...)
+	}
+	var out []engine.Token
+	for _, t := range texts {
+		if tok, ok := special[t]; ok {
+			out = append(out, tok)
+		}
+	}
+	return out
 }
 
 // eventError maps a failed sequence to the error the client sees.

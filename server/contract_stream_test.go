@@ -702,7 +702,7 @@ func TestContract10ClientDisconnect(t *testing.T) {
 		t.Errorf("waiting %d", after.Waiting)
 	}
 	ctWait(t, "the 499 recorded", func() bool {
-		return ctValue(ctGather(t, e.reg), `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`) == 1
+		return ctValue(ctGather(t, e.reg), `asi1_requests_total{endpoint="/v1/chat/completions",model="asi1-mini",status="499"}`) == 1
 	})
 	if c := e.complete(ctBody("next", map[string]any{"max_tokens": 5})); len(c.content()) != 5 || c.Choices[0].FinishReason != "length" {
 		t.Errorf("next request: %q", c.content())
@@ -739,7 +739,7 @@ func TestContract10AbandonedWhileWriting(t *testing.T) {
 			})
 			close(w.release)
 			<-done
-			key := `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`
+			key := `asi1_requests_total{endpoint="/v1/chat/completions",model="asi1-mini",status="499"}`
 			if got := ctValue(ctGather(t, e.reg), key); got < 1 {
 				t.Errorf("%s = %v after an abandoned request", key, got)
 			}

@@ -54,6 +54,8 @@ type ctConfig struct {
 	// think makes the model report <think>/</think> as special tokens, so
 	// the server splits reasoning from the answer.
 	think bool
+	// setup, when set, prepares the fake before the model loads (SetSpecial).
+	setup func(*enginetest.Fake)
 }
 
 type ctEnv struct {
@@ -96,6 +98,9 @@ func ctStart(t *testing.T, cfg ctConfig) *ctEnv {
 	fake.StepDelay = cfg.stepDelay
 	fake.Next = cfg.next
 	fake.FailDecode = cfg.failDecode
+	if cfg.setup != nil {
+		cfg.setup(fake)
+	}
 	reg := prometheus.NewRegistry()
 	o := cfg.opts
 	o.Registry = reg
@@ -986,10 +991,15 @@ func TestContract8ReadyOverloaded(t *testing.T) {
 }
 
 func TestContract8Metrics(t *testing.T) {
-	e := ctStart(t, ctConfig{})
+	e := ctStart(t, ctConfig{aliases: []string{"mini"}})
 	e.complete(ctBody("hi", map[string]any{"max_tokens": 4}))
-	ctParseSSE(t, e.chat(ctBody("hi", map[string]any{"max_tokens": 4, "stream": true})).body)
+	// An alias counts under the catalog id.
+	ctParseSSE(t, e.chat(ctBody("hi", map[string]any{"max_tokens": 4, "stream": true, "model": "mini"})).body)
 	e.chat(ctBody("hi", map[string]any{"temperature": 9}))
+	// Models the catalog lacks count under model="": the label stays bounded.
+	for _, m := range []string{"nope-1", "nope-2"} {
+		ctError(t, e.chat(ctBody("hi", map[string]any{"model": m})), 404, "invalid_request_error", "model_not_found", ctAnyParam)
+	}
 	e.do(http.MethodGet, "/v1/models", "")
 
 	r := e.do(http.MethodGet, "/metrics", "")
@@ -1020,11 +1030,15 @@ func TestContract8Metrics(t *testing.T) {
 		"asi1_requests_total": dto.MetricType_COUNTER, "asi1_request_duration_seconds": dto.MetricType_HISTOGRAM,
 		"asi1_prompt_tokens_total": dto.MetricType_COUNTER, "asi1_completion_tokens_total": dto.MetricType_COUNTER,
 		"asi1_requests_in_flight": dto.MetricType_GAUGE, "asi1_time_to_first_token_seconds": dto.MetricType_HISTOGRAM,
+		"asi1_inter_token_latency_seconds": dto.MetricType_HISTOGRAM, "asi1_e2e_request_latency_seconds": dto.MetricType_HISTOGRAM,
+		"asi1_queue_time_seconds": dto.MetricType_HISTOGRAM,
 	}
 	labels := map[string][]string{
-		"asi1_requests_total": {"endpoint", "status"}, "asi1_request_duration_seconds": {"endpoint"},
+		"asi1_requests_total": {"endpoint", "model", "status"}, "asi1_request_duration_seconds": {"endpoint", "model"},
 		"asi1_prompt_tokens_total": {"model"}, "asi1_completion_tokens_total": {"model"},
 		"asi1_requests_in_flight": nil, "asi1_time_to_first_token_seconds": {"model"},
+		"asi1_inter_token_latency_seconds": {"model"}, "asi1_e2e_request_latency_seconds": {"model"},
+		"asi1_queue_time_seconds": {"model"},
 	}
 	for name, typ := range types {
 		f := fams[name]
@@ -1046,12 +1060,27 @@ func TestContract8Metrics(t *testing.T) {
 		}
 	}
 	want := map[string]float64{
-		`asi1_requests_total{endpoint="/v1/chat/completions",status="200"}`: 2,
-		`asi1_requests_total{endpoint="/v1/chat/completions",status="400"}`: 1,
-		`asi1_requests_total{endpoint="/v1/models",status="200"}`:           1,
-		`asi1_prompt_tokens_total{model="asi1-mini"}`:                       6,
-		`asi1_completion_tokens_total{model="asi1-mini"}`:                   8,
-		`asi1_requests_in_flight`:                                           0,
+		`asi1_requests_total{endpoint="/v1/chat/completions",model="asi1-mini",status="200"}`: 2,
+		`asi1_requests_total{endpoint="/v1/chat/completions",model="",status="400"}`:          1,
+		`asi1_requests_total{endpoint="/v1/chat/completions",model="",status="404"}`:          2,
+		`asi1_requests_total{endpoint="/v1/models",model="",status="200"}`:                    1,
+		`asi1_request_duration_seconds{endpoint="/v1/chat/completions",model="asi1-mini"}`:    2,
+		`asi1_request_duration_seconds{endpoint="/v1/chat/completions",model=""}`:             3,
+		`asi1_prompt_tokens_total{model="asi1-mini"}`:                                         6,
+		`asi1_completion_tokens_total{model="asi1-mini"}`:                                     8,
+		`asi1_requests_in_flight`:                             0,
+		`asi1_e2e_request_latency_seconds{model="asi1-mini"}`: 2,
+		`asi1_queue_time_seconds{model="asi1-mini"}`:          2,
+		`asi1_inter_token_latency_seconds{model="asi1-mini"}`: 6, // 3 gaps each
+	}
+	for name, f := range fams {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "model" && l.GetValue() != "" && l.GetValue() != "asi1-mini" {
+					t.Errorf("%s has model=%q: not a catalog id", name, l.GetValue())
+				}
+			}
+		}
 	}
 	for k, v := range want {
 		if got := ctValue(fams, k); got != v {

@@ -22,9 +22,9 @@ type metrics struct {
 	completion *prometheus.CounterVec
 	inFlight   prometheus.Gauge
 	ttft       *prometheus.HistogramVec
-	itl        prometheus.Histogram
-	e2e        prometheus.Histogram
-	queue      prometheus.Histogram
+	itl        *prometheus.HistogramVec
+	e2e        *prometheus.HistogramVec
+	queue      *prometheus.HistogramVec
 	step       prometheus.Histogram
 	stepTokens prometheus.Histogram
 	panics     prometheus.Counter
@@ -35,9 +35,9 @@ var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
 func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asi1_requests_total",
-			Help: "Finished /v1/* requests by route and HTTP status (499: client went away)."}, []string{"endpoint", "status"}),
+			Help: "Finished /v1/* requests by route, model and HTTP status (499: client went away)."}, []string{"endpoint", "model", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "asi1_request_duration_seconds",
-			Help: "Wall time of /v1/* requests.", Buckets: latencyBuckets}, []string{"endpoint"}),
+			Help: "Wall time of /v1/* requests.", Buckets: latencyBuckets}, []string{"endpoint", "model"}),
 		prompt: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asi1_prompt_tokens_total",
 			Help: "Sum of prompt_tokens of answered chat completions."}, []string{"model"}),
 		completion: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "asi1_completion_tokens_total",
@@ -46,13 +46,13 @@ func newMetrics(reg prometheus.Registerer, s *Server) *metrics {
 			Help: "Chat completions queued or generating right now."}),
 		ttft: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "asi1_time_to_first_token_seconds",
 			Help: "From arrival to the first generated token.", Buckets: latencyBuckets}, []string{"model"}),
-		itl: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "asi1_inter_token_latency_seconds",
+		itl: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "asi1_inter_token_latency_seconds",
 			Help:    "Mean gap between generated tokens, one observation per token gap.",
-			Buckets: []float64{.001, .0025, .005, .01, .02, .04, .08, .16, .32, .64, 1.28}}),
-		e2e: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "asi1_e2e_request_latency_seconds",
-			Help: "Chat completion wall time, arrival to last byte.", Buckets: latencyBuckets}),
-		queue: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "asi1_queue_time_seconds",
-			Help: "Time a request waited for a sequence.", Buckets: latencyBuckets}),
+			Buckets: []float64{.001, .0025, .005, .01, .02, .04, .08, .16, .32, .64, 1.28}}, []string{"model"}),
+		e2e: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "asi1_e2e_request_latency_seconds",
+			Help: "Chat completion wall time, arrival to last byte.", Buckets: latencyBuckets}, []string{"model"}),
+		queue: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "asi1_queue_time_seconds",
+			Help: "Time a request waited for a sequence.", Buckets: latencyBuckets}, []string{"model"}),
 		step: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "asi1_step_seconds",
 			Help: "Duration of one decode step.", Buckets: []float64{.001, .0025, .005, .01, .02, .04, .08, .16, .32, .64, 1.28, 2.56}}),
 		stepTokens: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "asi1_step_tokens",
@@ -71,7 +71,11 @@ func (s *Server) OnStep(d time.Duration, tokens int) {
 	s.metrics.stepTokens.Observe(float64(tokens))
 }
 
-// observe counts every /v1/* request when it ends.
+// observe counts every /v1/* request when it ends, labelled with the
+// catalog id of the model it was served by (ctxMetricModel), or "" for a
+// request that never resolved to one (an unknown model, a 400 before the
+// model was known, the model routes): the label's values are bounded by the
+// catalog, whatever clients send.
 func (m *metrics) observe(c *gin.Context) {
 	t0 := time.Now()
 	c.Next()
@@ -83,8 +87,9 @@ func (m *metrics) observe(c *gin.Context) {
 	if c.Request.Context().Err() != nil && c.GetBool(ctxAbandoned) {
 		status = 499
 	}
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(time.Since(t0).Seconds())
+	model := c.GetString(ctxMetricModel)
+	m.requests.WithLabelValues(route, model, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, model).Observe(time.Since(t0).Seconds())
 }
 
 // countPanics counts a panic of a later handler and passes it on to
@@ -104,6 +109,10 @@ func (m *metrics) countPanics(c *gin.Context) {
 
 // ctxAbandoned marks a request whose client went away mid-answer.
 const ctxAbandoned = "asi1d.abandoned"
+
+// ctxMetricModel holds the catalog id of the model a request resolved to,
+// the model label of its metrics.
+const ctxMetricModel = "asi1d.metric_model"
 
 var (
 	descRunning = prometheus.NewDesc("asi1_requests_running", "Requests holding a sequence.", nil, nil)

@@ -233,7 +233,7 @@ func TestChatTerminal(t *testing.T) {
 	term.typeText("\x03")
 	term.expect("[stopped]")
 	term.expect("> ")
-	srv.WaitMetric(t, `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`, 1)
+	srv.WaitMetric(t, `asi1_requests_total{endpoint="/v1/chat/completions",model="asi1-mini",status="499"}`, 1)
 	srv.Gate.Open()
 	srv.WaitMetric(t, `asi1_requests_finished_total{finish_reason="cancelled"}`, 1)
 

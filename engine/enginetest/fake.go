@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -15,10 +16,13 @@ import (
 	"github.com/asi1d/asi1d/engine"
 )
 
-// Vocabulary of the fake: 0 BOS, 1 EOS, 2 and 3 unused, then the 256 bytes.
+// Vocabulary of the fake: 0 BOS, 1 EOS, 2 and 3 unused (SetSpecial gives
+// them a text), then the 256 bytes. BOS and EOS are control tokens.
 const (
 	BOS       engine.Token = 0
 	EOS       engine.Token = 1
+	Special2  engine.Token = 2
+	Special3  engine.Token = 3
 	ByteBase               = 4
 	VocabSize              = ByteBase + 256
 )
@@ -43,13 +47,17 @@ type Fake struct {
 	// for a backend of other settings.
 	StateSettings string
 
-	info   engine.Info
-	wide   *wideRows // nil: rows of VocabSize, built per Decode
-	mu     sync.Mutex
-	kv     [][]engine.Token
-	rows   [][]float32
-	closed bool
-	stats  Counters
+	info engine.Info
+	wide *wideRows // nil: rows of VocabSize, built per Decode
+	// special[t-Special2] is the text of Special2 and Special3 (SetSpecial),
+	// control whether it is a control token.
+	special [2]string
+	control [2]bool
+	mu      sync.Mutex
+	kv      [][]engine.Token
+	rows    [][]float32
+	closed  bool
+	stats   Counters
 }
 
 // Counters record what the fake was asked to do.
@@ -115,13 +123,42 @@ func (f *Fake) Info() engine.Info { return f.info }
 // states identify the model by its bytes). Call it before using the fake.
 func (f *Fake) SetPath(path string) { f.info.Path = path }
 
-// Tokenize maps every byte to its token; addSpecial prepends BOS.
+// SetSpecial gives the free token t (Special2 or Special3) a text and makes
+// it one of Info().SpecialTokens, a control token or (control false) a
+// user-defined one, as a model's "[TOOL_CALLS]" or Qwen's "<tool_call>".
+// Tokenize with parseSpecial then turns that text into t. Call it before
+// using the fake.
+func (f *Fake) SetSpecial(t engine.Token, text string, control bool) {
+	if t != Special2 && t != Special3 || text == "" {
+		panic(fmt.Sprintf("enginetest: SetSpecial(%d, %q): only tokens 2 and 3, with a text", t, text))
+	}
+	f.special[t-Special2], f.control[t-Special2] = text, control
+	sp := make(map[string]engine.Token, len(f.info.SpecialTokens)+1)
+	for k, v := range f.info.SpecialTokens {
+		sp[k] = v
+	}
+	sp[text] = t
+	f.info.SpecialTokens = sp
+}
+
+// Tokenize maps every byte to its token; addSpecial prepends BOS, and with
+// parseSpecial the texts of SetSpecial become their tokens.
 func (f *Fake) Tokenize(text string, addSpecial, parseSpecial bool) ([]engine.Token, error) {
 	var out []engine.Token
 	if addSpecial {
 		out = append(out, BOS)
 	}
+next:
 	for i := 0; i < len(text); i++ {
+		if parseSpecial {
+			for k, sp := range f.special {
+				if sp != "" && strings.HasPrefix(text[i:], sp) {
+					out = append(out, Special2+engine.Token(k))
+					i += len(sp) - 1
+					continue next
+				}
+			}
+		}
 		out = append(out, engine.Token(ByteBase+int(text[i])))
 	}
 	return out, nil
@@ -136,6 +173,8 @@ func (f *Fake) Piece(t engine.Token) []byte {
 		return []byte("<s>")
 	case t == EOS:
 		return []byte("</s>")
+	case t == Special2 || t == Special3:
+		return []byte(f.special[t-Special2])
 	case t >= ByteBase && t < VocabSize:
 		return []byte{byte(t - ByteBase)}
 	}
@@ -144,6 +183,12 @@ func (f *Fake) Piece(t engine.Token) []byte {
 
 // IsEOG implements engine.Backend.
 func (f *Fake) IsEOG(t engine.Token) bool { return t == EOS }
+
+// IsControl implements engine.Backend: BOS, EOS, and the SetSpecial tokens
+// made control tokens.
+func (f *Fake) IsControl(t engine.Token) bool {
+	return t == BOS || t == EOS || (t == Special2 || t == Special3) && f.control[t-Special2]
+}
 
 // DefaultNext is the default next-token rule.
 func DefaultNext(h []engine.Token) engine.Token {

@@ -121,8 +121,9 @@ type Backend struct {
 	info  engine.Info
 	flash C.enum_llama_flash_attn_type // as asked of llama_init_from_model (state.go)
 
-	pieces [][]byte
-	eog    []bool
+	pieces  [][]byte
+	eog     []bool
+	control []bool
 
 	// Loop-owned scratch for grammar masks (see grammar.go), C memory.
 	cand  *C.llama_token_data
@@ -283,12 +284,14 @@ func Open(path string, o Options) (*Backend, error) {
 	return b, nil
 }
 
-// loadVocab caches every token's piece and end-of-generation flag, so that
-// Piece and IsEOG never cross into C and are safe for concurrent use.
+// loadVocab caches every token's piece, end-of-generation and control flags,
+// so that Piece, IsEOG and IsControl never cross into C and are safe for
+// concurrent use.
 func (b *Backend) loadVocab() {
 	n := b.info.NVocab
 	b.pieces = make([][]byte, n)
 	b.eog = make([]bool, n)
+	b.control = make([]bool, n)
 	buf := make([]byte, 256)
 	for i := range n {
 		t := C.llama_token(i)
@@ -303,6 +306,8 @@ func (b *Backend) loadVocab() {
 			b.info.EOG = append(b.info.EOG, engine.Token(i))
 		}
 		attr := C.llama_vocab_get_attr(b.vocab, t)
+		// What llama_token_to_piece hides unless asked for special tokens.
+		b.control[i] = attr&(C.LLAMA_TOKEN_ATTR_CONTROL|C.LLAMA_TOKEN_ATTR_UNKNOWN) != 0
 		if attr&(C.LLAMA_TOKEN_ATTR_CONTROL|C.LLAMA_TOKEN_ATTR_USER_DEFINED) != 0 {
 			if txt := C.llama_vocab_get_text(b.vocab, t); txt != nil {
 				b.info.SpecialTokens[C.GoString(txt)] = engine.Token(i)
@@ -428,6 +433,11 @@ func (b *Backend) Piece(t engine.Token) []byte {
 // IsEOG implements engine.Backend.
 func (b *Backend) IsEOG(t engine.Token) bool {
 	return t >= 0 && int(t) < len(b.eog) && b.eog[t]
+}
+
+// IsControl implements engine.Backend.
+func (b *Backend) IsControl(t engine.Token) bool {
+	return t >= 0 && int(t) < len(b.control) && b.control[t]
 }
 
 // Decode implements engine.Backend.

@@ -102,6 +102,16 @@ func TestInfo(t *testing.T) {
 	if in.ChatTemplate != "" {
 		t.Fatalf("stories260K has no chat template, got %q", in.ChatTemplate)
 	}
+	// <unk>, <s> and </s> are the control tokens: markup, not text, though
+	// Piece renders them.
+	for tok := range engine.Token(in.NVocab) {
+		if want := tok <= 2; b.IsControl(tok) != want {
+			t.Errorf("IsControl(%d) (%q) = %v, want %v", tok, b.Piece(tok), !want, want)
+		}
+	}
+	if string(b.Piece(1)) != "<s>" || b.IsControl(-1) || b.IsControl(engine.Token(in.NVocab)) {
+		t.Errorf("Piece(1) %q; IsControl out of range must be false", b.Piece(1))
+	}
 	// Without special tokens the same text has no BOS.
 	toks, _ := b.Tokenize(testmodel.ReferencePrompt, false, false)
 	if !slices.Equal(toks, testmodel.ReferenceTokens[1:]) {

@@ -1034,7 +1034,11 @@ func (s *Scheduler) sampleRow(w *rowJob) {
 		w.end = FinishStop
 		return
 	}
-	if s.emitText(sl, ev, sl.detok.Add(s.be.Piece(tok)), false) {
+	piece := s.be.Piece(tok)
+	if s.be.IsControl(tok) && !slices.Contains(r.Markers, tok) {
+		piece = nil // vocabulary markup, not text
+	}
+	if s.emitText(sl, ev, sl.detok.Add(piece), false) {
 		w.end = FinishStop
 		return
 	}

@@ -82,6 +82,11 @@ type Request struct {
 	// until one of these tokens is drawn; the grammar accepts it and
 	// constrains every token after it (a tool call after free text).
 	GrammarTriggers []engine.Token
+	// Markers are the control tokens whose text the Splitter or the
+	// caller's parsers read as markup (a reasoning tag, a tool-call
+	// marker). The text of every other control token (engine.Backend's
+	// IsControl) is dropped: it never reaches the output.
+	Markers []engine.Token
 }
 
 // TokenLogprob is one generated token with its log-probability.

@@ -328,7 +328,7 @@ func TestPlaygroundThoughtStopAndKey(t *testing.T) {
 	// (499) while the loop is still held, then cancels the sequence.
 	p.do(chromedp.Click(chromedp.ID("stop")))
 	p.waitJS("the stopped answer", `document.querySelector(".msg.assistant .stats").textContent.includes("stopped")`)
-	srv.WaitMetric(t, `asi1_requests_total{endpoint="/v1/chat/completions",status="499"}`, 1)
+	srv.WaitMetric(t, `asi1_requests_total{endpoint="/v1/chat/completions",model="asi1-mini",status="499"}`, 1)
 	srv.Gate.Open()
 	srv.WaitMetric(t, `asi1_requests_finished_total{finish_reason="cancelled"}`, 1)
 	if v, _ := srv.Metric(t, `asi1_requests_finished_total{finish_reason="stop"}`); v != 0 {
