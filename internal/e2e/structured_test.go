@@ -367,10 +367,10 @@ func TestUnsupportedSchemaIsRefused(t *testing.T) {
 		word  string
 	}{
 		{schemaBody(false, 1, `{"type":"object","properties":{"a":{"type":"string","not":{"const":"x"}}}}`), "response_format.json_schema.schema", `"not"`},
-		{schemaBody(true, 1, `{"type":"number","minimum":0}`), "response_format.json_schema.schema", `"minimum"`},
+		{schemaBody(true, 1, `{"type":"number","multipleOf":0.5}`), "response_format.json_schema.schema", `"multipleOf"`},
 		{func() map[string]any {
 			b := toolsBody(false, 1, "required", false)
-			b["tools"].([]map[string]any)[1]["function"].(map[string]any)["parameters"] = json.RawMessage(`{"type":"object","properties":{"z":{"type":"string","format":"email"}}}`)
+			b["tools"].([]map[string]any)[1]["function"].(map[string]any)["parameters"] = json.RawMessage(`{"type":"object","properties":{"z":{"type":"string","format":"idn-email"}}}`)
 			return b
 		}(), "tools[1].function.parameters", `"format"`},
 	} {
