@@ -12,6 +12,8 @@
 #                     (scripts/release.sh takes them from the launcher's table).
 #   ASI1D_GOARCH      cross-build for this architecture: arm64 (Debian's
 #                     g++-aarch64-linux-gnu, installed here when missing).
+#   ASI1D_INCLUDE_DIR where the links to headers go (default
+#                     ~/.cache/asi1d/include, shared by every checkout).
 #   ASI1D_NO_APT=1    never call apt-get (the headers must then already exist).
 set -euo pipefail
 
@@ -43,8 +45,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # 2. miniaudio.h ships in the Go module github.com/gen2brain/malgo; llama.cpp's
-#    mtmd includes it as "miniaudio/miniaudio.h".
-inc="$root/.build/include"
+#    mtmd includes it as "miniaudio/miniaudio.h". The folder of such links is
+#    one per user, not per checkout: the -I path is part of every cgo
+#    package's build-cache key, so a second clone or worktree reuses the
+#    compiled llama.cpp instead of compiling it again (minutes).
+inc="${ASI1D_INCLUDE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/asi1d/include}"
 if [ ! -f "$inc/miniaudio/miniaudio.h" ]; then
 	malgo=$(go mod download -json github.com/gen2brain/malgo@v0.11.24 | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
 	[ -f "$malgo/miniaudio.h" ] || { echo "env.sh: miniaudio.h not found in $malgo" >&2; exit 1; }
@@ -61,8 +66,10 @@ if [ -z "$ollama" ] || [ ! -d "$ollama" ]; then
 fi
 
 # 4. ggml's sources in that module, for engine/llamacpp/ggmlamx, which compiles
-#    the AMX kernels the module's own cgo packages leave out.
-ln -sfn "$ollama/ml/backend/ggml/ggml/src" "$inc/ggml-src"
+#    the AMX kernels the module's own cgo packages leave out (its cgo
+#    directives find them in this checkout's .build/include).
+mkdir -p "$root/.build/include"
+ln -sfn "$ollama/ml/backend/ggml/ggml/src" "$root/.build/include/ggml-src"
 # 5. The header-only libraries of step 1 beside them, so that a cross
 #    compiler (which does not search /usr/include) finds them too.
 ln -sfn /usr/include/nlohmann "$inc/nlohmann"

@@ -76,7 +76,7 @@ func TestFreshClone(t *testing.T) {
 // command to the answer.
 func makeRunAndAsk(t *testing.T, dir string) (time.Duration, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "make", "run")
 	cmd.Dir = dir
@@ -128,9 +128,9 @@ func makeRunAndAsk(t *testing.T, dir string) (time.Duration, string) {
 	select {
 	case base = <-urlc:
 	case err := <-done:
-		t.Fatalf("make run ended before serving: %v\n%s", err, log.String())
+		t.Fatalf("make run ended before serving: %v; its output ended:\n%s", err, tail(log.String(), 40))
 	case <-ctx.Done():
-		t.Fatal("make run did not print its URL within 15 minutes")
+		t.Fatalf("make run did not print its URL within 25 minutes; its output ended:\n%s", tail(log.String(), 40))
 	}
 	body := `{"model":"asi1-mini","messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":24}`
 	resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
@@ -150,4 +150,13 @@ func makeRunAndAsk(t *testing.T, dir string) (time.Duration, string) {
 		t.Fatalf("the first question: HTTP %d %s", resp.StatusCode, raw)
 	}
 	return time.Since(start), ans.Choices[0].Message.Content
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
