@@ -67,7 +67,7 @@ func TestCrossOriginFetch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			served, _ := srv.Metric(t, `asi1_requests_total{endpoint="/v1/chat/completions",status="200"}`)
+			served, _ := srv.Metric(t, `asi1_requests_total{endpoint="/v1/chat/completions",model="asi1-mini",status="200"}`)
 			if tc.allowed {
 				parts := strings.Split(got, "|")
 				if len(parts) != 3 || parts[0] != "200" || !strings.HasPrefix(parts[1], "id_") || parts[2] == "0" || served != 1 {
