@@ -174,6 +174,11 @@ func (b *Backend) openEmbed() error {
 	}
 	e.ctx = ctx
 	e.batch = C.llama_batch_init(C.int32_t(l.NBatch), 0, 1)
+	if b.pool != nil {
+		// The chat context's workers: the loop never runs both contexts
+		// at once, and ggml's per-pass threads cost more than a small pass.
+		C.llama_attach_threadpool(ctx, b.pool, b.pool)
+	}
 	return nil
 }
 
