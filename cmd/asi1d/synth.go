@@ -62,6 +62,10 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *template == "none" {
 		*template = ""
 	}
+	if *arch != "llama" && *arch != synth.ArchBERT {
+		fmt.Fprintf(stderr, "asi1d synth: --arch %q: want llama or %s\n", *arch, synth.ArchBERT)
+		return 2
+	}
 	if *nctx < 0 {
 		fmt.Fprintf(stderr, "asi1d synth: --ctx %d: must be positive\n", *nctx)
 		return 2
