@@ -267,7 +267,7 @@ func TestRequireJSON(t *testing.T) {
 func TestNoRouteNoMethod(t *testing.T) {
 	e := testEngine([]string{"k"}, nil)
 	for _, c := range []struct{ method, path string }{
-		{"GET", "/"}, {"GET", "/nope"}, {"POST", "/v1/completions"}, {"GET", "/v1/chat"}, {"POST", "/v1/embeddings"},
+		{"GET", "/"}, {"GET", "/nope"}, {"POST", "/v1/completions"}, {"GET", "/v1/chat"}, {"POST", "/v1/audio/speech"},
 	} {
 		t.Run("404 "+c.method+" "+c.path, func(t *testing.T) {
 			w := serve(e, c.method, c.path, nil)

@@ -36,10 +36,11 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(io.Discard)
 	var (
 		preset   = fs.String("preset", "tiny", "model shape: "+strings.Join(synth.PresetNames(), ", "))
+		arch     = fs.String("arch", "llama", "architecture: llama (a chat model) or bert (an embedding model: WordPiece vocabulary, mean pooling)")
 		typ      = fs.String("type", synth.DefaultType, "weight type: f16, q8_0 or q4_0")
 		template = fs.String("template", "", "chat template and its special tokens: none, chatml-think or llama3")
 		seed     = fs.Uint64("seed", 0, "weights seed (same flags, same bytes)")
-		out      = fs.String("out", "", "output file (default "+synthDir+"/PRESET-TYPE[-TEMPLATE][-seedN].gguf)")
+		out      = fs.String("out", "", "output file (default "+synthDir+"/PRESET-TYPE[-ARCH][-TEMPLATE][-seedN].gguf)")
 		name     = fs.String("name", "", "general.name (default synth-PRESET)")
 		nctx     = fs.Int("ctx", 0, "trained context length to write (default: the preset's)")
 		script   = fs.String("script", "", "space-separated token texts: a bigram model whose greedy output follows this chain (see models/synth)")
@@ -61,11 +62,15 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *template == "none" {
 		*template = ""
 	}
+	if *arch != "llama" && *arch != synth.ArchBERT {
+		fmt.Fprintf(stderr, "asi1d synth: --arch %q: want llama or %s\n", *arch, synth.ArchBERT)
+		return 2
+	}
 	if *nctx < 0 {
 		fmt.Fprintf(stderr, "asi1d synth: --ctx %d: must be positive\n", *nctx)
 		return 2
 	}
-	o := synth.Options{Preset: *preset, Type: *typ, Template: *template, Seed: *seed, Name: *name, NCtx: *nctx,
+	o := synth.Options{Preset: *preset, Arch: *arch, Type: *typ, Template: *template, Seed: *seed, Name: *name, NCtx: *nctx,
 		Script: strings.Fields(*script)}
 	r, err := synth.Resolve(o)
 	if err != nil {
@@ -77,6 +82,9 @@ func runSynth(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		base := r.Preset + "-" + r.Type
 		if r.Preset == "" {
 			base = "custom-" + r.Type
+		}
+		if r.Arch != "" {
+			base += "-" + r.Arch
 		}
 		if r.Template != "" {
 			base += "-" + r.Template

@@ -69,13 +69,15 @@ func TestSynthFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		"unknown flag": {[]string{"--nope"}, "unknown flag --nope (see asi1d synth -h)"},
-		"bad seed":     {[]string{"--seed", "x"}, `--seed "x": want a whole number`},
-		"preset":       {[]string{"--preset", "huge"}, `unknown preset "huge"`},
-		"type":         {[]string{"--type", "q5_k"}, `unknown type "q5_k"`},
-		"template":     {[]string{"--template", "chatml"}, `unknown template "chatml"`},
-		"argument":     {[]string{"extra"}, `unexpected argument "extra"`},
-		"ctx":          {[]string{"--ctx", "-1"}, "--ctx -1"},
+		"unknown flag":  {[]string{"--nope"}, "unknown flag --nope (see asi1d synth -h)"},
+		"bad seed":      {[]string{"--seed", "x"}, `--seed "x": want a whole number`},
+		"preset":        {[]string{"--preset", "huge"}, `unknown preset "huge"`},
+		"type":          {[]string{"--type", "q5_k"}, `unknown type "q5_k"`},
+		"template":      {[]string{"--template", "chatml"}, `unknown template "chatml"`},
+		"argument":      {[]string{"extra"}, `unexpected argument "extra"`},
+		"ctx":           {[]string{"--ctx", "-1"}, "--ctx -1"},
+		"arch":          {[]string{"--arch", "gpt"}, `--arch "gpt": want llama or bert`},
+		"bert template": {[]string{"--arch", "bert", "--template", "llama3"}, "a bert model has no chat template"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

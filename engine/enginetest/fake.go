@@ -43,6 +43,8 @@ type Fake struct {
 	DecodeTime time.Duration
 	// FailDecode, when set, is consulted before each Decode.
 	FailDecode func(batch []engine.BatchEntry) error
+	// FailEmbed, when set, is consulted before each Embed.
+	FailEmbed func(inputs [][]engine.Token) error
 	// StateSettings is part of StateID (see state.go): set it to stand
 	// for a backend of other settings.
 	StateSettings string
@@ -75,6 +77,10 @@ type Counters struct {
 	DecodeTime time.Duration
 	// Saves and Restores count SaveSeq and successful RestoreSeq calls.
 	Saves, Restores int
+	// Embeds counts Embed passes, EmbedInputs their inputs. Passes is
+	// the order of the passes: 'D' for a Decode, 'E' for an Embed.
+	Embeds, EmbedInputs int
+	Passes              []byte
 }
 
 // New makes a fake with parallel sequences of ctxPerSeq cells each.
@@ -287,6 +293,7 @@ func (f *Fake) Decode(batch []engine.BatchEntry) error {
 		f.rows = append(f.rows, row)
 	}
 	f.stats.Decodes++
+	f.stats.Passes = append(f.stats.Passes, 'D')
 	f.stats.Tokens += len(batch)
 	parts, _ := engine.Ubatches(batch)
 	f.stats.Ubatches += parts
@@ -366,6 +373,7 @@ func (f *Fake) Counters() Counters {
 	defer f.mu.Unlock()
 	c := f.stats
 	c.BatchSizes = append([]int(nil), c.BatchSizes...)
+	c.Passes = append([]byte(nil), c.Passes...)
 	return c
 }
 

@@ -128,9 +128,14 @@ type Backend struct {
 	// Loop-owned scratch for grammar masks (see grammar.go), C memory.
 	cand  *C.llama_token_data
 	ncand int
+
+	emb *embedder // the embedding context, created at the first Embed (embed.go)
 }
 
-var _ engine.Backend = (*Backend)(nil)
+var (
+	_ engine.Backend  = (*Backend)(nil)
+	_ engine.Embedder = (*Backend)(nil)
+)
 
 // Open loads a GGUF model and creates a context for it. A missing file, a
 // directory, a file that is not GGUF, a truncated GGUF or an unsupported
@@ -276,6 +281,7 @@ func Open(path string, o Options) (*Backend, error) {
 		b.info.ChatTemplate = C.GoString(t)
 	}
 	b.loadVocab()
+	b.emb = b.newEmbedder(o.Threads)
 	log.Debug("model loaded", "path", path, "arch", b.info.Arch, "params", b.info.Params,
 		"n_ctx", b.info.NCtx, "n_ctx_seq", b.info.NCtxSeq, "parallel", b.info.Parallel,
 		"batch", b.info.NBatch, "threads", b.info.Threads, "kv_unified", b.info.KVUnified,
@@ -542,6 +548,7 @@ func (b *Backend) Close() error {
 		C.free(unsafe.Pointer(b.cand))
 		b.cand = nil
 	}
+	b.emb.free()
 	freeContext(b.ctx)
 	if b.pool != nil {
 		C.ggml_threadpool_free(b.pool)

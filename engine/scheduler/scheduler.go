@@ -166,6 +166,13 @@ type Scheduler struct {
 	loadState func(sessions.Key, string, []engine.Token) (sessions.Entry, bool)
 	readers   sync.WaitGroup
 	stopRead  chan struct{} // closed when Run returns
+	// Embeddings (embed.go): the queue's channel, the loop's queue, and
+	// the backend's Embedder (nil, and embErr set, when it has none).
+	embedIn   chan *embedJob
+	embedQ    []*embedJob
+	emb       engine.Embedder
+	embLimits engine.EmbedLimits
+	embErr    error
 
 	// Counters read by Stats.
 	st struct {
@@ -175,6 +182,9 @@ type Scheduler struct {
 		budget                           atomic.Int64
 		stop, length, cancelled, errored atomic.Uint64
 		saved, restored, restoredTok     atomic.Uint64
+		embedWaiting                     atomic.Int64
+		embedInputs, embedTokens         atomic.Uint64
+		embedPasses                      atomic.Uint64
 	}
 }
 
@@ -264,6 +274,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 	s.pooled = info.KVUnified
 	s.states, s.stopRead = make(chan stateResult, 1), make(chan struct{})
 	s.initSessions()
+	s.initEmbed()
 	workers := o.SampleWorkers
 	if workers <= 0 && info.GPULayers <= 0 {
 		workers = 1
@@ -345,6 +356,10 @@ func (s *Scheduler) Stats() Stats {
 		SessionsSaved:         s.st.saved.Load(),
 		SessionsRestored:      s.st.restored.Load(),
 		SessionRestoredTokens: s.st.restoredTok.Load(),
+		EmbedWaiting:          int(s.st.embedWaiting.Load()),
+		EmbedInputs:           s.st.embedInputs.Load(),
+		EmbedTokens:           s.st.embedTokens.Load(),
+		EmbedPasses:           s.st.embedPasses.Load(),
 		Draining:              s.draining.Load(),
 		CtxPerSeq:             s.info.NCtxSeq,
 		StepLimit:             int(s.st.budget.Load()),
@@ -367,16 +382,18 @@ func (s *Scheduler) Run(ctx context.Context) {
 		if !s.deadln.IsZero() && time.Now().After(s.deadln) {
 			s.endAll(ErrShutdown)
 		}
-		if s.draining.Load() && s.running == 0 && len(s.queue) == 0 {
+		if s.draining.Load() && s.running == 0 && len(s.queue) == 0 && len(s.embedQ) == 0 {
 			return
 		}
 		s.reap()
 		s.admit()
-		if s.running == 0 {
+		if s.running == 0 && len(s.embedQ) == 0 {
 			// Idle: wait for work without spinning.
 			select {
 			case j := <-s.incoming:
 				s.queue = append(s.queue, j)
+			case j := <-s.embedIn:
+				s.embedQ = append(s.embedQ, j)
 			case t := <-s.drainCh:
 				s.startDrain(t)
 			case r := <-s.states:
@@ -391,7 +408,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 			return
 		default:
 		}
-		s.step()
+		if s.running > 0 {
+			s.step()
+		}
+		s.embedStep() // at most one pass: embeddings and chat steps alternate
 	}
 }
 
@@ -406,6 +426,8 @@ func (s *Scheduler) receive() {
 		select {
 		case j := <-s.incoming:
 			s.queue = append(s.queue, j)
+		case j := <-s.embedIn:
+			s.embedQ = append(s.embedQ, j)
 		case t := <-s.drainCh:
 			s.startDrain(t)
 		case r := <-s.states:
@@ -1182,6 +1204,7 @@ func (s *Scheduler) endAll(err error) {
 		j.end(Event{Done: true, Finish: FinishError, Err: err, Usage: Usage{PromptTokens: len(j.req.Prompt)}})
 	}
 	s.queue = s.queue[:0]
+	s.endEmbeds(err)
 }
 
 // shutdown ends whatever is left when the loop stops, including jobs still

@@ -151,6 +151,9 @@ type Stats struct {
 	// Session states (Options.Sessions): saved and restored, and the
 	// prompt tokens restored instead of prefilled.
 	SessionsSaved, SessionsRestored, SessionRestoredTokens uint64
-	Draining                                               bool
-	CtxPerSeq, StepLimit                                   int
+	// Embeddings: jobs waiting, inputs and tokens embedded, passes run.
+	EmbedWaiting                          int
+	EmbedInputs, EmbedTokens, EmbedPasses uint64
+	Draining                              bool
+	CtxPerSeq, StepLimit                  int
 }

@@ -39,6 +39,9 @@ type kv struct {
 
 // metadata returns the KV entries of a model, in the order written.
 func metadata(o Options, v *vocab) []kv {
+	if o.Arch == ArchBERT {
+		return bertMetadata(o, v)
+	}
 	wt, _ := typeOf(o.Type)
 	kvs := []kv{
 		{"general.architecture", "llama"},

@@ -276,6 +276,10 @@ func randomQ4_0(dst []byte, r *rand.PCG) {
 // randomFill fills dst with random weights of type t.
 func randomFill(t ggmlType, dst []byte, r *rand.PCG) {
 	switch t {
+	case ggmlF32: // the small tables llama.cpp adds to activations (bert.go)
+		for i := 0; i+4 <= len(dst); i += 4 {
+			binary.LittleEndian.PutUint32(dst[i:], math.Float32bits(uniform(r)))
+		}
 	case ggmlF16:
 		randomF16(dst, r)
 	case ggmlQ8_0:

@@ -66,6 +66,9 @@ const (
 type Options struct {
 	// Preset names an entry of Presets: "tiny", "small", "1b" or "8b".
 	Preset string
+	// Arch is the architecture: "" or "llama" (a chat model), or ArchBERT
+	// (an embedding model at the preset's dimensions; see bert.go).
+	Arch string
 	// Model dimensions: embedding width, layers, attention heads, key/value
 	// heads (grouped-query attention; 0 means NHead), feed-forward width,
 	// vocabulary size and trained context length (0: DefaultNCtx).
@@ -176,6 +179,10 @@ func Resolve(o Options) (Options, error) {
 	r.TieEmbeddings = r.TieEmbeddings || o.TieEmbeddings
 	r.Type, r.Seed, r.Template, r.Name, r.Script = o.Type, o.Seed, o.Template, o.Name, slices.Clone(o.Script)
 	r.Pieces = slices.Clone(o.Pieces)
+	r.Arch = o.Arch
+	if r.Arch == "llama" {
+		r.Arch = ""
+	}
 	if r.NHeadKV == 0 {
 		r.NHeadKV = r.NHead
 	}
@@ -209,6 +216,15 @@ func Resolve(o Options) (Options, error) {
 		return r, fmt.Errorf("n_head %d is not a multiple of n_head_kv %d", r.NHead, r.NHeadKV)
 	case r.NVocab > 1<<31-1:
 		return r, fmt.Errorf("vocabulary of %d tokens is too large", r.NVocab)
+	}
+	switch r.Arch {
+	case "":
+	case ArchBERT:
+		if err := checkBERT(&r); err != nil {
+			return r, err
+		}
+	default:
+		return r, fmt.Errorf("unknown architecture %q (have llama, %s)", r.Arch, ArchBERT)
 	}
 	if _, ok := typeOf(r.Type); !ok {
 		return r, fmt.Errorf("unknown type %q (have f16, q8_0, q4_0)", r.Type)
@@ -259,7 +275,7 @@ func (o Options) Params() int64 {
 		return 0
 	}
 	var n int64
-	for _, t := range tensorList(r) {
+	for _, t := range r.tensors() {
 		n += t.elems()
 	}
 	return n
@@ -294,7 +310,23 @@ func (t *tensorSpec) elems() int64 {
 
 func (t *tensorSpec) size() int64 { return rowBytes(t.typ, t.elems()) }
 
-// tensorList lists the tensors of resolved options with their offsets.
+// tensors lists the tensors of resolved options with their offsets.
+func (o Options) tensors() []*tensorSpec {
+	if o.Arch == ArchBERT {
+		return bertTensors(o)
+	}
+	return tensorList(o)
+}
+
+// vocab builds the vocabulary of resolved options.
+func (o Options) vocab() (*vocab, error) {
+	if o.Arch == ArchBERT {
+		return buildBERTVocab(o.NVocab), nil
+	}
+	return buildVocab(o.NVocab, o.Template, o.Pieces...)
+}
+
+// tensorList lists the tensors of a llama model with their offsets.
 func tensorList(o Options) []*tensorSpec {
 	wt, _ := typeOf(o.Type)
 	embd, ff, vocab := int64(o.NEmbd), int64(o.NFF), int64(o.NVocab)
@@ -382,7 +414,7 @@ func Write(w io.Writer, o Options) error {
 	if err != nil {
 		return err
 	}
-	v, err := buildVocab(r.NVocab, r.Template, r.Pieces...)
+	v, err := r.vocab()
 	if err != nil {
 		return err
 	}
@@ -397,7 +429,7 @@ func Write(w io.Writer, o Options) error {
 		}
 		script = append(script, id)
 	}
-	ts := tensorList(r)
+	ts := r.tensors()
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if err := writeHeader(bw, r, v, ts); err != nil {
 		return err
