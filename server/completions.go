@@ -337,7 +337,7 @@ func (s *Server) streamCompletion(c *gin.Context, j *completionJob, evc <-chan c
 type textChoice struct {
 	index   int
 	echo    string // sent before the first text (echo), else ""
-	text    strings.Builder
+	text    []byte // the whole text so far (not streamed answers)
 	lp      *api.CompletionLogprobs // nil without logprobs
 	offset  int                     // code points of the choice's text so far
 	started bool                    // stream: the echo was sent
@@ -348,7 +348,7 @@ func newTextChoice(index int, prompt string, req *CompletionRequest) textChoice 
 	ch := textChoice{index: index}
 	if req.Echo {
 		ch.echo = prompt
-		ch.text.WriteString(prompt)
+		ch.text = append(ch.text, prompt...)
 		ch.offset = utf8.RuneCountInString(prompt)
 	}
 	if req.Logprobs >= 0 {
@@ -361,7 +361,7 @@ func newTextChoice(index int, prompt string, req *CompletionRequest) textChoice 
 // add collects an event: its text and the legacy logprobs of its tokens.
 func (ch *textChoice) add(ev scheduler.Event) {
 	for _, f := range ev.Fragments {
-		ch.text.WriteString(f.Text)
+		ch.text = append(ch.text, f.Text...)
 	}
 	ch.addLogprobs(ch.lp, ev.Logprobs)
 	if ev.Done {
@@ -423,7 +423,7 @@ func (j *completionJob) completion() api.Completion {
 	for i := range j.choices {
 		ch := &j.choices[i]
 		finish := string(ch.final.Finish)
-		choices[i] = api.CompletionChoice{Text: ch.text.String(), Index: i, Logprobs: ch.lp, FinishReason: &finish}
+		choices[i] = api.CompletionChoice{Text: string(ch.text), Index: i, Logprobs: ch.lp, FinishReason: &finish}
 	}
 	return j.object(choices, j.usage())
 }
