@@ -336,8 +336,8 @@ func (s *Server) streamCompletion(c *gin.Context, j *completionJob, evc <-chan c
 // textChoice is one choice of a request, as its events arrive.
 type textChoice struct {
 	index   int
-	echo    string // sent before the first text (echo), else ""
-	text    []byte // the whole text so far (not streamed answers)
+	echo    string                  // sent before the first text (echo), else ""
+	text    []byte                  // the whole text so far (not streamed answers)
 	lp      *api.CompletionLogprobs // nil without logprobs
 	offset  int                     // code points of the choice's text so far
 	started bool                    // stream: the echo was sent
