@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/asi1d/asi1d/engine/enginetest"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // POST /v1/completions through the whole server on the fake engine, with
@@ -254,3 +256,57 @@ func TestCompletionsCancelFreesSlot(t *testing.T) {
 		t.Fatalf("after the cancel: %v %+v", err, c)
 	}
 }
+
+// A streamed batch interleaves its choices; each choice's events add up to
+// the choice of the whole answer, the echo first.
+func TestCompletionsStreamedBatch(t *testing.T) {
+	e := ctStart(t, ctConfig{parallel: 4, stepDelay: time.Millisecond})
+	c := &api.Client{BaseURL: e.url}
+	ctx := context.Background()
+	req := &api.CompletionRequest{Model: "asi1-mini", Prompt: []string{"hi", "ok"}, N: ptr(2),
+		MaxTokens: ptr(6), Temperature: ptr(0.0), Echo: true}
+	whole, err := c.Completion(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Choices) != 4 || !strings.HasPrefix(whole.Text(0), "hi") || !strings.HasPrefix(whole.Text(3), "ok") {
+		t.Fatalf("whole: %+v", whole)
+	}
+	req.StreamOptions = &api.StreamOptions{IncludeUsage: true}
+	st, err := c.CompletionStream(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	texts := make([]string, 4)
+	finished := 0
+	var usage *api.Usage
+	for {
+		ev, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Usage != nil {
+			usage = ev.Usage
+		}
+		for _, ch := range ev.Choices {
+			if ch.FinishReason != nil {
+				finished++
+			}
+			texts[ch.Index] += ch.Text
+		}
+	}
+	for i := range texts {
+		if texts[i] != whole.Text(i) {
+			t.Errorf("choice %d streamed %q, whole %q", i, texts[i], whole.Text(i))
+		}
+	}
+	if finished != 4 || usage == nil || usage.CompletionTokens != 24 || usage.PromptTokens != whole.Usage.PromptTokens || usage.TotalTokens != whole.Usage.TotalTokens {
+		t.Errorf("finished %d, usage %+v, whole usage %+v", finished, usage, whole.Usage)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
