@@ -50,6 +50,19 @@ type Info struct {
 	Threads       int
 	GPULayers     int
 	KVUnified     bool // all sequences share one KV pool (else NCtxSeq cells each)
+
+	// Fill-in-the-middle tokens (code models: "<|fim_prefix|>",
+	// "<|fim_suffix|>", "<|fim_middle|>"); -1 when the vocabulary has
+	// none. A FIM prompt is FIMPre prefix FIMSuf suffix FIMMid, and the
+	// model writes the middle.
+	FIMPre, FIMSuf, FIMMid Token
+}
+
+// HasFIM tells whether the vocabulary has the three fill-in-the-middle
+// tokens (three distinct ones: a zero Info has none).
+func (i *Info) HasFIM() bool {
+	return i.FIMPre >= 0 && i.FIMSuf >= 0 && i.FIMMid >= 0 &&
+		i.FIMPre != i.FIMSuf && i.FIMSuf != i.FIMMid && i.FIMPre != i.FIMMid
 }
 
 // BatchEntry is one token of a batch: the token, the sequence it belongs to,

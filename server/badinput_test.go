@@ -31,6 +31,17 @@ func bi(extra string) string {
 	return b + "}"
 }
 
+// cp is the text completions path; biC builds its body as bi does chat's.
+const cp = "/v1/completions"
+
+func biC(extra string) string {
+	b := `{"model":"asi1-mini","max_tokens":4,"prompt":"hi"`
+	if extra != "" {
+		b += "," + extra
+	}
+	return b + "}"
+}
+
 func biMsgs(msgs string) string {
 	return `{"model":"asi1-mini","max_tokens":4,"messages":` + msgs + `}`
 }
@@ -132,6 +143,23 @@ var badInputs = []badInput{
 	{class: "embeddings/model-missing", path: "/v1/embeddings", body: `{"input":"hi"}`, status: 400, code: "missing_required_parameter"},
 	{class: "embeddings/content-type-text-plain", path: "/v1/embeddings", hdr: []string{"Content-Type", "text/plain"}, body: `{"model":"asi1-mini","input":"hi"}`, status: 400, code: "invalid_content_type"},
 	{class: "embeddings/auth-missing", path: "/v1/embeddings", hdr: []string{"Authorization", ""}, body: `{"model":"asi1-mini","input":"hi"}`, status: 401, code: "invalid_api_key"},
+	// text completions (POST /v1/completions)
+	{class: "completions/prompt-missing", path: cp, body: `{"model":"asi1-mini"}`, status: 400, code: "missing_required_parameter"},
+	{class: "completions/prompt-not-string-or-array", path: cp, body: biC(`"prompt":5`), status: 400, code: "invalid_type"},
+	{class: "completions/prompt-empty-string", path: cp, body: biC(`"prompt":""`), status: 400, code: "invalid_value"},
+	{class: "completions/prompt-empty-array", path: cp, body: biC(`"prompt":[]`), status: 400, code: "invalid_value"},
+	{class: "completions/prompt-mixed-array", path: cp, body: biC(`"prompt":["a",[1]]`), status: 400, code: "invalid_type"},
+	{class: "completions/prompt-token-not-integer", path: cp, body: biC(`"prompt":[1,"a"]`), status: 400, code: "invalid_type"},
+	{class: "completions/prompt-token-not-in-vocab", path: cp, body: biC(`"prompt":[1,99999]`), status: 400, code: "invalid_value"},
+	{class: "completions/context-exceeded", path: cp, body: biC(`"prompt":"` + strings.Repeat("a", 400) + `"`), status: 400, code: "context_length_exceeded"},
+	{class: "completions/model-unknown", path: cp, body: biC(`"model":"gpt-9"`), status: 404, code: "model_not_found"},
+	{class: "completions/n-too-large", path: cp, body: biC(`"n":1000`), status: 400, code: "unsupported_value"},
+	{class: "completions/best-of-not-n", path: cp, body: biC(`"best_of":3`), status: 400, code: "unsupported_value"},
+	{class: "completions/logprobs-above-5", path: cp, body: biC(`"logprobs":6`), status: 400, code: "invalid_value"},
+	{class: "completions/logprobs-bool", path: cp, body: biC(`"logprobs":true`), status: 400, code: "invalid_type"},
+	{class: "completions/echo-with-logprobs", path: cp, body: biC(`"echo":true,"logprobs":1`), status: 400, code: "unsupported_value"},
+	{class: "completions/suffix-without-fim", path: cp, body: biC(`"suffix":"}"`), status: 400, code: "unsupported_value"},
+	{class: "completions/max-tokens-not-integer", path: cp, body: biC(`"max_tokens":"many"`), status: 400, code: "invalid_type"},
 	// a browser page on an origin that is not allowed (cors.go)
 	{class: "cors/origin-not-allowed", method: http.MethodOptions, hdr: []string{"Origin", "https://evil.example", "Access-Control-Request-Method", "POST"}, status: 403, code: "origin_not_allowed"},
 }

@@ -47,13 +47,7 @@ func (j *chatJob) toolParser() *models.ToolCallParser {
 
 func (s *Server) chat(c *gin.Context) {
 	t0 := time.Now()
-	if !s.models.Ready() {
-		// Start-up: answer at once so that a balancer tries another replica.
-		WriteError(c, ErrorFor(errModelLoading))
-		return
-	}
-	if s.draining.Load() {
-		WriteError(c, ErrorFor(errShuttingDown))
+	if !s.admit(c) {
 		return
 	}
 	body, aerr := ReadBody(c)
@@ -66,25 +60,11 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, aerr)
 		return
 	}
-	c.Set(ctxLogModel, req.Model)
-	// A model that is not loaded is loaded now; this request waits for it
-	// (bounded by its context and the load queue) before any answer byte.
-	m, release, err := s.models.Acquire(c.Request.Context(), req.Model)
-	if err != nil {
-		if c.Request.Context().Err() != nil {
-			c.Set(ctxAbandoned, true) // the client left while the model loaded
-		}
-		WriteError(c, ErrorFor(err))
+	m, release, modelID, ok := s.acquire(c, req.Model)
+	if !ok {
 		return
 	}
 	defer release()
-	// Metrics are labelled with the catalog id, never with what the client
-	// wrote (an alias): the label's values are bounded by the catalog.
-	modelID := req.Model
-	if st, ok := s.models.Status(req.Model); ok {
-		modelID = st.ID
-	}
-	c.Set(ctxMetricModel, modelID)
 	prompt, aerr := s.buildPrompt(m, req)
 	if aerr != nil {
 		WriteError(c, aerr)
@@ -171,22 +151,69 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	usedTokens = final.Usage.PromptTokens + final.Usage.CompletionTokens
 	logUsage(c, req.Model, final.Usage.PromptTokens, final.Usage.CompletionTokens)
-	if final.Done && final.Finish != scheduler.FinishCancelled {
-		s.metrics.prompt.WithLabelValues(modelID).Add(float64(final.Usage.PromptTokens))
-		s.metrics.completion.WithLabelValues(modelID).Add(float64(final.Usage.CompletionTokens))
-		if final.FirstTok > 0 {
-			s.metrics.ttft.WithLabelValues(modelID).Observe((before + final.FirstTok).Seconds())
-		}
-		itl := s.metrics.itl.WithLabelValues(modelID)
-		for _, g := range final.Gaps {
-			itl.Observe(g.Seconds())
-		}
-		s.metrics.queue.WithLabelValues(modelID).Observe(final.Queued.Seconds())
-		s.metrics.e2e.WithLabelValues(modelID).Observe(time.Since(t0).Seconds())
-	}
+	s.observeDone(modelID, t0, before, final)
 	log.Debug("chat completion", "finish", final.Finish, "prompt_tokens", final.Usage.PromptTokens,
 		"completion_tokens", final.Usage.CompletionTokens, "cached_tokens", final.Usage.CachedTokens,
 		"dur", time.Since(t0))
+}
+
+// admit answers 503 while the server starts or drains; false when it did.
+func (s *Server) admit(c *gin.Context) bool {
+	if !s.models.Ready() {
+		// Start-up: answer at once so that a balancer tries another replica.
+		WriteError(c, ErrorFor(errModelLoading))
+		return false
+	}
+	if s.draining.Load() {
+		WriteError(c, ErrorFor(errShuttingDown))
+		return false
+	}
+	return true
+}
+
+// acquire gets the named model for the request, loading it if it is not
+// loaded: the request waits for it (bounded by its context and the load
+// queue) before any answer byte. modelID is the catalog id the metrics are
+// labelled with, never what the client wrote (an alias): the label's
+// values are bounded by the catalog. When ok is false the error was
+// answered; else release must be called.
+func (s *Server) acquire(c *gin.Context, name string) (m *Model, release func(), modelID string, ok bool) {
+	c.Set(ctxLogModel, name)
+	m, release, err := s.models.Acquire(c.Request.Context(), name)
+	if err != nil {
+		if c.Request.Context().Err() != nil {
+			c.Set(ctxAbandoned, true) // the client left while the model loaded
+		}
+		WriteError(c, ErrorFor(err))
+		return nil, nil, "", false
+	}
+	modelID = name
+	if st, ok := s.models.Status(name); ok {
+		modelID = st.ID
+	}
+	c.Set(ctxMetricModel, modelID)
+	return m, release, modelID, true
+}
+
+// observeDone records the metrics of a sequence that ended with stop or
+// length: tokens, time to first token (before is the time the handler
+// spent before submitting), inter-token gaps, queueing and the request's
+// time since t0.
+func (s *Server) observeDone(modelID string, t0 time.Time, before time.Duration, final scheduler.Event) {
+	if !final.Done || final.Finish == scheduler.FinishCancelled {
+		return
+	}
+	s.metrics.prompt.WithLabelValues(modelID).Add(float64(final.Usage.PromptTokens))
+	s.metrics.completion.WithLabelValues(modelID).Add(float64(final.Usage.CompletionTokens))
+	if final.FirstTok > 0 {
+		s.metrics.ttft.WithLabelValues(modelID).Observe((before + final.FirstTok).Seconds())
+	}
+	itl := s.metrics.itl.WithLabelValues(modelID)
+	for _, g := range final.Gaps {
+		itl.Observe(g.Seconds())
+	}
+	s.metrics.queue.WithLabelValues(modelID).Observe(final.Queued.Seconds())
+	s.metrics.e2e.WithLabelValues(modelID).Observe(time.Since(t0).Seconds())
 }
 
 // markerTokens are the special tokens whose text the request's parsers

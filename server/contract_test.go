@@ -378,7 +378,7 @@ var ctIDRe = regexp.MustCompile(`^id_[A-Za-z0-9]{17}$`)
 func TestContract1Endpoints(t *testing.T) {
 	e := ctStart(t, ctConfig{})
 	t.Run("unknown path is 404 unknown_url", func(t *testing.T) {
-		for _, p := range []string{"/", "/nope", "/v1", "/v1/chat", "/v1/completions", "/v2/models"} {
+		for _, p := range []string{"/", "/nope", "/v1", "/v1/chat", "/v1/completion", "/v2/models"} {
 			ctError(t, e.do(http.MethodGet, p, ""), 404, "invalid_request_error", "unknown_url", nil)
 		}
 		ctError(t, e.do(http.MethodPost, "/v1/audio/speech", `{}`), 404, "invalid_request_error", "unknown_url", nil) // /v1/embeddings is served (embeddings.go)
@@ -387,6 +387,7 @@ func TestContract1Endpoints(t *testing.T) {
 		for _, c := range []struct{ method, path, allow string }{
 			{http.MethodGet, "/v1/chat/completions", "POST"},
 			{http.MethodPut, "/v1/chat/completions", "POST"},
+			{http.MethodGet, "/v1/completions", "POST"},
 			{http.MethodPost, "/v1/models", "GET"},
 			{http.MethodDelete, "/v1/models/asi1-mini", "GET"},
 			{http.MethodPost, "/health", "GET"},

@@ -267,7 +267,7 @@ func TestRequireJSON(t *testing.T) {
 func TestNoRouteNoMethod(t *testing.T) {
 	e := testEngine([]string{"k"}, nil)
 	for _, c := range []struct{ method, path string }{
-		{"GET", "/"}, {"GET", "/nope"}, {"POST", "/v1/completions"}, {"GET", "/v1/chat"}, {"POST", "/v1/audio/speech"},
+		{"GET", "/"}, {"GET", "/nope"}, {"POST", "/v1/completion"}, {"GET", "/v1/chat"}, {"POST", "/v1/audio/speech"},
 	} {
 		t.Run("404 "+c.method+" "+c.path, func(t *testing.T) {
 			w := serve(e, c.method, c.path, nil)
@@ -277,6 +277,7 @@ func TestNoRouteNoMethod(t *testing.T) {
 	for _, c := range []struct{ method, path, allow string }{
 		{"GET", "/v1/chat/completions", "POST"},
 		{"DELETE", "/v1/chat/completions", "POST"},
+		{"GET", "/v1/completions", "POST"},
 		{"POST", "/v1/models", "GET, HEAD"},
 		{"PUT", "/v1/models/asi1-mini", "GET, HEAD"},
 		{"POST", "/health", "GET, HEAD"},

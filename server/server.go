@@ -196,7 +196,7 @@ func New(o Options) *Server {
 
 	s.router = newRouter(o, NewCompletionID, routes{
 		health: s.health, ready: s.ready, metrics: gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})),
-		observe: s.metrics.observe, limit: s.limitRequests, panics: s.metrics.countPanics, chat: s.chat, listModels: s.listModels, getModel: s.getModel,
+		observe: s.metrics.observe, limit: s.limitRequests, panics: s.metrics.countPanics, chat: s.chat, completions: s.completions, listModels: s.listModels, getModel: s.getModel,
 		embeddings: s.embeddings,
 		loadModel:  s.loadModel, unloadModel: s.unloadModel,
 	})
@@ -211,6 +211,7 @@ type routes struct {
 	panics                     gin.HandlerFunc // counts panics that Recovery answers
 	chat, listModels, getModel gin.HandlerFunc
 	embeddings                 gin.HandlerFunc // POST /v1/embeddings (embeddings.go)
+	completions                gin.HandlerFunc // the legacy text completions
 	loadModel, unloadModel     gin.HandlerFunc // the operator's model load and unload
 }
 
@@ -242,6 +243,7 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	v1 := r.Group("/v1", rt.observe, Auth(o.APIKeys), SessionID())
 	v1.POST("/chat/completions", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)
 	v1.POST("/embeddings", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.embeddings)
+	v1.POST("/completions", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.completions)
 	getAndHead(v1, "/models", rt.listModels)
 	getAndHead(v1, "/models/:id", rt.getModel)
 	v1.POST("/models/:id/load", rt.loadModel)

@@ -89,6 +89,7 @@ func New(parallel, ctxPerSeq, nbatch int) *Fake {
 		info: engine.Info{
 			Path: "fake.gguf", Arch: "fake", NCtxTrain: ctxPerSeq, NCtx: ctxPerSeq * parallel, NCtxSeq: ctxPerSeq,
 			Parallel: parallel, NBatch: nbatch, NVocab: VocabSize, BOS: BOS, EOS: EOS, AddBOS: true,
+			FIMPre: -1, FIMSuf: -1, FIMMid: -1,
 			EOG: []engine.Token{EOS}, SpecialTokens: map[string]engine.Token{"<s>": BOS, "</s>": EOS},
 		},
 		kv: make([][]engine.Token, parallel),
@@ -145,6 +146,13 @@ func (f *Fake) SetSpecial(t engine.Token, text string, control bool) {
 	}
 	sp[text] = t
 	f.info.SpecialTokens = sp
+}
+
+// SetFIM makes the vocabulary's fill-in-the-middle tokens (Info().FIMPre,
+// FIMSuf, FIMMid) these three tokens, as a code model's. Call it before
+// using the fake.
+func (f *Fake) SetFIM(pre, suf, mid engine.Token) {
+	f.info.FIMPre, f.info.FIMSuf, f.info.FIMMid = pre, suf, mid
 }
 
 // Tokenize maps every byte to its token; addSpecial prepends BOS, and with
