@@ -52,7 +52,7 @@ func (b *respBuilder) emit(ev api.ResponseEvent) {
 // snapshot is a copy of the response as it is now.
 func (b *respBuilder) snapshot() *api.Response {
 	r := b.resp
-	r.Output = append([]api.OutputItem(nil), b.resp.Output...)
+	r.Output = append([]api.OutputItem{}, b.resp.Output...)
 	return &r
 }
 

@@ -8,9 +8,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 func rsClient(url string) openai.Client {
@@ -338,5 +342,63 @@ func TestResponsesErrorParams(t *testing.T) {
 	}
 	if st := e.sched.Stats(); st.Running != 0 || st.Waiting != 0 {
 		t.Fatalf("work left in the scheduler: %+v", st)
+	}
+}
+
+// An error after the first event is an error event, then response.failed;
+// server/api's client reads them.
+func TestResponsesErrorAfterStart(t *testing.T) {
+	var decodes atomic.Int64
+	firstRead := make(chan struct{})
+	e := ctStart(t, ctConfig{parallel: 1, failDecode: func([]engine.BatchEntry) error {
+		if n := decodes.Add(1); n >= 5 {
+			if n == 5 { // fail only once the client holds the first event
+				select {
+				case <-firstRead:
+				case <-time.After(5 * time.Second):
+				}
+			}
+			return errors.New("fake: device lost")
+		}
+		return nil
+	}})
+	c := &api.Client{BaseURL: e.url}
+	st, err := c.ResponsesStream(context.Background(), &api.ResponseRequest{Model: "asi1-mini", Input: "hi", MaxOutputTokens: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var evs []*api.ResponseEvent
+	for {
+		ev, err := st.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			close(firstRead)
+		}
+		if ev.SequenceNumber != int64(len(evs)) {
+			t.Errorf("sequence_number %d at %d", ev.SequenceNumber, len(evs))
+		}
+		evs = append(evs, ev)
+	}
+	n := len(evs)
+	if n < 4 || evs[0].Type != api.EventResponseCreated || evs[n-2].Type != api.EventError || evs[n-1].Type != api.EventResponseFailed {
+		t.Fatalf("events %v", evs)
+	}
+	if evs[n-2].Code != "internal_error" || evs[n-2].Message == "" {
+		t.Errorf("error event %+v", evs[n-2])
+	}
+	if r := evs[n-1].Response; r.Status != api.ResponseFailed || r.Error == nil || r.Error.Code != "internal_error" {
+		t.Errorf("failed response %+v", r)
+	}
+	// Before any event, the failure is a plain JSON error.
+	_, err = c.Responses(context.Background(), &api.ResponseRequest{Model: "asi1-mini", Input: "hi"})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Status != 500 || ae.Detail.Code != "internal_error" {
+		t.Errorf("plain request: %v", err)
 	}
 }
