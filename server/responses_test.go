@@ -241,8 +241,10 @@ func TestResponsesToolRoundTrip(t *testing.T) {
 		if stream {
 			st := client.Responses.NewStreaming(ctx, p)
 			var args string
+			var types []string
 			for st.Next() {
 				ev := st.Current()
+				types = append(types, ev.Type)
 				switch ev.Type {
 				case "response.function_call_arguments.delta":
 					args += ev.Delta
@@ -256,6 +258,14 @@ func TestResponsesToolRoundTrip(t *testing.T) {
 			}
 			if args != `{"city": "Paris"}` && args != `{"city":"Paris"}` {
 				t.Errorf("streamed arguments %q", args)
+			}
+			want := []string{"response.created", "response.in_progress",
+				"response.output_item.added", "response.content_part.added", "response.output_text.delta",
+				"response.output_text.done", "response.content_part.done", "response.output_item.done",
+				"response.output_item.added", "response.function_call_arguments.delta",
+				"response.function_call_arguments.done", "response.output_item.done", "response.completed"}
+			if got := slices.Compact(types); !slices.Equal(got, want) {
+				t.Errorf("events\n got %v\nwant %v", got, want)
 			}
 		} else {
 			var err error
