@@ -60,6 +60,30 @@ func (s *Server) chat(c *gin.Context) {
 		WriteError(c, aerr)
 		return
 	}
+	s.generate(c, t0, req, nil, func(j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
+		if req.Stream {
+			return s.stream(c, j, st, log)
+		}
+		return s.complete(c, j, st, log)
+	})
+}
+
+// answerFunc writes the answer of a submitted job and returns its final
+// event (a cancellation when the client left).
+type answerFunc func(j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event
+
+// generate runs a validated chat request through the model: loading,
+// prompt, limits, sampling, grammar, the scheduler; answer writes what the
+// scheduler produces (chat's JSON or stream, the Responses API's). remap,
+// when set, rewrites the errors generate answers itself (their param names
+// a field of the endpoint's own request).
+func (s *Server) generate(c *gin.Context, t0 time.Time, req *ChatRequest, remap func(*APIError) *APIError, answer answerFunc) {
+	fail := func(e *APIError) {
+		if remap != nil {
+			e = remap(e)
+		}
+		WriteError(c, e)
+	}
 	m, release, modelID, ok := s.acquire(c, req.Model)
 	if !ok {
 		return
@@ -67,13 +91,13 @@ func (s *Server) chat(c *gin.Context) {
 	defer release()
 	prompt, aerr := s.buildPrompt(m, req)
 	if aerr != nil {
-		WriteError(c, aerr)
+		fail(aerr)
 		return
 	}
 	info := m.Tok.Info()
 	limit := info.NCtxSeq
 	if len(prompt.tokens) >= limit {
-		WriteError(c, contextTooLong(info, len(prompt.tokens)))
+		fail(contextTooLong(info, len(prompt.tokens)))
 		return
 	}
 	budget := limit - len(prompt.tokens)
@@ -82,12 +106,12 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	sp, aerr := samplingParams(req, info.NVocab, m.Sampling)
 	if aerr != nil {
-		WriteError(c, aerr)
+		fail(aerr)
 		return
 	}
 	tokRes, aerr := s.reserveTokens(c, len(prompt.tokens)+completionReserve(req.MaxTokens, budget))
 	if aerr != nil {
-		WriteError(c, aerr)
+		fail(aerr)
 		return
 	}
 	usedTokens := 0 // the reservation's correction; 0 if it never ran
@@ -108,7 +132,7 @@ func (s *Server) chat(c *gin.Context) {
 	}
 	plan, aerr := s.planOutput(m, req, closeThought)
 	if aerr != nil {
-		WriteError(c, aerr)
+		fail(aerr)
 		return
 	}
 	sr.Grammar, sr.GrammarTriggers = plan.grammar, plan.triggers
@@ -133,7 +157,7 @@ func (s *Server) chat(c *gin.Context) {
 		if sr.Grammar != nil {
 			sr.Grammar.Close() // not handed over
 		}
-		WriteError(c, ErrorFor(err))
+		fail(ErrorFor(err))
 		return
 	}
 	log := s.log.With("req_id", j.id, "stream", req.Stream)
@@ -143,12 +167,7 @@ func (s *Server) chat(c *gin.Context) {
 	if sid := SessionIDFrom(c); sid != "" {
 		log = log.With("session", sid)
 	}
-	var final scheduler.Event
-	if req.Stream {
-		final = s.stream(c, j, st, log)
-	} else {
-		final = s.complete(c, j, st, log)
-	}
+	final := answer(j, st, log)
 	usedTokens = final.Usage.PromptTokens + final.Usage.CompletionTokens
 	logUsage(c, req.Model, final.Usage.PromptTokens, final.Usage.CompletionTokens)
 	s.observeDone(modelID, t0, before, final)

@@ -59,6 +59,10 @@ type Options struct {
 	// WriteTimeout bounds one write of a stream: a client that stops
 	// reading is dropped after it. 0: DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// ResponsesMax and ResponsesTTL bound the responses kept for
+	// previous_response_id (0: DefaultResponsesMax, DefaultResponsesTTL).
+	ResponsesMax int
+	ResponsesTTL time.Duration
 }
 
 // Defaults for Options.
@@ -166,6 +170,7 @@ type Server struct {
 	draining atomic.Bool
 	metrics  *metrics
 	router   *gin.Engine
+	stored   *responseStore // responses kept for previous_response_id
 }
 
 // New builds the server. Until SetModel is called, /health and /ready answer
@@ -186,7 +191,7 @@ func New(o Options) *Server {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{opts: o, log: o.Logger, models: o.Models}
+	s := &Server{opts: o, log: o.Logger, models: o.Models, stored: newResponseStore(o.ResponsesMax, o.ResponsesTTL)}
 	if s.models == nil {
 		s.models = noModels{}
 	}
@@ -196,9 +201,9 @@ func New(o Options) *Server {
 
 	s.router = newRouter(o, NewCompletionID, routes{
 		health: s.health, ready: s.ready, metrics: gin.WrapH(promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{})),
-		observe: s.metrics.observe, limit: s.limitRequests, panics: s.metrics.countPanics, chat: s.chat, completions: s.completions, listModels: s.listModels, getModel: s.getModel,
-		embeddings: s.embeddings,
-		loadModel:  s.loadModel, unloadModel: s.unloadModel,
+		observe: s.metrics.observe, limit: s.limitRequests, panics: s.metrics.countPanics, chat: s.chat, completions: s.completions, responses: s.responses,
+		listModels: s.listModels, getModel: s.getModel, embeddings: s.embeddings,
+		loadModel: s.loadModel, unloadModel: s.unloadModel,
 	})
 	return s
 }
@@ -212,6 +217,7 @@ type routes struct {
 	chat, listModels, getModel gin.HandlerFunc
 	embeddings                 gin.HandlerFunc // POST /v1/embeddings (embeddings.go)
 	completions                gin.HandlerFunc // the legacy text completions
+	responses                  gin.HandlerFunc // the Responses API (responses.go)
 	loadModel, unloadModel     gin.HandlerFunc // the operator's model load and unload
 }
 
@@ -244,6 +250,7 @@ func newRouter(o Options, newID func() string, rt routes) *gin.Engine {
 	v1.POST("/chat/completions", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.chat)
 	v1.POST("/embeddings", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.embeddings)
 	v1.POST("/completions", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.completions)
+	v1.POST("/responses", rt.limit, RequireJSON(), BodyLimit(o.BodyLimit), rt.responses)
 	getAndHead(v1, "/models", rt.listModels)
 	getAndHead(v1, "/models/:id", rt.getModel)
 	v1.POST("/models/:id/load", rt.loadModel)

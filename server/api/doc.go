@@ -1,6 +1,6 @@
 // Package api is the wire format of asi1d's HTTP API, shared by the
 // server and its clients: the request and answer types of each endpoint
-// (chat.go, models.go, errors.go), server-sent events (sse.go, and the
+// (chat.go, models.go, errors.go, responses.go), server-sent events (sse.go, and the
 // chat stream's fast chunk encoding in chat_stream.go), the Prometheus
 // metrics reader (metrics.go) and a small Go client (client.go).
 //
