@@ -90,3 +90,90 @@ func TestPullFromHubAndServe(t *testing.T) {
 		t.Fatalf("stop: %v\n%s", err, out)
 	}
 }
+
+// readmeBlock returns the commands of the README's shell block that follows
+// the heading.
+func readmeBlock(t *testing.T, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README.md has no heading %q", heading)
+	}
+	_, block, ok := strings.Cut(after, "```sh\n")
+	block, _, ok2 := strings.Cut(block, "```")
+	if !ok || !ok2 {
+		t.Fatalf("no shell block under %q", heading)
+	}
+	var cmds []string
+	for _, l := range strings.Split(block, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			cmds = append(cmds, l)
+		}
+	}
+	return cmds
+}
+
+// TestReadmeServeARealModel runs the README's "Serve a real model" commands
+// word for word (the binary and the models folder swapped for the test's),
+// with HF_ENDPOINT at a stand-in hub that holds the repository they name,
+// then asks the model by the two names the README promises.
+func TestReadmeServeARealModel(t *testing.T) {
+	cmds := readmeBlock(t, "## Serve a real model")
+	if len(cmds) != 2 || !strings.HasPrefix(cmds[0], "./bin/asi1d models pull ") || !strings.HasPrefix(cmds[1], "./bin/asi1d serve ") {
+		t.Fatalf("the README's two commands changed: %q", cmds)
+	}
+	dir := filepath.Join(t.TempDir(), "models") // not there yet, as on a new machine
+	args := func(cmd string) []string {
+		f := strings.Fields(strings.ReplaceAll(cmd, "~/models", dir))
+		return f[1:] // without ./bin/asi1d
+	}
+	pull := args(cmds[0])
+	ref := pull[len(pull)-1] // hf.co/OWNER/REPO:QUANT
+	repo, quant, ok := strings.Cut(strings.TrimPrefix(ref, "hf.co/"), ":")
+	if !ok {
+		t.Fatalf("the README pulls %q, not hf.co/OWNER/REPO:QUANT", ref)
+	}
+	hub := hubtest.New(t)
+	stories, err := os.ReadFile(testmodel.Path(t, testmodel.Stories260K))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The repository as bartowski lays such repositories out: one file per
+	// quantisation, named after the model.
+	name := strings.TrimSuffix(repo[strings.Index(repo, "/")+1:], "-GGUF")
+	hub.Add(repo, name+"-"+quant+".gguf", stories)
+	hub.Add(repo, name+"-Q8_0.gguf", stories)
+	hub.Add(repo, "README.md", []byte("# "+name+"\n"))
+	if err, out := runAsi1d(t, []string{"HF_ENDPOINT=" + hub.URL}, pull...); err != nil || !strings.Contains(out, "pulled ") {
+		t.Fatalf("%s: %v\n%s", cmds[0], err, out)
+	}
+	addr := fleettest.FreeAddr(t)
+	out := &syncBuffer{}
+	p := startProc(t, out, append(args(cmds[1]), "--addr", addr, "--threads", "1")...)
+	p.waitOK(t, "http://"+addr+"/health", 60*time.Second)
+	// The id the README names (the file name) and asi1-mini.
+	for _, model := range []string{name + "-" + quant, "asi1-mini"} {
+		if code, body := postChat(t.Context(), "http://"+addr, model); code != 200 || !strings.Contains(body, `"choices"`) {
+			t.Fatalf("chat with %s: %d %s\n%s", model, code, body, out)
+		}
+	}
+	if !strings.Contains(string(mustRead(t, filepath.Join("..", "..", "README.md"))), "`"+name+"-"+quant+"`") {
+		t.Errorf("the README does not name the model id %s", name+"-"+quant)
+	}
+	if err := p.stop(os.Interrupt, 30*time.Second); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
