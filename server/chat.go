@@ -17,6 +17,7 @@ import (
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/models"
 	"github.com/asi1d/asi1d/sampler"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // chatJob is one chat completion on its way through the handler.
@@ -464,12 +465,12 @@ func (w *sseWriter) part(p *part) {
 }
 
 func (w *sseWriter) event(v any) {
-	b, err := json.Marshal(v)
+	b, err := api.AppendJSONEvent(w.buf[:0], "", v)
 	if err != nil {
 		w.err = fmt.Errorf("encode chunk: %w", err)
 		return
 	}
-	w.buf = append(append(append(w.buf[:0], "data: "...), b...), "\n\n"...)
+	w.buf = b
 	w.write(w.buf)
 }
 
@@ -497,10 +498,7 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			return
 		}
 		committed = true
-		h := c.Writer.Header()
-		h.Set("Content-Type", "text/event-stream; charset=utf-8")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no")
+		api.SetSSEHeaders(c.Writer.Header())
 		c.Status(http.StatusOK)
 		c.Writer.WriteHeaderNow()
 		w.w.Flush()
@@ -522,7 +520,7 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 				return scheduler.Event{Finish: scheduler.FinishCancelled}
 			case <-keep.C:
 				commit()
-				w.write([]byte(": keep-alive\n\n"))
+				w.write([]byte(api.KeepAliveEvent))
 			case <-st.Ready():
 			}
 			if w.err != nil {
@@ -550,7 +548,7 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			w.part(&parts[i])
 		}
 		if ev.Done {
-			w.write([]byte("data: [DONE]\n\n"))
+			w.write([]byte(api.DoneEvent))
 			return ev
 		}
 		if w.err != nil {
