@@ -71,7 +71,8 @@ test: setup tidy-check
 run: build
 	@if [ "$(MODEL)" = models/stories260K/stories260K.gguf ]; then \
 		echo "run: serving the bundled 1 MB demo model (it writes children's stories, it is no chat model)."; \
-		echo "run: a real chat model: ./bin/asi1d models pull hf.co/bartowski/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M && ./bin/asi1d serve --models-dir ~/.asi1d/models"; \
+		echo "run: a real chat model: ./bin/asi1d models pull --models-dir ~/models hf.co/bartowski/Qwen2.5-1.5B-Instruct-GGUF:Q4_K_M"; \
+		echo "run:                    ./bin/asi1d serve --models-dir ~/models"; \
 	fi
 	./bin/asi1d serve --model $(MODEL) $(ARGS)
 
