@@ -89,22 +89,41 @@ func (c *Client) getJSON(ctx context.Context, path string, v any) error {
 	return nil
 }
 
+// postJSON posts v, encoded as JSON, to path and decodes the 2xx answer
+// into out; what names the request in errors.
+func (c *Client) postJSON(ctx context.Context, path, what string, v, out any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode the %s request: %w", what, err)
+	}
+	resp, err := c.Do(ctx, http.MethodPost, path, b, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("read the %s answer: %w", what, err)
+	}
+	return nil
+}
+
+// postStream posts v, encoded as JSON, to path asking for an event stream
+// and returns the server's 2xx answer, whose body the caller reads.
+func (c *Client) postStream(ctx context.Context, path, what string, v any) (*http.Response, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode the %s request: %w", what, err)
+	}
+	return c.Do(ctx, http.MethodPost, path, b, http.Header{"Accept": {"text/event-stream"}})
+}
+
 // Chat sends a non-streamed chat request (req.Stream is ignored).
 func (c *Client) Chat(ctx context.Context, req *ChatCompletionRequest) (*ChatCompletion, error) {
 	r := *req
 	r.Stream, r.StreamOptions = false, nil
-	b, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode the chat request: %w", err)
-	}
-	resp, err := c.Do(ctx, http.MethodPost, ChatPath, b, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var out ChatCompletion
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read the chat answer: %w", err)
+	if err := c.postJSON(ctx, ChatPath, "chat", &r, &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
@@ -116,11 +135,7 @@ func (c *Client) Chat(ctx context.Context, req *ChatCompletionRequest) (*ChatCom
 func (c *Client) ChatStream(ctx context.Context, req *ChatCompletionRequest) (*ChatStream, error) {
 	r := *req
 	r.Stream = true
-	b, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode the chat request: %w", err)
-	}
-	resp, err := c.Do(ctx, http.MethodPost, ChatPath, b, http.Header{"Accept": {"text/event-stream"}})
+	resp, err := c.postStream(ctx, ChatPath, "chat", &r)
 	if err != nil {
 		return nil, err
 	}

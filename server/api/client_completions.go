@@ -14,18 +14,9 @@ import (
 func (c *Client) Completion(ctx context.Context, req *CompletionRequest) (*Completion, error) {
 	r := *req
 	r.Stream, r.StreamOptions = false, nil
-	b, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode the completion request: %w", err)
-	}
-	resp, err := c.Do(ctx, http.MethodPost, CompletionsPath, b, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var out Completion
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read the completion: %w", err)
+	if err := c.postJSON(ctx, CompletionsPath, "completion", &r, &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
@@ -36,11 +27,7 @@ func (c *Client) Completion(ctx context.Context, req *CompletionRequest) (*Compl
 func (c *Client) CompletionStream(ctx context.Context, req *CompletionRequest) (*CompletionStream, error) {
 	r := *req
 	r.Stream = true
-	b, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode the completion request: %w", err)
-	}
-	resp, err := c.Do(ctx, http.MethodPost, CompletionsPath, b, http.Header{"Accept": {"text/event-stream"}})
+	resp, err := c.postStream(ctx, CompletionsPath, "completion", &r)
 	if err != nil {
 		return nil, err
 	}

@@ -4,27 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
 )
 
 // Embeddings posts an embeddings request and decodes the answer. A non-2xx
 // answer is returned as an error by Do.
 func (c *Client) Embeddings(ctx context.Context, req *EmbeddingRequest) (*EmbeddingResponse, error) {
-	b, err := json.Marshal(req)
-	if err != nil {
-		return nil, fmt.Errorf("encode the embeddings request: %w", err)
-	}
-	resp, err := c.Do(ctx, http.MethodPost, EmbeddingsPath, b, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var out EmbeddingResponse
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read the embeddings answer: %w", err)
+	if err := c.postJSON(ctx, EmbeddingsPath, "embeddings", req, &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }

@@ -13,18 +13,9 @@ import (
 func (c *Client) Responses(ctx context.Context, req *ResponseRequest) (*Response, error) {
 	r := *req
 	r.Stream = false
-	b, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode the responses request: %w", err)
-	}
-	resp, err := c.Do(ctx, http.MethodPost, ResponsesPath, b, nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
 	var out Response
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("read the response: %w", err)
+	if err := c.postJSON(ctx, ResponsesPath, "responses", &r, &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
@@ -35,11 +26,7 @@ func (c *Client) Responses(ctx context.Context, req *ResponseRequest) (*Response
 func (c *Client) ResponsesStream(ctx context.Context, req *ResponseRequest) (*ResponseStream, error) {
 	r := *req
 	r.Stream = true
-	b, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("encode the responses request: %w", err)
-	}
-	resp, err := c.Do(ctx, http.MethodPost, ResponsesPath, b, http.Header{"Accept": {"text/event-stream"}})
+	resp, err := c.postStream(ctx, ResponsesPath, "responses", &r)
 	if err != nil {
 		return nil, err
 	}
