@@ -490,7 +490,6 @@ func (w *sseWriter) write(b []byte) {
 // committed at the first event (or the first keep-alive), so an early
 // failure is still a plain JSON error.
 func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
-	ctx := c.Request.Context()
 	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.opts.WriteTimeout}
 	committed := false
 	commit := func() {
@@ -509,26 +508,12 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 	keep := time.NewTicker(s.opts.KeepAlive)
 	defer keep.Stop()
 	for {
-		ev, ok, err := st.TryNext()
-		if err != nil { // io.EOF: cannot happen before Done returns
-			return scheduler.Event{Finish: scheduler.FinishCancelled}
-		}
+		ev, ok := awaitEvent(c, st, keep, func() {
+			commit()
+			w.write([]byte(api.KeepAliveEvent))
+		}, func() error { return w.err }, log)
 		if !ok {
-			select {
-			case <-ctx.Done():
-				c.Set(ctxAbandoned, true)
-				return scheduler.Event{Finish: scheduler.FinishCancelled}
-			case <-keep.C:
-				commit()
-				w.write([]byte(api.KeepAliveEvent))
-			case <-st.Ready():
-			}
-			if w.err != nil {
-				c.Set(ctxAbandoned, true)
-				log.Debug("client write failed", "err", w.err)
-				return scheduler.Event{Finish: scheduler.FinishCancelled}
-			}
-			continue
+			return ev
 		}
 		if ev.Done && ev.Finish == scheduler.FinishError {
 			log.Warn("generation failed", "err", ev.Err)
@@ -555,6 +540,37 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			c.Set(ctxAbandoned, true)
 			log.Debug("client write failed", "err", w.err)
 			return scheduler.Event{Finish: scheduler.FinishCancelled}
+		}
+	}
+}
+
+// awaitEvent returns the next event of a stream being written to a client.
+// While none is ready it calls keepAlive at every tick of keep (which
+// commits the answer and writes a keep-alive comment). It gives up with a
+// cancelled event (ok false), marking the request abandoned, when the client
+// leaves or a write has failed (written reports the writer's error).
+func awaitEvent(c *gin.Context, st *scheduler.Stream, keep *time.Ticker, keepAlive func(), written func() error, log *slog.Logger) (ev scheduler.Event, ok bool) {
+	cancelled := scheduler.Event{Finish: scheduler.FinishCancelled}
+	for {
+		ev, ok, err := st.TryNext()
+		if err != nil { // io.EOF: cannot happen before Done returns
+			return cancelled, false
+		}
+		if ok {
+			return ev, true
+		}
+		select {
+		case <-c.Request.Context().Done():
+			c.Set(ctxAbandoned, true)
+			return cancelled, false
+		case <-keep.C:
+			keepAlive()
+		case <-st.Ready():
+		}
+		if err := written(); err != nil {
+			c.Set(ctxAbandoned, true)
+			log.Debug("client write failed", "err", err)
+			return cancelled, false
 		}
 	}
 }

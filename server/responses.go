@@ -209,7 +209,6 @@ func (w *eventWriter) events(evs []api.ResponseEvent) {
 // still a plain JSON error; a failure after it is an error event and
 // response.failed.
 func (s *Server) streamResponse(c *gin.Context, b *respBuilder, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
-	ctx := c.Request.Context()
 	w := &eventWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.opts.WriteTimeout}
 	committed := false
 	commit := func() {
@@ -226,26 +225,12 @@ func (s *Server) streamResponse(c *gin.Context, b *respBuilder, st *scheduler.St
 	keep := time.NewTicker(s.opts.KeepAlive)
 	defer keep.Stop()
 	for {
-		ev, ok, err := st.TryNext()
-		if err != nil {
-			return scheduler.Event{Finish: scheduler.FinishCancelled}
-		}
+		ev, ok := awaitEvent(c, st, keep, func() {
+			commit()
+			w.raw([]byte(api.KeepAliveEvent))
+		}, func() error { return w.err }, log)
 		if !ok {
-			select {
-			case <-ctx.Done():
-				c.Set(ctxAbandoned, true)
-				return scheduler.Event{Finish: scheduler.FinishCancelled}
-			case <-keep.C:
-				commit()
-				w.raw([]byte(api.KeepAliveEvent))
-			case <-st.Ready():
-			}
-			if w.err != nil {
-				c.Set(ctxAbandoned, true)
-				log.Debug("client write failed", "err", w.err)
-				return scheduler.Event{Finish: scheduler.FinishCancelled}
-			}
-			continue
+			return ev
 		}
 		if ev.Done && ev.Finish == scheduler.FinishError {
 			log.Warn("generation failed", "err", ev.Err)
