@@ -26,7 +26,7 @@ CUDA_ARCHITECTURES ?=
 GPU_JOBS ?=
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) ASI1D_GOARCH=$(ARCH) bash scripts/env.sh)";
-PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./internal/stack/... ./internal/ratelimit/... ./scripts/... ./engine/threads/... ./internal/catalog/... ./engine/sessions/... ./cmd/asi1d-launcher/...
+PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./scripts/... ./engine/threads/... ./engine/sessions/... ./cmd/asi1d-launcher/...
 
 .PHONY: setup build build-gpu build-matrix release gpu-check-prepare test test-pure tidy-check run bench fuzz clean
 

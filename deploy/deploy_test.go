@@ -20,7 +20,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
 )
 
 // manifests decodes every document of deploy/k8s/*.yaml strictly into its

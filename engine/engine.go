@@ -207,7 +207,7 @@ type Memory struct {
 
 // EstimateMemory is the one estimate of a model's memory, used to refuse a
 // model that does not fit (engine/llamacpp) and to budget the loaded models
-// of a catalog (internal/stack): weights + f16 K and V for nctx cells +
+// of a catalog (server/stack): weights + f16 K and V for nctx cells +
 // logits and activations for a batch of nbatch tokens + 64 MiB.
 func EstimateMemory(sh Shape, nctx, nbatch int) Memory {
 	heads, kvHeads := uint64(max(sh.Heads, 1)), uint64(max(sh.HeadsKV, 1))

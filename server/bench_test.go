@@ -16,8 +16,8 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/stack"
 )
 
 func cpuTime() time.Duration {

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asi1d/asi1d/internal/ratelimit"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
 // preflight sends the OPTIONS request a browser sends before a

@@ -13,7 +13,7 @@ import (
 )
 
 // Models is what the server serves: the models a request may name, loaded
-// on demand. internal/stack implements it (one model or a catalog); the
+// on demand. server/stack implements it (one model or a catalog); the
 // server only asks.
 type Models interface {
 	// Acquire returns the loaded model that id (an id or an alias) names,

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/asi1d/asi1d/internal/ratelimit"
+	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
 // Per-key rate limits (Options.Limits): requests per minute are counted by

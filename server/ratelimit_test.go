@@ -14,9 +14,9 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
-	"github.com/asi1d/asi1d/internal/ratelimit"
-	"github.com/asi1d/asi1d/internal/ratelimit/redistest"
+	"github.com/asi1d/asi1d/internal/testutil/redistest"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
 // rlClock is a frozen clock 20 s into a minute, so a test never straddles

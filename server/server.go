@@ -21,13 +21,13 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/ratelimit"
 	"github.com/asi1d/asi1d/models"
+	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
 // Options configure New. Zero values take the Default* values.
 type Options struct {
-	// Models is what the server serves (internal/stack builds it); nil
+	// Models is what the server serves (server/stack builds it); nil
 	// serves nothing: /health answers 503 loading.
 	Models Models
 	// APIKeys: none turns auth off.

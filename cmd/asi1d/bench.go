@@ -15,15 +15,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/asi1d/asi1d/cmd/asi1d/cliflag"
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/internal/bench/loadgen"
+	"github.com/asi1d/asi1d/internal/bench/rawloop"
 	"github.com/asi1d/asi1d/internal/chatclient"
-	"github.com/asi1d/asi1d/internal/cliflag"
-	"github.com/asi1d/asi1d/internal/loadgen"
-	"github.com/asi1d/asi1d/internal/rawloop"
-	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/stack"
 )
 
 const benchUsage = `Usage:

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // bench compare on the reference model: both numbers for every concurrency.

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/catalog"
-	"github.com/asi1d/asi1d/internal/fleettest"
-	"github.com/asi1d/asi1d/internal/testmodel"
-	"github.com/asi1d/asi1d/internal/testserver"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testserver"
+	"github.com/asi1d/asi1d/models/catalog"
 	"github.com/asi1d/asi1d/models/synth"
 )
 

@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/asi1d/asi1d/cmd/asi1d/cliflag"
 	"github.com/asi1d/asi1d/internal/chatclient"
-	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/server"
 	"github.com/asi1d/asi1d/server/api"
 )

@@ -19,8 +19,8 @@ import (
 
 	"github.com/creack/pty"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
-	"github.com/asi1d/asi1d/internal/testserver"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testserver"
 )
 
 // TestMain lets the tests run this binary as asi1d itself (as a child

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // runOut runs asi1d with args and env; it returns the exit code, stdout

@@ -11,9 +11,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/asi1d/asi1d/cmd/asi1d/cliflag"
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/engine/sessions"
-	"github.com/asi1d/asi1d/internal/cliflag"
 	"github.com/asi1d/asi1d/server"
 )
 

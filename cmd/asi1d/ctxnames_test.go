@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
-	"github.com/asi1d/asi1d/internal/testmodel"
-	"github.com/asi1d/asi1d/internal/testserver"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testserver"
 )
 
 // TestServeDefaultContext serves stories260K (trained on 2,048 tokens)

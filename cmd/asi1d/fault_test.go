@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // streamResult is what one streaming client saw.

@@ -25,8 +25,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/server"
 )
 

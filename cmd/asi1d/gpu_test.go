@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // fakeCUDALibrary builds a libggml-cuda.so that, like a real one, needs

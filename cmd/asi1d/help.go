@@ -1,6 +1,6 @@
 package main
 
-import "github.com/asi1d/asi1d/internal/cliflag"
+import "github.com/asi1d/asi1d/cmd/asi1d/cliflag"
 
 // logLevels are --log-level's words; trace is debug plus a line per
 // scheduler step (scheduler.LevelTrace).

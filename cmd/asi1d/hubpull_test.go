@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
-	"github.com/asi1d/asi1d/internal/hubtest"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/hubtest"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/models/synth"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/asi1d/asi1d/internal/ratelimit"
+	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
 // newLimits builds the per-key limiter of --rate-rpm/--rate-tpm, shared

@@ -22,11 +22,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/asi1d/asi1d/cmd/asi1d/cliflag"
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/catalog"
-	"github.com/asi1d/asi1d/internal/cliflag"
-	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/stack"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -73,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		return 0
 	case "models":
-		return catalog.RunCLI(ctx, args[1:], stdout, stderr, getenv)
+		return runModelsCLI(ctx, args[1:], stdout, stderr, getenv)
 	case "chat":
 		return runChat(ctx, args[1:], os.Stdin, stdout, stderr, getenv)
 	case "synth":

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 func noenv(string) string { return "" }

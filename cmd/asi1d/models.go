@@ -13,9 +13,9 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
-	"github.com/asi1d/asi1d/internal/catalog"
-	"github.com/asi1d/asi1d/internal/stack"
+	"github.com/asi1d/asi1d/models/catalog"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/stack"
 )
 
 // openCatalog is what serve serves: the catalog of --models-dir, or

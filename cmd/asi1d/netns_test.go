@@ -16,7 +16,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
 )
 
 // inNetns is set in the environment of this test binary re-run inside a

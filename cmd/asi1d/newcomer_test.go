@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
 )
 
 // readmeQuickstart returns the commands of the README's first shell block

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/fleettest"
-	"github.com/asi1d/asi1d/internal/loadgen"
+	"github.com/asi1d/asi1d/internal/bench/loadgen"
+	"github.com/asi1d/asi1d/internal/testutil/fleettest"
 )
 
 // TestRestoreTTFT measures what a restored session saves on a real model:

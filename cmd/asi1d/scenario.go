@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/loadgen"
+	"github.com/asi1d/asi1d/internal/bench/loadgen"
 )
 
 const scenarioUsage = `Usage:

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/cliflag"
+	"github.com/asi1d/asi1d/cmd/asi1d/cliflag"
 	"github.com/asi1d/asi1d/models/synth"
 )
 

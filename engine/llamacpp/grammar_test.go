@@ -8,7 +8,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // constrained decodes greedily under g: the drawn token is checked first and

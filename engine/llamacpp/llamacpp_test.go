@@ -9,7 +9,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 func open(t testing.TB, o llamacpp.Options) *llamacpp.Backend {

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 func TestRefusesWhatDoesNotFit(t *testing.T) {

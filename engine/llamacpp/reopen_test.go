@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/asi1d/asi1d/engine"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // testGPULayers is $ASI1D_TEST_GPU_LAYERS (default 0): scripts/gpu-check.sh

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/asi1d/asi1d/engine"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/models/synth"
 )
 

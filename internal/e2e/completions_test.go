@@ -18,7 +18,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 func referenceTextParams() openai.CompletionNewParams {

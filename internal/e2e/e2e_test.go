@@ -17,9 +17,9 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/stack"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/stack"
 )
 
 type env struct {

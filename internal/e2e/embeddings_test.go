@@ -9,8 +9,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
-	"github.com/asi1d/asi1d/internal/testserver"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testserver"
 	"github.com/asi1d/asi1d/server/api"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // With every slot busy and the queue full, new requests are refused with

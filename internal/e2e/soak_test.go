@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/loadgen"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/bench/loadgen"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // The short form of the soak (asi1d bench scenario soak): a few hundred

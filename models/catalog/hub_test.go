@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/asi1d/asi1d/internal/hubtest"
+	"github.com/asi1d/asi1d/internal/testutil/hubtest"
 )
 
 // hubFixture is a stand-in hub with a repository of two quantizations

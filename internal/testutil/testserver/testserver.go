@@ -15,9 +15,9 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/engine/scheduler"
-	"github.com/asi1d/asi1d/internal/stack"
 	"github.com/asi1d/asi1d/server"
 	"github.com/asi1d/asi1d/server/api"
+	"github.com/asi1d/asi1d/server/stack"
 )
 
 // Options configure Start; zero values take the defaults noted.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
-	"github.com/asi1d/asi1d/internal/stack"
+	"github.com/asi1d/asi1d/server/stack"
 )
 
 // spec is a model served by a fake; version names its file.

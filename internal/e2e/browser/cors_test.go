@@ -10,8 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
-	"github.com/asi1d/asi1d/internal/testserver"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testserver"
 )
 
 // crossOriginCall is what a web app on another origin does: a chat

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/ratelimit"
-	"github.com/asi1d/asi1d/internal/ratelimit/redistest"
+	"github.com/asi1d/asi1d/internal/testutil/redistest"
+	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
 // clock is a settable test clock.

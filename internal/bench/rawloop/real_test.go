@@ -8,7 +8,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/llamacpp"
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
 // On the reference model the raw loop reproduces (the start of) llama.cpp's

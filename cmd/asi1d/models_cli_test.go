@@ -1,26 +1,33 @@
-package catalog
+package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/asi1d/asi1d/internal/testutil/hubtest"
+	"github.com/asi1d/asi1d/models/catalog"
+	"github.com/asi1d/asi1d/models/synth"
 )
 
 func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := RunCLI(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
+	code := runModelsCLI(context.Background(), args, &out, &errb, func(k string) string { return env[k] })
 	return code, out.String(), errb.String()
 }
 
 func TestCLI(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "models")
 	src := filepath.Join(t.TempDir(), "tiny-q8.gguf")
-	writeSynth(t, src, tinyQ8)
-	sum := shaOfFile(t, src)
+	writeSynthFile(t, src, synth.Options{Preset: "tiny", Type: "q8_0"})
+	sum := sha256Hex(readFile(t, src))
 	env := map[string]string{EnvModelsDir: dir}
 
 	// Flags after the positional argument work too.
@@ -31,7 +38,7 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(errs, "import tiny: done") {
 		t.Errorf("import progress on stderr: %q", errs)
 	}
-	writeFile(t, filepath.Join(dir, "broken.gguf"), corruptBytes(1000, 5))
+	writeCorruptGGUF(t, filepath.Join(dir, "broken.gguf"), 1000)
 
 	code, out, errs = runCLI(t, nil, "ls", "--models-dir", dir)
 	if code != 0 {
@@ -95,17 +102,17 @@ func TestCLIUsage(t *testing.T) {
 }
 
 func TestCLIPullHub(t *testing.T) {
-	f := newHubFixture(t)
+	f := newCLIHub(t)
 	f.hub.RequireToken("hf_cli")
 	dir := t.TempDir()
-	env := map[string]string{EnvModelsDir: dir, EnvHubEndpoint: f.hub.URL}
+	env := map[string]string{EnvModelsDir: dir, catalog.EnvHubEndpoint: f.hub.URL}
 	code, out, errs := runCLI(t, env, "pull", "hf.co/acme/Tiny-GGUF:Q8_0")
 	if code != 1 || !strings.Contains(errs, "HF_TOKEN") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 		t.Fatalf("gated without HF_TOKEN: %d %q %q, want one line naming HF_TOKEN", code, out, errs)
 	}
-	env[EnvHubToken] = "hf_cli"
+	env[catalog.EnvHubToken] = "hf_cli"
 	code, out, errs = runCLI(t, env, "pull", "hf.co/acme/Tiny-GGUF:Q8_0", "--name", "tiny")
-	if code != 0 || !strings.Contains(out, "pulled tiny") || !strings.Contains(out, shaOf(f.q8)) {
+	if code != 0 || !strings.Contains(out, "pulled tiny") || !strings.Contains(out, sha256Hex(f.q8)) {
 		t.Fatalf("pull: %d %q %q", code, out, errs)
 	}
 	if !strings.Contains(errs, "pull tiny: done") {
@@ -114,5 +121,51 @@ func TestCLIPullHub(t *testing.T) {
 	code, out, errs = runCLI(t, env, "pull", "hf.co/acme/Tiny-GGUF:Q3_K_S")
 	if code != 1 || !strings.Contains(errs, "Q8_0, Q4_0") {
 		t.Fatalf("missing quant: %d %q %q", code, out, errs)
+	}
+}
+
+// cliHub is a stand-in hub with one repository of two quantizations.
+type cliHub struct {
+	hub    *hubtest.Hub
+	q8, q4 []byte
+}
+
+func newCLIHub(t *testing.T) *cliHub {
+	q8 := filepath.Join(t.TempDir(), "q8.gguf")
+	writeSynthFile(t, q8, synth.Options{Preset: "tiny", Type: "q8_0"})
+	q4 := filepath.Join(t.TempDir(), "q4.gguf")
+	writeSynthFile(t, q4, synth.Options{NEmbd: 32, NLayer: 1, NHead: 2, NFF: 64, NVocab: 512, Type: "q4_0", Name: "narrow"})
+	f := &cliHub{hub: hubtest.New(t), q8: readFile(t, q8), q4: readFile(t, q4)}
+	f.hub.Add("acme/Tiny-GGUF", "Tiny-Q8_0.gguf", f.q8)
+	f.hub.Add("acme/Tiny-GGUF", "q4/Tiny-Q4_0.gguf", f.q4)
+	return f
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// writeCorruptGGUF writes n bytes that start like a GGUF file and are
+// noise after the magic.
+func writeCorruptGGUF(t *testing.T, path string, n int) {
+	t.Helper()
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(5, 5))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	copy(b, "GGUF")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/ratelimit"
-	"github.com/asi1d/asi1d/internal/ratelimit/redistest"
+	"github.com/asi1d/asi1d/internal/testutil/redistest"
+	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
 // BenchmarkTake is the cost one limit adds to a request: one Take, in the

@@ -17,7 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/asi1d/asi1d/internal/testserver"
+	"github.com/asi1d/asi1d/internal/testutil/testserver"
 )
 
 func (p *page) eval(expr string) string {

@@ -534,7 +534,7 @@ func receive(ctx context.Context, cancel context.CancelCauseFunc, resp *http.Res
 		}
 		file.Sync()
 		return "", fmt.Errorf("download of %s interrupted after %s of %s: %w (pull again to resume)",
-			u.Redacted(), humanBytes(got), sizeOrUnknown(total), err)
+			u.Redacted(), HumanBytes(got), sizeOrUnknown(total), err)
 	}
 	p.Finish()
 	if err := file.Sync(); err != nil {
@@ -550,7 +550,7 @@ func sizeOrUnknown(n int64) string {
 	if n < 0 {
 		return "an unknown size"
 	}
-	return humanBytes(n)
+	return HumanBytes(n)
 }
 
 // hashPrefix feeds the first n bytes of path to h.

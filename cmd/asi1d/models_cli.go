@@ -1,4 +1,4 @@
-package catalog
+package main
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/asi1d/asi1d/internal/cliflag"
+	"github.com/asi1d/asi1d/cmd/asi1d/cliflag"
+	"github.com/asi1d/asi1d/models/catalog"
 )
 
 // EnvModelsDir is the environment variable of --models-dir (serve reads
@@ -28,15 +29,15 @@ Commands:
   rm ID                    delete a model's file and manifest entry
 
 Every command takes --models-dir DIR (env ` + EnvModelsDir + `). pull fetches hub
-names from ` + EnvHubEndpoint + ` (default ` + DefaultHubEndpoint + `) and sends ` + EnvHubToken + `
+names from ` + catalog.EnvHubEndpoint + ` (default ` + catalog.DefaultHubEndpoint + `) and sends ` + catalog.EnvHubToken + `
 to the hub, if set.
 Run 'asi1d models <command> -h' for its flags.
 `
 
-// RunCLI is asi1d models: args are what follows "models". Progress goes
+// runModelsCLI is asi1d models: args are what follows "models". Progress goes
 // to stderr (a bar when it is a terminal). It returns the exit code: 0
 // done, 1 failed, 2 bad usage.
-func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+func runModelsCLI(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, cliUsage)
 		return 2
@@ -123,7 +124,7 @@ func cliLs(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if _, code := f.parse(args, 0, ""); code >= 0 {
 		return code
 	}
-	c, err := Scan(*f.dir)
+	c, err := catalog.Scan(*f.dir)
 	if err != nil {
 		fmt.Fprintf(stderr, "asi1d models ls: %v\n", err)
 		return 1
@@ -137,7 +138,7 @@ func cliLs(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 
 // writeTable lists c as a table: id, aliases, quantization, size, context,
 // the sha256's first 12 digits, and "ok" or what is wrong.
-func writeTable(w io.Writer, c *Catalog) {
+func writeTable(w io.Writer, c *catalog.Catalog) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tALIASES\tQUANT\tSIZE\tCTX\tSHA256\tSTATUS")
 	for _, e := range c.Entries {
@@ -149,7 +150,7 @@ func writeTable(w io.Writer, c *Catalog) {
 			quant = e.Facts.FileType
 		}
 		if e.Size > 0 {
-			size = humanBytes(e.Size)
+			size = catalog.HumanBytes(e.Size)
 		}
 		if n := e.ServedContext(); n > 0 {
 			ctx = strconv.Itoa(n) // one request's, as serve gives it
@@ -167,7 +168,7 @@ func writeTable(w io.Writer, c *Catalog) {
 
 func cliImport(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	f := newCLIFlags("import", stdout, stderr, getenv)
-	var o ImportOptions
+	var o catalog.ImportOptions
 	f.StringVar(&o.Name, "name", "", "model id (default: the file's name without .gguf)")
 	f.StringVar(&o.SHA256, "sha256", "", "expected sha256 of the file: a mismatch is refused")
 	f.BoolVar(&o.Link, "link", false, "hard-link the file instead of copying it (copies across filesystems)")
@@ -176,18 +177,18 @@ func cliImport(args []string, stdout, stderr io.Writer, getenv func(string) stri
 		return code
 	}
 	o.Progress = stderr
-	e, err := Import(*f.dir, pos[0], o)
+	e, err := catalog.Import(*f.dir, pos[0], o)
 	if err != nil {
 		fmt.Fprintf(stderr, "asi1d models import: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "imported %s: %s, %s, %s, sha256 %s\n", e.ID, e.Path, e.Facts.FileType, humanBytes(e.Size), e.SHA256)
+	fmt.Fprintf(stdout, "imported %s: %s, %s, %s, sha256 %s\n", e.ID, e.Path, e.Facts.FileType, catalog.HumanBytes(e.Size), e.SHA256)
 	return 0
 }
 
 func cliPull(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	f := newCLIFlags("pull", stdout, stderr, getenv)
-	var o PullOptions
+	var o catalog.PullOptions
 	f.StringVar(&o.Name, "name", "", "model id (default: the file's name without .gguf and any -00001-of-0000N)")
 	f.StringVar(&o.SHA256, "sha256", "", "expected sha256 (default: a URL's URL.sha256; the hub's own for hub files)")
 	f.BoolVar(&o.NoChecksum, "no-checksum", false, "allow a plain-URL download that no checksum vouches for")
@@ -195,15 +196,15 @@ func cliPull(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if code >= 0 {
 		return code
 	}
-	o.HubEndpoint = getenv(EnvHubEndpoint)
-	o.HubToken = getenv(EnvHubToken)
+	o.HubEndpoint = getenv(catalog.EnvHubEndpoint)
+	o.HubToken = getenv(catalog.EnvHubToken)
 	o.Progress = stderr
-	e, err := Pull(ctx, *f.dir, pos[0], o)
+	e, err := catalog.Pull(ctx, *f.dir, pos[0], o)
 	if err != nil {
 		fmt.Fprintf(stderr, "asi1d models pull: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "pulled %s: %s, %s, %s, sha256 %s\n", e.ID, e.Path, e.Facts.FileType, humanBytes(e.Size), e.SHA256)
+	fmt.Fprintf(stdout, "pulled %s: %s, %s, %s, sha256 %s\n", e.ID, e.Path, e.Facts.FileType, catalog.HumanBytes(e.Size), e.SHA256)
 	return 0
 }
 
@@ -213,7 +214,7 @@ func cliRm(args []string, stdout, stderr io.Writer, getenv func(string) string) 
 	if code >= 0 {
 		return code
 	}
-	if err := Remove(*f.dir, pos[0]); err != nil {
+	if err := catalog.Remove(*f.dir, pos[0]); err != nil {
 		fmt.Fprintf(stderr, "asi1d models rm: %v\n", err)
 		return 1
 	}

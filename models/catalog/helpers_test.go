@@ -10,7 +10,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/asi1d/asi1d/internal/testmodel"
+	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/models/synth"
 )
 

@@ -73,13 +73,13 @@ func (p *lineProgress) Add(n int64) {
 		step := p.done * 10 / p.total
 		if step > p.lastStep && step < 10 {
 			p.lastStep = step
-			fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.desc, step*10, humanBytes(p.done), humanBytes(p.total))
+			fmt.Fprintf(p.w, "%s: %d%% (%s of %s)\n", p.desc, step*10, HumanBytes(p.done), HumanBytes(p.total))
 		}
 		return
 	}
 	if step := p.done / unknownTotalStep; step > p.lastStep {
 		p.lastStep = step
-		fmt.Fprintf(p.w, "%s: %s\n", p.desc, humanBytes(p.done))
+		fmt.Fprintf(p.w, "%s: %s\n", p.desc, HumanBytes(p.done))
 	}
 }
 
@@ -90,11 +90,11 @@ func (p *lineProgress) Finish() {
 		return
 	}
 	p.finished = true
-	fmt.Fprintf(p.w, "%s: done, %s in %s\n", p.desc, humanBytes(p.done), time.Since(p.start).Round(time.Millisecond))
+	fmt.Fprintf(p.w, "%s: done, %s in %s\n", p.desc, HumanBytes(p.done), time.Since(p.start).Round(time.Millisecond))
 }
 
-// humanBytes writes n as 512 B, 1.1 MiB or 4.30 GiB.
-func humanBytes(n int64) string {
+// HumanBytes writes n as 512 B, 1.1 MiB or 4.30 GiB.
+func HumanBytes(n int64) string {
 	switch {
 	case n >= 1<<30:
 		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
