@@ -429,27 +429,43 @@ func mustSubmit(t *testing.T, s *scheduler.Scheduler, r scheduler.Request) *sche
 }
 
 // A cancelled request frees its slot within one step: with one slot, a
-// request queued behind a cancelled one starts at once.
+// request queued behind a cancelled one starts at once. Decodes are let
+// through one at a time (stepGate) and counted, so the loop cannot run
+// ahead while the test waits for a core.
 func TestCancelFreesSlotWithinAStep(t *testing.T) {
 	fake := enginetest.New(1, 4096, 64)
-	fake.StepDelay = 5 * time.Millisecond
 	s := harness(t, fake, scheduler.Options{})
+	g := gateDecodes(t, fake)
 	ctx, cancel := context.WithCancel(context.Background())
 	st, _ := s.Submit(ctx, scheduler.Request{Prompt: prompt("a"), MaxTokens: 4000})
 	if _, err := st.Next(ctx); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
-	steps := s.Stats().Steps
+	g.let(t, 3) // the prompt and two tokens
 	cancel()
-	st2, _ := s.Submit(context.Background(), scheduler.Request{Prompt: prompt("b"), MaxTokens: 1})
-	r := collect(t, context.Background(), st2)
-	if r.final.Finish != scheduler.FinishLength {
-		t.Fatalf("follow-up request: %+v", r.final)
-	}
-	// Steps taken: at most one more for the cancelled one, then the new one's.
-	if d := s.Stats().Steps - steps; d > 3 {
-		t.Fatalf("%d steps between cancel and the next request's end", d)
+	st2 := mustSubmit(t, s, scheduler.Request{Prompt: prompt("b"), MaxTokens: 1})
+	done := make(chan result, 1)
+	go func() { done <- collect(t, context.Background(), st2) }()
+	// At most one more decode for the cancelled request (the one it may
+	// have started), then the new one's prompt pass, which samples its
+	// only token.
+	for n := 0; ; n++ {
+		select {
+		case r := <-done:
+			if r.final.Finish != scheduler.FinishLength {
+				t.Fatalf("follow-up request: %+v", r.final)
+			}
+			if n > 2 {
+				t.Fatalf("%d decodes between cancel and the next request's end", n)
+			}
+			return
+		case g.step <- struct{}{}:
+			if n >= 2 {
+				t.Fatalf("a decode beyond the cancelled request's last and the next request's prompt")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the next request did not end")
+		}
 	}
 }
 
@@ -540,29 +556,44 @@ func TestSlowReaderDoesNotBlock(t *testing.T) {
 func TestSplitPrefillAndShortestFirst(t *testing.T) {
 	for _, lat := range []float64{0, -1} {
 		fake := enginetest.New(4, 2048, 256)
-		fake.StepDelay = time.Millisecond
 		var mu sync.Mutex
-		mixed, split := 0, 0
+		mixed, split, decodes := 0, 0, 0
+		// sampledAt: for each sequence but the first stream's, the decode
+		// that sampled its first token (its prompt's last, with logits),
+		// and where that token sat: which prompt ended first, counted in
+		// decodes rather than read off a clock.
+		type end struct{ decode, pos int }
+		sampledAt := map[engine.SeqID]end{}
 		first := prompt("go")
+		// No decode runs before both prompts are queued, so the first
+		// stream is still generating when they start.
+		hold := make(chan struct{})
+		release := sync.OnceFunc(func() { close(hold) })
 		fake.FailDecode = func(batch []engine.BatchEntry) error {
+			<-hold
 			dec, pr := 0, 0
+			mu.Lock()
+			defer mu.Unlock()
+			decodes++
 			for _, e := range batch {
 				if e.Seq == 0 && int(e.Pos) >= len(first) {
 					dec++ // a generated token of the stream started first
 				} else if !e.Logits {
 					pr++
 				}
+				if _, seen := sampledAt[e.Seq]; e.Seq != 0 && e.Logits && !seen {
+					sampledAt[e.Seq] = end{decodes, int(e.Pos)}
+				}
 			}
-			mu.Lock()
 			if dec > 0 && pr > 0 {
 				mixed++
 			} else if pr > 0 {
 				split++
 			}
-			mu.Unlock()
 			return nil
 		}
 		s := harness(t, fake, scheduler.Options{StepTokens: 32, StepLatency: lat})
+		t.Cleanup(release) // before the harness stops the loop
 		ctx := context.Background()
 		st0, _ := s.Submit(ctx, scheduler.Request{Prompt: first, MaxTokens: 150})
 		if ev, err := st0.Next(ctx); err != nil || !ev.Started {
@@ -572,16 +603,25 @@ func TestSplitPrefillAndShortestFirst(t *testing.T) {
 		short := prompt("a short one")
 		stL, _ := s.Submit(ctx, scheduler.Request{Prompt: long, MaxTokens: 1})
 		stS, _ := s.Submit(ctx, scheduler.Request{Prompt: short, MaxTokens: 1})
+		release()
 		var wg sync.WaitGroup
-		var doneL, doneS time.Time
-		wg.Go(func() { collect(t, ctx, stL); doneL = time.Now() })
-		wg.Go(func() { collect(t, ctx, stS); doneS = time.Now() })
+		wg.Go(func() { collect(t, ctx, stL) })
+		wg.Go(func() { collect(t, ctx, stS) })
 		wg.Wait()
 		collect(t, ctx, st0)
-		if !doneS.Before(doneL) {
-			t.Errorf("latency %v: the short prompt finished after the long one", lat)
-		}
 		mu.Lock()
+		var doneL, doneS int
+		for _, e := range sampledAt {
+			switch e.pos {
+			case len(long) - 1:
+				doneL = e.decode
+			case len(short) - 1:
+				doneS = e.decode
+			}
+		}
+		if doneL == 0 || doneS == 0 || doneS >= doneL {
+			t.Errorf("latency %v: the short prompt ended in decode %d, the long one in decode %d (%v)", lat, doneS, doneL, sampledAt)
+		}
 		if lat == 0 && (mixed > 0 || split == 0) {
 			t.Errorf("split on: %d mixed batches, %d prompt-only", mixed, split)
 		}
