@@ -191,27 +191,6 @@ func TestParallelSamplingMatchesSequential(t *testing.T) {
 	}
 }
 
-// costClock is a scheduler clock (scheduler.SetClock) that only the fake's
-// decodes move, each by what the test says a pass of its tokens costs: the
-// scheduler measures exactly those costs, whatever the machine's load.
-type costClock struct {
-	ns   atomic.Int64
-	cost func(tokens int) time.Duration
-}
-
-func (c *costClock) now() time.Time { return time.Unix(0, c.ns.Load()) }
-
-// useCostClock makes s measure fake's decodes by cost. Call it before Run
-// (harness runs s: pass it as harness's setup).
-func useCostClock(s *scheduler.Scheduler, fake *enginetest.Fake, cost func(tokens int) time.Duration) {
-	c := &costClock{cost: cost}
-	scheduler.SetClock(s, c.now)
-	fake.FailDecode = func(batch []engine.BatchEntry) error {
-		c.ns.Add(int64(c.cost(len(batch))))
-		return nil
-	}
-}
-
 // The step budget is sized from the measured cost of a pass (StepTokens 0):
 // where a decode costs the same whatever its tokens (a GPU), a burst of
 // prompts is prefilled in big chunks; where the cost grows with every token

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -15,92 +14,6 @@ import (
 	"github.com/asi1d/asi1d/engine/enginetest"
 	"github.com/asi1d/asi1d/engine/scheduler"
 )
-
-// harness runs a scheduler over a fake and checks on cleanup that the loop
-// stopped and no slot stayed busy (leaked goroutines: goleak in TestMain).
-func harness(t *testing.T, fake *enginetest.Fake, o scheduler.Options) *scheduler.Scheduler {
-	t.Helper()
-	return harnessWith(t, fake, o, nil)
-}
-
-// harnessWith is harness with setup called on the scheduler before Run.
-func harnessWith(t *testing.T, fake *enginetest.Fake, o scheduler.Options, setup func(*scheduler.Scheduler)) *scheduler.Scheduler {
-	t.Helper()
-	s := scheduler.New(fake, o)
-	if setup != nil {
-		setup(s)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	go s.Run(ctx)
-	t.Cleanup(func() {
-		st := s.Stats()
-		cancel()
-		<-s.Done()
-		if st.Running != 0 || st.Waiting != 0 {
-			t.Errorf("at the end: %d running, %d waiting", st.Running, st.Waiting)
-		}
-	})
-	return s
-}
-
-// expected is what the fake generates greedily after prompt.
-func expected(prompt []engine.Token, n int) string {
-	h := append([]engine.Token(nil), prompt...)
-	var b strings.Builder
-	for range n {
-		tok := enginetest.DefaultNext(h)
-		h = append(h, tok)
-		b.WriteByte(byte(tok - enginetest.ByteBase))
-	}
-	return b.String()
-}
-
-func prompt(s string) []engine.Token {
-	toks, _ := enginetest.New(1, 8, 8).Tokenize(s, true, false)
-	return toks
-}
-
-type result struct {
-	text    string
-	thought string
-	final   scheduler.Event
-	events  int
-}
-
-func collect(t *testing.T, ctx context.Context, st *scheduler.Stream) result {
-	t.Helper()
-	var r result
-	for {
-		ev, err := st.Next(ctx)
-		if err == io.EOF {
-			return r
-		}
-		if err != nil {
-			r.final.Err = err
-			return r
-		}
-		r.events++
-		for _, f := range ev.Fragments {
-			if f.Thought {
-				r.thought += f.Text
-			} else {
-				r.text += f.Text
-			}
-		}
-		if ev.Done {
-			r.final = ev
-		}
-	}
-}
-
-func run(t *testing.T, s *scheduler.Scheduler, r scheduler.Request) result {
-	t.Helper()
-	st, err := s.Submit(context.Background(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return collect(t, context.Background(), st)
-}
 
 func TestSingleRequest(t *testing.T) {
 	s := harness(t, enginetest.New(2, 256, 64), scheduler.Options{})
@@ -416,56 +329,6 @@ func TestCancelMidDecode(t *testing.T) {
 	r = collect(t, context.Background(), mustSubmit(t, s, scheduler.Request{Prompt: next, MaxTokens: 5}))
 	if want := expected(next, 5); r.text != want {
 		t.Errorf("next request on the slot: %q, want %q", r.text, want)
-	}
-}
-
-func mustSubmit(t *testing.T, s *scheduler.Scheduler, r scheduler.Request) *scheduler.Stream {
-	t.Helper()
-	st, err := s.Submit(context.Background(), r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
-// A cancelled request frees its slot within one step: with one slot, a
-// request queued behind a cancelled one starts at once. Decodes are let
-// through one at a time (stepGate) and counted, so the loop cannot run
-// ahead while the test waits for a core.
-func TestCancelFreesSlotWithinAStep(t *testing.T) {
-	fake := enginetest.New(1, 4096, 64)
-	s := harness(t, fake, scheduler.Options{})
-	g := gateDecodes(t, fake)
-	ctx, cancel := context.WithCancel(context.Background())
-	st, _ := s.Submit(ctx, scheduler.Request{Prompt: prompt("a"), MaxTokens: 4000})
-	if _, err := st.Next(ctx); err != nil {
-		t.Fatal(err)
-	}
-	g.let(t, 3) // the prompt and two tokens
-	cancel()
-	st2 := mustSubmit(t, s, scheduler.Request{Prompt: prompt("b"), MaxTokens: 1})
-	done := make(chan result, 1)
-	go func() { done <- collect(t, context.Background(), st2) }()
-	// At most one more decode for the cancelled request (the one it may
-	// have started), then the new one's prompt pass, which samples its
-	// only token.
-	for n := 0; ; n++ {
-		select {
-		case r := <-done:
-			if r.final.Finish != scheduler.FinishLength {
-				t.Fatalf("follow-up request: %+v", r.final)
-			}
-			if n > 2 {
-				t.Fatalf("%d decodes between cancel and the next request's end", n)
-			}
-			return
-		case g.step <- struct{}{}:
-			if n >= 2 {
-				t.Fatalf("a decode beyond the cancelled request's last and the next request's prompt")
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("the next request did not end")
-		}
 	}
 }
 
