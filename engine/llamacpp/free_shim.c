@@ -11,11 +11,15 @@
 // the freed backend's freed context (ctx->pools[ctx->device][i] = NULL with
 // ctx->device overwritten by the allocator): the segfault in llama_free.
 //
-// The binary is linked with -Wl,--wrap=ggml_backend_free (see device.go), so
-// llama.cpp's calls of ggml_backend_free reach __wrap_ggml_backend_free.
-// While asi1d_llama_free runs on this thread, the backends are only
+// The binary is linked with -Wl,--wrap=ggml_backend_free (the #cgo LDFLAGS
+// of free.go), so llama.cpp's calls of ggml_backend_free reach
+// __wrap_ggml_backend_free. While asi1d_llama_free runs on this thread, the
+// backends (up to ASI1D_MAX_DEFERRED; any beyond are freed at once) are only
 // collected, and freed after llama_free returned, i.e. after the scheduler:
-// the order ollama's own engine uses (scheduler, then backends).
+// the order ollama's own engine uses (scheduler, then backends). Other
+// threads' calls, and this thread's outside asi1d_llama_free, go straight
+// to the real ggml_backend_free. TestOpenCloseReopen (reopen_test.go)
+// checks through free.go's deferredFrees that the wrap is in effect.
 #include <stddef.h>
 #include "ggml-backend.h"
 #include "free_shim.h"

@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"slices"
-	"time"
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/sampler"
@@ -127,7 +126,7 @@ func (s *Scheduler) start(sl *slot, j *job, lcp int) {
 			sl.savedN = -1 // no longer what was saved
 		}
 	}
-	now := time.Now()
+	now := s.now()
 	s.admits++
 	*sl = slot{
 		id: sl.id, cached: sl.cached, lastUsed: now, session: j.req.SessionID, savedN: sl.savedN,

@@ -14,12 +14,27 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // with every token in it, and a prompt token costs more the deeper it sits,
 // so a fixed token budget either stalls the running streams or starves the
 // prompt; a time budget does neither.
+//
+// A StepLatency of at most 1 leaves no time for prompt tokens: 0 (the
+// caller still adds its floor of minPrefill). A limit beyond what an int
+// holds (a huge StepLatency) is capped at maxPromptLimit, not left to the
+// float conversion, which differs by platform (negative on amd64: no limit).
 func (s *Scheduler) promptLimit(ndec int) int {
 	if ndec == 0 || s.opts.StepLatency <= 0 || s.decodeCost <= 0 || s.promptCost <= 0 {
 		return -1
 	}
-	return int((s.opts.StepLatency - 1) * float64(s.decodeCost) / float64(s.promptCost))
+	lim := (s.opts.StepLatency - 1) * float64(s.decodeCost) / float64(s.promptCost)
+	switch {
+	case !(lim > 0): // NaN too
+		return 0
+	case lim >= maxPromptLimit:
+		return maxPromptLimit
+	}
+	return int(lim)
 }
+
+// maxPromptLimit caps promptLimit: more than any batch holds.
+const maxPromptLimit = 1 << 30
 
 // learnCost updates the decode-only step time and the marginal time of a
 // prompt token (moving averages) from a step of ndec decode and npr prompt

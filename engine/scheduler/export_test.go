@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"time"
+
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/sessions"
 )
@@ -18,4 +20,11 @@ func SetMinParallelLogits(n int) int {
 // Load), so that a test can hold a read. Call it before Run.
 func SetStateLoader(s *Scheduler, load func(sessions.Key, string, []engine.Token) (sessions.Entry, bool)) {
 	s.loadState = load
+}
+
+// SetClock replaces the clock that the scheduler measures its steps and
+// requests by (Scheduler.now), so that a test decides what each decode
+// costs. Call it before Run.
+func SetClock(s *Scheduler, now func() time.Time) {
+	s.now = now
 }

@@ -192,25 +192,26 @@ func TestParallelSamplingMatchesSequential(t *testing.T) {
 }
 
 // The step budget is sized from the measured cost of a pass (StepTokens 0):
-// with a fake whose decode takes the same time whatever its tokens (a GPU),
-// a burst of prompts is prefilled in big chunks; with one whose decode time
-// grows with every token (a CPU), in chunks of DefaultStepTokens at most.
+// where a decode costs the same whatever its tokens (a GPU), a burst of
+// prompts is prefilled in big chunks; where the cost grows with every token
+// (a CPU), in chunks of DefaultStepTokens at most. The costs come from a
+// clock that only decodes move (costClock), so no wall time is measured.
 func TestStepBudgetFromFakeCosts(t *testing.T) {
 	for _, c := range []struct {
 		name          string
 		fixed, per    time.Duration
-		decodeTime    time.Duration
 		minMax, maxMx int
 	}{
-		{"flat", 0, 0, 2 * time.Millisecond, 2 * scheduler.DefaultStepTokens, 512},
-		// Steep enough that timer noise (a sleep oversleeps by up to a few
-		// ms on a loaded machine) cannot pass for a fixed cost.
-		{"linear", 0, 250 * time.Microsecond, 0, 1, scheduler.DefaultStepTokens},
+		{"flat", 2 * time.Millisecond, 0, 2 * scheduler.DefaultStepTokens, 512},
+		{"linear", 0, 250 * time.Microsecond, 1, scheduler.DefaultStepTokens},
+		// A CPU's pass has a fixed part too, under a token's cost.
+		{"linear-with-fixed", 200 * time.Microsecond, 250 * time.Microsecond, 1, scheduler.DefaultStepTokens},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			fake := enginetest.New(16, 1024, 512)
-			fake.StepDelay, fake.PerToken, fake.DecodeTime = c.fixed, c.per, c.decodeTime
-			s := harness(t, fake, scheduler.Options{})
+			s := harnessWith(t, fake, scheduler.Options{}, func(s *scheduler.Scheduler) {
+				useCostClock(s, fake, func(n int) time.Duration { return c.fixed + time.Duration(n)*c.per })
+			})
 			var wg sync.WaitGroup
 			for i := range 8 {
 				p := prompt(fmt.Sprintf("%02d %s", i, strings.Repeat("p", 250)))

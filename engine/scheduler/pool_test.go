@@ -181,3 +181,44 @@ func TestPoolRunsSixteenShortStreams(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A cancelled request frees its slot within one step: with one slot, a
+// request queued behind a cancelled one starts at once. Decodes are let
+// through one at a time (stepGate) and counted, so the loop cannot run
+// ahead while the test waits for a core.
+func TestCancelFreesSlotWithinAStep(t *testing.T) {
+	fake := enginetest.New(1, 4096, 64)
+	s := harness(t, fake, scheduler.Options{})
+	g := gateDecodes(t, fake)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, _ := s.Submit(ctx, scheduler.Request{Prompt: prompt("a"), MaxTokens: 4000})
+	if _, err := st.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g.let(t, 3) // the prompt and two tokens
+	cancel()
+	st2 := mustSubmit(t, s, scheduler.Request{Prompt: prompt("b"), MaxTokens: 1})
+	done := make(chan result, 1)
+	go func() { done <- collect(t, context.Background(), st2) }()
+	// At most one more decode for the cancelled request (the one it may
+	// have started), then the new one's prompt pass, which samples its
+	// only token.
+	for n := 0; ; n++ {
+		select {
+		case r := <-done:
+			if r.final.Finish != scheduler.FinishLength {
+				t.Fatalf("follow-up request: %+v", r.final)
+			}
+			if n > 2 {
+				t.Fatalf("%d decodes between cancel and the next request's end", n)
+			}
+			return
+		case g.step <- struct{}{}:
+			if n >= 2 {
+				t.Fatalf("a decode beyond the cancelled request's last and the next request's prompt")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the next request did not end")
+		}
+	}
+}

@@ -112,6 +112,12 @@ type Scheduler struct {
 	drainCh  chan time.Duration
 	done     chan struct{}
 
+	// now is the clock of the step costs (the cost model learns from what
+	// it measures) and of the requests' timings (queue, first token, gaps)
+	// and the cache's last use: time.Now, a test's clock in tests. Drain's
+	// deadline stays on the wall clock. Set before Run, read-only after.
+	now func() time.Time
+
 	// Loop-owned state.
 	queue    []*job
 	slots    []*slot
@@ -263,6 +269,7 @@ func New(be engine.Backend, o Options) *Scheduler {
 		drainCh:  make(chan time.Duration, 1),
 		done:     make(chan struct{}),
 		budget:   o.StepTokens, auto: auto,
+		now: time.Now,
 	}
 	s.st.budget.Store(int64(o.StepTokens))
 	for i := range info.Parallel {
@@ -316,7 +323,7 @@ func (s *Scheduler) Submit(ctx context.Context, r Request) (*Stream, error) {
 			break
 		}
 	}
-	j := &job{ctx: ctx, req: r, stream: newStream(), submitted: time.Now()}
+	j := &job{ctx: ctx, req: r, stream: newStream(), submitted: s.now()}
 	s.incoming <- j // capacity MaxQueue and waiting <= MaxQueue: never blocks
 	return j.stream, nil
 }
@@ -470,7 +477,7 @@ func (s *Scheduler) addKV(d int) { s.st.kvUsed.Add(int64(d)) }
 // costs what it costs alone and the prompt chunk is sized so that both
 // together last at most StepLatency decode-only steps.
 func (s *Scheduler) step() {
-	built := time.Now()
+	built := s.now()
 	if s.pooled {
 		s.growHolds()
 	}
@@ -487,7 +494,7 @@ func (s *Scheduler) step() {
 	inBatch := ndec // decode tokens in the batch that the prompt chunks join
 	if ndec > 0 && s.opts.StepLatency > 0 && s.prompting() {
 		s.run(ndec, built)
-		built = time.Now()
+		built = s.now()
 		s.batch, s.owners = s.batch[:0], s.owners[:0]
 		inBatch = 0
 	}
@@ -505,10 +512,10 @@ func (s *Scheduler) run(ndec int, built time.Time) {
 	if s.pooled {
 		s.makeRoom(len(s.batch))
 	}
-	t0 := time.Now()
+	t0 := s.now()
 	build := t0.Sub(built)
 	err := s.be.Decode(s.batch)
-	d := time.Since(t0)
+	d := s.now().Sub(t0)
 	s.st.steps.Add(1)
 	s.st.stepTokens.Add(uint64(len(s.batch)))
 	if err == nil {
@@ -541,16 +548,16 @@ func (s *Scheduler) run(ndec int, built time.Time) {
 	// Fetch the rows on the loop (the backend's Logits is loop-only), sample
 	// them, on the workers when they are many, and apply the results in
 	// batch order.
-	t2 := time.Now()
+	t2 := s.now()
 	rows := s.rows[:0]
 	for i, e := range s.batch {
 		if e.Logits && s.owners[i].job != nil {
 			rows = append(rows, rowJob{sl: s.owners[i], row: s.be.Logits(i)})
 		}
 	}
-	t3 := time.Now()
+	t3 := s.now()
 	s.pool.do(rows, s.sampleFn)
-	t4 := time.Now()
+	t4 := s.now()
 	for i := range rows {
 		s.applyRow(&rows[i], t2)
 		rows[i] = rowJob{}
@@ -562,7 +569,7 @@ func (s *Scheduler) run(ndec int, built time.Time) {
 		// with everything per request (grammar, logprobs, text, stop
 		// strings, the events of requests that go on; on the workers),
 		// emit_ms the rest on the loop (counters, final events).
-		t5 := time.Now()
+		t5 := s.now()
 		parts, _ := engine.Ubatches(s.batch)
 		s.log.Log(context.Background(), LevelTrace, "step", "decode", ndec, "prompt", len(s.batch)-ndec, "parts", parts, "rows", len(rows),
 			"ms", ms(d), "build_ms", ms(build), "fetch_ms", ms(t3.Sub(t2)), "sample_ms", ms(t4.Sub(t3)), "emit_ms", ms(t5.Sub(t4)),
@@ -615,7 +622,7 @@ func (s *Scheduler) finish(sl *slot, reason FinishReason, err error) {
 	s.commit(-sl.hold)
 	sl.hold = 0
 	sl.detok = tokenizer.Detokenizer{}
-	sl.lastUsed = time.Now()
+	sl.lastUsed = s.now()
 	s.running--
 	s.st.running.Add(-1)
 	j.end(ev) // last, so a reader that sees Done sees the slot free

@@ -6,9 +6,12 @@ import (
 	"sync"
 )
 
-// Stream delivers one request's events. The loop appends to it without ever
-// blocking; a reader that falls behind gets the text coalesced into its next
-// event. Next is for one reader goroutine.
+// Stream delivers one request's events. Its writers (the loop, and a
+// sampling helper for the row it holds) merge into one pending event under a
+// mutex that each side holds only to merge or take that event, so a writer
+// never waits for the reader to read; a reader that falls behind gets the
+// text and logprobs coalesced into its next event. It has one reader
+// goroutine, which uses Next, or Ready with TryNext.
 type Stream struct {
 	notify chan struct{} // capacity 1: "something is pending"
 
@@ -24,7 +27,8 @@ func newStream() *Stream {
 }
 
 // push merges ev into the pending event and wakes the reader. Called by
-// the loop only.
+// the loop, or by a sampling helper for the row it holds (sampleRow, where
+// the readers are woken at once: see Scheduler.deferWake).
 func (s *Stream) push(ev Event) {
 	s.merge(ev)
 	s.wake()
@@ -87,8 +91,10 @@ func (s *Stream) Next(ctx context.Context) (Event, error) {
 	}
 }
 
-// Ready returns a channel that receives when an event may be pending; use it
-// in a select together with Next's non-blocking use (TryNext).
+// Ready returns a channel that receives when an event may be pending: wait
+// on it in a select, then take the event with TryNext, which does not wait.
+// Next looks for a pending event before it waits for the signal, so one
+// reader may use both.
 func (s *Stream) Ready() <-chan struct{} { return s.notify }
 
 // TryNext returns the pending event, if any, without waiting.
