@@ -80,3 +80,12 @@ func BenchmarkDecodeJSON(b *testing.B) {
 		}
 	}
 }
+
+// A call whose arguments carry 32 KB of text: the streaming scanner stays
+// linear (re-decoding the value at each Push, as a Decoder would have to,
+// took 640x as long here).
+func BenchmarkToolCallHermes32KArgs(b *testing.B) {
+	long := strings.Repeat(`line of generated code with \"quotes\" and \\n escapes; `, 576)
+	benchToolParse(b, ToolFormatHermes,
+		"<tool_call>\n{\"name\": \"search\", \"arguments\": {\"query\": \""+long+"\", \"limit\": 10}}\n</tool_call>", 1)
+}
