@@ -49,7 +49,8 @@ package models
 // the filter before the minus; string literals know only the escapes \n
 // \t \\ \' \"; tags end at the first closer outside strings, even
 // inside braces; only bos_token and eos_token of the special tokens are
-// passed.
+// passed. docs/TEMPLATES.md weighs these patches against newer library
+// releases and other Go Jinja libraries.
 
 import (
 	"bytes"
