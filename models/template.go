@@ -49,9 +49,11 @@ package models
 // the filter before the minus; string literals know only the escapes \n
 // \t \\ \' \"; tags end at the first closer outside strings, even
 // inside braces; only bos_token and eos_token of the special tokens are
-// passed.
+// passed. docs/TEMPLATES.md weighs these patches against newer library
+// releases and other Go Jinja libraries.
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -322,133 +324,73 @@ func extraValue(v any) (jinja.Value, error) {
 // that fit int64 stay integers; numbers with a fraction or exponent, and
 // larger integers, become floats, as Python's json.loads makes them
 // (except that Python keeps big integers exact). A repeated key keeps its
-// first position and its last value, as in Python.
+// first position and its last value, as in Python. Invalid UTF-8 in a
+// string becomes U+FFFD, as everywhere encoding/json decodes.
 func decodeJSON(b []byte) (jinja.Value, error) {
+	// json.Valid first: it bounds the nesting depth, which the Decoder's
+	// Token does not, and an invalid text gets encoding/json's description.
 	if !json.Valid(b) {
-		// Let encoding/json describe the error.
 		var v any
 		if err := json.Unmarshal(b, &v); err != nil {
 			return jinja.Value{}, err
 		}
 		return jinja.Value{}, errors.New("invalid JSON")
 	}
-	p := jsonParser{b: b}
-	return p.value()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	return decodeJSONValue(dec)
 }
 
-// jsonParser decodes JSON text already checked by json.Valid.
-type jsonParser struct {
-	b []byte
-	i int
-}
-
-func (p *jsonParser) skipSpace() {
-	for p.i < len(p.b) && (p.b[p.i] == ' ' || p.b[p.i] == '\t' || p.b[p.i] == '\n' || p.b[p.i] == '\r') {
-		p.i++
+// decodeJSONValue decodes the next value of dec, a text known to be valid.
+func decodeJSONValue(dec *json.Decoder) (jinja.Value, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return jinja.Value{}, err
 	}
-}
-
-func (p *jsonParser) value() (jinja.Value, error) {
-	p.skipSpace()
-	switch c := p.b[p.i]; {
-	case c == '{':
-		p.i++
-		obj := jinja.NewDict()
-		d := obj.AsDict()
-		for {
-			p.skipSpace()
-			if p.b[p.i] == '}' {
-				p.i++
-				return obj, nil
+	switch t := tok.(type) {
+	case json.Delim:
+		if t == '{' {
+			obj := jinja.NewDict()
+			d := obj.AsDict()
+			for dec.More() {
+				key, err := dec.Token()
+				if err != nil {
+					return jinja.Value{}, err
+				}
+				val, err := decodeJSONValue(dec)
+				if err != nil {
+					return jinja.Value{}, err
+				}
+				d.Set(key.(string), val)
 			}
-			if p.b[p.i] == ',' {
-				p.i++
-				p.skipSpace()
-			}
-			key, err := p.str()
-			if err != nil {
-				return jinja.Value{}, err
-			}
-			p.skipSpace()
-			p.i++ // ':'
-			val, err := p.value()
-			if err != nil {
-				return jinja.Value{}, err
-			}
-			d.Set(key, val)
+			_, err := dec.Token() // '}'
+			return obj, err
 		}
-	case c == '[':
-		p.i++
 		items := []jinja.Value{}
-		for {
-			p.skipSpace()
-			if p.b[p.i] == ']' {
-				p.i++
-				return jinja.NewList(items), nil
-			}
-			if p.b[p.i] == ',' {
-				p.i++
-			}
-			item, err := p.value()
+		for dec.More() {
+			item, err := decodeJSONValue(dec)
 			if err != nil {
 				return jinja.Value{}, err
 			}
 			items = append(items, item)
 		}
-	case c == '"':
-		s, err := p.str()
-		return jinja.NewString(s), err
-	case c == 't':
-		p.i += 4
-		return jinja.NewBool(true), nil
-	case c == 'f':
-		p.i += 5
-		return jinja.NewBool(false), nil
-	case c == 'n':
-		p.i += 4
-		return jinja.None(), nil
-	default:
-		start := p.i
-		isInt := true
-		for p.i < len(p.b) && strings.IndexByte("+-0123456789.eE", p.b[p.i]) >= 0 {
-			if c := p.b[p.i]; c == '.' || c == 'e' || c == 'E' {
-				isInt = false
-			}
-			p.i++
+		_, err := dec.Token() // ']'
+		return jinja.NewList(items), err
+	case string:
+		return jinja.NewString(t), nil
+	case bool:
+		return jinja.NewBool(t), nil
+	case json.Number:
+		if n, err := t.Int64(); err == nil { // no fraction, no exponent, fits int64
+			return jinja.NewInt(n), nil
 		}
-		num := string(p.b[start:p.i])
-		if isInt {
-			if n, err := strconv.ParseInt(num, 10, 64); err == nil {
-				return jinja.NewInt(n), nil
-			}
-		}
-		f, err := strconv.ParseFloat(num, 64)
+		f, err := strconv.ParseFloat(string(t), 64)
 		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return jinja.Value{}, err
 		}
 		return jinja.NewFloat(f), nil
 	}
-}
-
-// str decodes the string literal at p.i.
-func (p *jsonParser) str() (string, error) {
-	start := p.i
-	p.i++
-	escaped := false
-	for p.b[p.i] != '"' {
-		if p.b[p.i] == '\\' {
-			escaped = true
-			p.i++
-		}
-		p.i++
-	}
-	p.i++
-	if !escaped {
-		return string(p.b[start+1 : p.i-1]), nil
-	}
-	var s string
-	err := json.Unmarshal(p.b[start:p.i], &s)
-	return s, err
+	return jinja.None(), nil // null
 }
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -950,6 +951,30 @@ func TestDecodeJSON(t *testing.T) {
 		if _, err := decodeJSON([]byte(bad)); err == nil {
 			t.Errorf("decodeJSON(%q) succeeded", bad)
 		}
+	}
+}
+
+// TestDecodeJSONStrings: invalid UTF-8 in a string becomes U+FFFD whether
+// the string has escapes or not (encoding/json's rule, as for every other
+// string of a request), and nesting deeper than encoding/json's limit is an
+// error, not a deep recursion.
+func TestDecodeJSONStrings(t *testing.T) {
+	v, err := decodeJSON([]byte("{\"a\xffb\": [\"c\xffd\", \"e\\n\xff\"]}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := v.AsDict()
+	val, _ := d.Get("a\ufffdb")
+	if len(d.Keys) != 1 || d.Keys[0] != "a\ufffdb" || val.AsList().Len() != 2 ||
+		val.AsList().Get(0).AsString() != "c\ufffdd" || val.AsList().Get(1).AsString() != "e\n\ufffd" {
+		t.Errorf("got keys %q, value %s", d.Keys, val.String())
+	}
+	deep := strings.Repeat("[", 10001) + strings.Repeat("]", 10001)
+	if _, err := decodeJSON([]byte(deep)); err == nil {
+		t.Error("decodeJSON accepted 10001 nested arrays")
+	}
+	if _, err := decodeJSON([]byte(deep[1 : len(deep)-1])); err != nil {
+		t.Errorf("10000 nested arrays: %v", err)
 	}
 }
 
