@@ -140,8 +140,16 @@ func FuzzReadFacts(f *testing.F) {
 	f.Add(b[:min(len(b), 4096)])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		facts, err := factsOfBytes(b)
-		if err == nil && facts.Arch == "" {
+		if err != nil {
+			return
+		}
+		if facts.Arch == "" {
 			t.Fatalf("no error and no architecture: %+v", facts)
+		}
+		// What ReadFacts accepts, fs/ggml reads the same.
+		want, err := oracleFacts(bytes.NewReader(b))
+		if err != nil || facts != want {
+			t.Fatalf("facts %+v, oracle %+v (%v)", facts, want, err)
 		}
 	})
 }
