@@ -12,6 +12,7 @@ import (
 
 	"github.com/ollama/ollama/fs/ggml"
 
+	"github.com/asi1d/asi1d/models/gguf"
 	"github.com/asi1d/asi1d/models/synth"
 )
 
@@ -25,7 +26,7 @@ import (
 
 // oracleFacts decodes a GGUF header with fs/ggml.
 func oracleFacts(rs io.ReadSeeker) (Facts, error) {
-	g, err := ggml.Decode(rs, maxArraySize)
+	g, err := ggml.Decode(rs, gguf.DefaultMaxArray)
 	if err != nil {
 		return Facts{}, err
 	}
@@ -270,7 +271,7 @@ func TestFactsMatchOracle(t *testing.T) {
 // handBuilt are headers that take ReadFacts's less common paths.
 func handBuilt() map[string][]byte {
 	out := map[string][]byte{}
-	finish := func(g *gguf) []byte {
+	finish := func(g *ggufBuilder) []byte {
 		g.pad((32 - g.Len()%32) % 32)
 		return g.pad(4096).Bytes()
 	}
