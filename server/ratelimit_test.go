@@ -12,9 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/enginetest"
-	"github.com/asi1d/asi1d/internal/testutil/redistest"
 	"github.com/asi1d/asi1d/server"
 	"github.com/asi1d/asi1d/server/ratelimit"
 )
@@ -201,12 +202,19 @@ func rlTry(url, key string) (int, error) {
 	return resp.StatusCode, err
 }
 
-// TestRateLimitSharedReplicas: two server stacks (replicas) sharing one
-// real redis-server never admit more than a key's limit together under
-// concurrent load; when Redis goes away mid-test, requests keep being
-// served, counted in the process, with a warning logged.
+// TestRateLimitSharedReplicas runs rlSharedReplicas on miniredis (an
+// in-process Redis); the integration lane runs it on a real redis-server
+// (ratelimit_integration_test.go).
 func TestRateLimitSharedReplicas(t *testing.T) {
-	rs := redistest.Start(t, time.Minute)
+	mr := miniredis.RunT(t)
+	rlSharedReplicas(t, "redis://"+mr.Addr()+"/0", mr.Close)
+}
+
+// rlSharedReplicas: two server stacks (replicas) sharing one Redis never
+// admit more than a key's limit together under concurrent load; when Redis
+// goes away mid-test (stop), requests keep being served, counted in the
+// process, with a warning logged.
+func rlSharedReplicas(t *testing.T, redisURL string, stop func()) {
 	const limit = 15
 	clk := rlClock()
 	var logs [2]*syncLog
@@ -215,7 +223,7 @@ func TestRateLimitSharedReplicas(t *testing.T) {
 		logs[i] = &syncLog{}
 		// A generous Redis timeout: on a loaded test machine a slow Redis
 		// call must not count as an outage (checked below).
-		l := rlLimiter(t, ratelimit.Options{RPM: limit, RedisURL: rs.URL(), Now: clk, RetryAfter: time.Hour, RedisTimeout: 10 * time.Second,
+		l := rlLimiter(t, ratelimit.Options{RPM: limit, RedisURL: redisURL, Now: clk, RetryAfter: time.Hour, RedisTimeout: 10 * time.Second,
 			Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
 		envs[i] = ctStart(t, ctConfig{parallel: 4, maxQueue: 128, opts: server.Options{APIKeys: []string{"key"}, Limits: l}})
 	}
@@ -250,7 +258,7 @@ func TestRateLimitSharedReplicas(t *testing.T) {
 
 	// Redis goes away: replica A serves what its own count leaves (limit -
 	// a), every one of them 200, then refuses.
-	rs.Stop()
+	stop()
 	for i := 0; i < limit-a; i++ {
 		if st, err := rlTry(envs[0].url, "key"); st != 200 {
 			t.Fatalf("without Redis, request %d of the %d A's count allows: status %d %v", i+1, limit-a, st, err)

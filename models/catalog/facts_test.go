@@ -7,30 +7,41 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/asi1d/asi1d/models/gguf"
 )
 
-// gguf builds GGUF headers by hand for the hostile cases.
-type gguf struct{ bytes.Buffer }
+// GGUF value types, as the header builder writes them.
+const (
+	ggufUint32 = uint32(gguf.Uint32)
+	ggufInt32  = uint32(gguf.Int32)
+	ggufString = uint32(gguf.String)
+	ggufArray  = uint32(gguf.Array)
+	ggufUint64 = uint32(gguf.Uint64)
+)
 
-func newGGUF(version uint32, nTensors, nKV uint64) *gguf {
-	g := &gguf{}
+// ggufBuilder builds GGUF headers by hand for the hostile cases.
+type ggufBuilder struct{ bytes.Buffer }
+
+func newGGUF(version uint32, nTensors, nKV uint64) *ggufBuilder {
+	g := &ggufBuilder{}
 	g.WriteString("GGUF")
 	g.u32(version)
 	g.u64(nTensors)
 	g.u64(nKV)
 	return g
 }
-func (g *gguf) u32(v uint32) *gguf { binary.Write(g, binary.LittleEndian, v); return g }
-func (g *gguf) u64(v uint64) *gguf { binary.Write(g, binary.LittleEndian, v); return g }
-func (g *gguf) str(s string) *gguf { g.u64(uint64(len(s))); g.WriteString(s); return g }
-func (g *gguf) kvString(k, v string) *gguf {
+func (g *ggufBuilder) u32(v uint32) *ggufBuilder { binary.Write(g, binary.LittleEndian, v); return g }
+func (g *ggufBuilder) u64(v uint64) *ggufBuilder { binary.Write(g, binary.LittleEndian, v); return g }
+func (g *ggufBuilder) str(s string) *ggufBuilder { g.u64(uint64(len(s))); g.WriteString(s); return g }
+func (g *ggufBuilder) kvString(k, v string) *ggufBuilder {
 	g.str(k)
 	g.u32(ggufString)
 	return g.str(v)
 }
 
 // tensor writes a tensor info: name, dims, shape, type, offset.
-func (g *gguf) tensor(name string, shape []uint64, kind uint32, offset uint64) *gguf {
+func (g *ggufBuilder) tensor(name string, shape []uint64, kind uint32, offset uint64) *ggufBuilder {
 	g.str(name)
 	g.u32(uint32(len(shape)))
 	for _, d := range shape {
@@ -40,7 +51,7 @@ func (g *gguf) tensor(name string, shape []uint64, kind uint32, offset uint64) *
 	return g.u64(offset)
 }
 
-func (g *gguf) pad(n int) *gguf { g.Write(make([]byte, n)); return g }
+func (g *ggufBuilder) pad(n int) *ggufBuilder { g.Write(make([]byte, n)); return g }
 
 func factsOfBytes(b []byte) (Facts, error) { return safeFacts(bytes.NewReader(b), int64(len(b))) }
 
@@ -140,8 +151,16 @@ func FuzzReadFacts(f *testing.F) {
 	f.Add(b[:min(len(b), 4096)])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		facts, err := factsOfBytes(b)
-		if err == nil && facts.Arch == "" {
+		if err != nil {
+			return
+		}
+		if facts.Arch == "" {
 			t.Fatalf("no error and no architecture: %+v", facts)
+		}
+		// What ReadFacts accepts, fs/ggml reads the same.
+		want, err := oracleFacts(bytes.NewReader(b))
+		if err != nil || facts != want {
+			t.Fatalf("facts %+v, oracle %+v (%v)", facts, want, err)
 		}
 	})
 }

@@ -12,6 +12,8 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+
+	"github.com/asi1d/asi1d/models/gguf"
 )
 
 // pullHub downloads the model r names from the hub into the catalog in
@@ -258,7 +260,7 @@ func checkPartHeader(file string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := walkHeader(f, fi.Size()); err != nil {
+	if _, err := gguf.Read(f, fi.Size(), gguf.Options{}); err != nil {
 		return fmt.Errorf("%s: %w", path.Base(file), err)
 	}
 	return nil

@@ -14,9 +14,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/asi1d/asi1d/models/gguf"
 )
 
-// ggufFile is what the test reader parses out of a GGUF file.
+// ggufFile is what the tests read out of a GGUF file.
 type ggufFile struct {
 	version   uint32
 	kv        map[string]any
@@ -31,104 +33,11 @@ type ggufTensor struct {
 	ne     []uint64
 	typ    uint32
 	offset uint64
+	bytes  uint64
 }
 
-// ggufReader is a minimal, independent GGUF v3 parser for the tests.
-type ggufReader struct {
-	r   io.Reader
-	n   int64
-	err error
-}
-
-func (g *ggufReader) read(b []byte) {
-	if g.err != nil {
-		return
-	}
-	k, err := io.ReadFull(g.r, b)
-	g.n += int64(k)
-	g.err = err
-}
-
-func (g *ggufReader) u8() uint8 { var b [1]byte; g.read(b[:]); return b[0] }
-func (g *ggufReader) u32() uint32 {
-	var b [4]byte
-	g.read(b[:])
-	return binary.LittleEndian.Uint32(b[:])
-}
-func (g *ggufReader) u64() uint64 {
-	var b [8]byte
-	g.read(b[:])
-	return binary.LittleEndian.Uint64(b[:])
-}
-func (g *ggufReader) str() string {
-	n := g.u64()
-	if g.err != nil || n > 1<<20 {
-		g.err = fmt.Errorf("bad string length %d", n)
-		return ""
-	}
-	b := make([]byte, n)
-	g.read(b)
-	return string(b)
-}
-
-func (g *ggufReader) scalar(typ uint32) any {
-	switch typ {
-	case 0:
-		return g.u8()
-	case 1:
-		return int8(g.u8())
-	case 2, 3:
-		var b [2]byte
-		g.read(b[:])
-		return binary.LittleEndian.Uint16(b[:])
-	case 4:
-		return g.u32()
-	case 5:
-		return int32(g.u32())
-	case 6:
-		return math.Float32frombits(g.u32())
-	case 7:
-		return g.u8() != 0
-	case 8:
-		return g.str()
-	case 10, 11:
-		return g.u64()
-	case 12:
-		return math.Float64frombits(g.u64())
-	}
-	g.err = fmt.Errorf("bad value type %d", typ)
-	return nil
-}
-
-func (g *ggufReader) value(typ uint32) any {
-	if typ != 9 {
-		return g.scalar(typ)
-	}
-	et, n := g.u32(), g.u64()
-	switch et {
-	case 8:
-		out := make([]string, 0, n)
-		for range n {
-			out = append(out, g.str())
-		}
-		return out
-	case 6:
-		out := make([]float32, 0, n)
-		for range n {
-			out = append(out, g.scalar(6).(float32))
-		}
-		return out
-	case 5:
-		out := make([]int32, 0, n)
-		for range n {
-			out = append(out, g.scalar(5).(int32))
-		}
-		return out
-	}
-	g.err = fmt.Errorf("unexpected array type %d", et)
-	return nil
-}
-
+// parseGGUF reads a file with asi1d's GGUF reader (models/gguf), every
+// array kept.
 func parseGGUF(t *testing.T, path string) *ggufFile {
 	t.Helper()
 	f, err := os.Open(path)
@@ -136,54 +45,27 @@ func parseGGUF(t *testing.T, path string) *ggufFile {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st, _ := f.Stat()
-	g := &ggufReader{r: f}
-	var magic [4]byte
-	g.read(magic[:])
-	if string(magic[:]) != "GGUF" {
-		t.Fatalf("magic %q", magic)
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
 	}
-	out := &ggufFile{version: g.u32(), kv: map[string]any{}, size: st.Size()}
-	nt, nkv := g.u64(), g.u64()
-	for range nkv {
-		k := g.str()
-		out.kv[k] = g.value(g.u32())
-		out.keys = append(out.keys, k)
+	g, err := gguf.Read(f, st.Size(), gguf.Options{MaxArray: -1})
+	if err != nil {
+		t.Fatalf("read: %v", err)
 	}
-	for range nt {
-		ti := ggufTensor{name: g.str()}
-		nd := g.u32()
-		for range nd {
-			ti.ne = append(ti.ne, g.u64())
-		}
-		ti.typ, ti.offset = g.u32(), g.u64()
-		out.tensors = append(out.tensors, ti)
+	out := &ggufFile{version: g.Version, kv: map[string]any{}, size: st.Size(), dataStart: g.DataStart}
+	for _, kv := range g.KVs {
+		out.kv[kv.Key] = kv.Value
+		out.keys = append(out.keys, kv.Key)
 	}
-	if g.err != nil {
-		t.Fatalf("parse: %v", g.err)
+	for _, ti := range g.Tensors {
+		out.tensors = append(out.tensors, ggufTensor{name: ti.Name, ne: ti.Shape, typ: uint32(ti.Type), offset: ti.Offset, bytes: ti.Size})
 	}
-	out.dataStart = (g.n + 31) / 32 * 32
 	return out
 }
 
-// tensorBytes is the size of a tensor's data by ggml type.
-func tensorBytes(ti ggufTensor) uint64 {
-	n := uint64(1)
-	for _, d := range ti.ne {
-		n *= d
-	}
-	switch ti.typ {
-	case 0:
-		return 4 * n
-	case 1:
-		return 2 * n
-	case 8:
-		return n / 32 * 34
-	case 2:
-		return n / 32 * 18
-	}
-	panic(ti.typ)
-}
+// tensorBytes is the size of a tensor's data.
+func tensorBytes(ti ggufTensor) uint64 { return ti.bytes }
 
 func writeTemp(t *testing.T, o Options) string {
 	t.Helper()

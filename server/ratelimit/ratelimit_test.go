@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asi1d/asi1d/internal/testutil/redistest"
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/asi1d/asi1d/server/ratelimit"
 )
 
@@ -92,20 +94,27 @@ func TestInProcessTokensSettle(t *testing.T) {
 	}
 }
 
-// TestRedisSharedAcrossReplicas: two limiters (two replicas) on one real
-// redis-server never admit more than the limit together under concurrent
-// takes, tokens included; when Redis goes away, each keeps counting in the
+// TestRedisSharedAcrossReplicas runs sharedAcrossReplicas on miniredis (an
+// in-process Redis that runs the limiter's Lua scripts); the integration
+// lane runs it on a real redis-server (ratelimit_integration_test.go).
+func TestRedisSharedAcrossReplicas(t *testing.T) {
+	mr := miniredis.RunT(t)
+	sharedAcrossReplicas(t, "redis://"+mr.Addr()+"/0", mr.Close)
+}
+
+// sharedAcrossReplicas: two limiters (two replicas) on one Redis never
+// admit more than the limit together under concurrent takes, tokens
+// included; when Redis goes away (stop), each keeps counting in the
 // process from its own share, logs a warning, and refuses nothing its own
 // count allows.
-func TestRedisSharedAcrossReplicas(t *testing.T) {
-	rs := redistest.Start(t, time.Minute)
+func sharedAcrossReplicas(t *testing.T, redisURL string, stop func()) {
 	clk := newClock()
 	const rpm, tpm = 50, 1000
 	var logs [2]*syncBuffer
 	var reps [2]*ratelimit.Limiter
 	for i := range reps {
 		logs[i] = &syncBuffer{}
-		l, err := ratelimit.New(ratelimit.Options{RPM: rpm, TPM: tpm, RedisURL: rs.URL(), Now: clk.now,
+		l, err := ratelimit.New(ratelimit.Options{RPM: rpm, TPM: tpm, RedisURL: redisURL, Now: clk.now,
 			RetryAfter: time.Hour, RedisTimeout: 10 * time.Second, Logger: slog.New(slog.NewTextHandler(logs[i], nil))})
 		if err != nil {
 			t.Fatal(err)
@@ -152,7 +161,7 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 	}
 
 	// Redis goes away: replica A counts in the process from its own share.
-	rs.Stop()
+	stop()
 	for i := int64(0); i < rpm-a; i++ {
 		r, _ := reps[0].Take(ctx, "shared", ratelimit.Requests, 1)
 		if !r.Allowed {
@@ -175,23 +184,32 @@ func TestRedisSharedAcrossReplicas(t *testing.T) {
 // TestRedisComesBack: after the back-off, a Redis that is there again is
 // used again (shared counts), and the limiter says so in its log.
 func TestRedisComesBack(t *testing.T) {
-	rs := redistest.Start(t, time.Minute)
+	mr := miniredis.RunT(t)
+	url := "redis://" + mr.Addr() + "/0"
 	clk := newClock()
 	var log syncBuffer
-	l, err := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: rs.URL(), Now: clk.now, RetryAfter: 2 * time.Second,
+	l, err := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: url, Now: clk.now, RetryAfter: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	other, _ := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: rs.URL(), Now: clk.now, Logger: slog.New(slog.DiscardHandler)})
+	other, _ := ratelimit.New(ratelimit.Options{RPM: 3, RedisURL: url, Now: clk.now, Logger: slog.New(slog.DiscardHandler)})
 	defer other.Close()
 	ctx := context.Background()
-	rs.Stop()
+	mr.Close()
 	if r, _ := l.Take(ctx, "k", ratelimit.Requests, 1); !r.Allowed {
 		t.Fatalf("refused while Redis is down: %+v", r)
 	}
-	rs.Restart() // empty: the shared count starts over
+	if !strings.Contains(log.String(), "Redis unavailable") {
+		t.Fatalf("no warning while Redis is down:\n%s", log.String())
+	}
+	// Redis comes back on the same address, its data lost: the shared
+	// count starts over.
+	if err := mr.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	mr.FlushAll()
 	clk.add(3 * time.Second)
 	// The other replica spends two of the three in the fresh Redis; l, back
 	// on Redis, sees them: one left.
@@ -208,6 +226,49 @@ func TestRedisComesBack(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "Redis is back") {
 		t.Fatalf("no recovery in the log:\n%s", log.String())
+	}
+}
+
+// TestRedisCounterKeys: what the limiter leaves in Redis. A take makes one
+// counter per key, kind and minute that expires 5 s after its window;
+// Settle corrects it while it exists and never brings an expired one back.
+func TestRedisCounterKeys(t *testing.T) {
+	mr := miniredis.RunT(t)
+	clk := newClock() // 15 s into a minute: the window ends in 45 s
+	l, err := ratelimit.New(ratelimit.Options{TPM: 100, RedisURL: "redis://" + mr.Addr() + "/0", Now: clk.now,
+		Prefix: "t:", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	name := fmt.Sprintf("t:alice:t:%d", clk.now().Unix()/60)
+	r, res := l.Take(ctx, "alice", ratelimit.Tokens, 80)
+	if !r.Allowed || res == nil {
+		t.Fatalf("take 80: %+v", r)
+	}
+	if v, err := mr.Get(name); err != nil || v != "80" {
+		t.Fatalf("counter %s = %q (%v), want 80; keys %v", name, v, err, mr.Keys())
+	}
+	if ttl := mr.TTL(name); ttl != 50*time.Second {
+		t.Fatalf("counter expires in %v, want 50s (45 s left in the window + 5 s)", ttl)
+	}
+	if r, _ := l.Take(ctx, "alice", ratelimit.Tokens, 21); r.Allowed || r.Remaining != 20 {
+		t.Fatalf("21 more over 100: %+v", r)
+	}
+	if v, _ := mr.Get(name); v != "80" {
+		t.Fatalf("a refused take changed the counter to %s", v)
+	}
+	res.Settle(ctx, 50)
+	if v, _ := mr.Get(name); v != "50" {
+		t.Fatalf("after Settle(50) the counter is %s", v)
+	}
+	// The counter expires; a late Settle does not bring it back.
+	_, res2 := l.Take(ctx, "alice", ratelimit.Tokens, 10)
+	mr.FastForward(51 * time.Second)
+	res2.Settle(ctx, 0)
+	if mr.Exists(name) {
+		t.Fatalf("Settle recreated an expired counter: %v", mr.Keys())
 	}
 }
 

@@ -1,9 +1,12 @@
 package hubtest
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/asi1d/asi1d/models/gguf"
 )
 
 // SplitGGUF splits a GGUF file (version 2 or 3) into n parts as llama.cpp's
@@ -85,102 +88,34 @@ type ggufFile struct {
 	tensors []ggufTensor
 }
 
-// scalar sizes of GGUF value types 0..12 (8 string and 9 array: 0).
-var scalarSize = []int{1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8}
-
+// parseGGUF reads the file with the one GGUF reader (models/gguf) and
+// keeps the bytes SplitGGUF copies: the metadata entries, the tensor
+// infos without their offsets, and each tensor's data.
 func parseGGUF(d []byte) (*ggufFile, error) {
-	errShort := errors.New("not a GGUF file or truncated")
-	pos := 0
-	need := func(n int) bool { return n >= 0 && pos+n <= len(d) }
-	u32 := func() uint32 { v := binary.LittleEndian.Uint32(d[pos:]); pos += 4; return v }
-	u64 := func() uint64 { v := binary.LittleEndian.Uint64(d[pos:]); pos += 8; return v }
-	if !need(24) || string(d[:4]) != "GGUF" {
-		return nil, errShort
+	f, err := gguf.Read(bytes.NewReader(d), int64(len(d)), gguf.Options{})
+	if err != nil {
+		return nil, err
 	}
-	pos = 4
-	g := &ggufFile{version: u32(), align: 32}
-	nt, nkv := u64(), u64()
-	g.nkv = nkv
-	str := func() (string, bool) {
-		if !need(8) {
-			return "", false
-		}
-		n := int(u64())
-		if !need(n) {
-			return "", false
-		}
-		s := string(d[pos : pos+n])
-		pos += n
-		return s, true
+	g := &ggufFile{version: f.Version, nkv: uint64(len(f.KVs)), align: int(f.Alignment)}
+	if len(f.KVs) > 0 {
+		g.kvs = d[f.KVs[0].Start:f.KVs[len(f.KVs)-1].End]
 	}
-	var skip func(typ uint32) bool
-	skip = func(typ uint32) bool {
-		switch {
-		case typ == 8:
-			_, ok := str()
-			return ok
-		case typ == 9:
-			if !need(12) {
-				return false
-			}
-			et, n := u32(), u64()
-			for range n {
-				if !skip(et) {
-					return false
-				}
-			}
-			return true
-		case int(typ) < len(scalarSize):
-			if !need(scalarSize[typ]) {
-				return false
-			}
-			pos += scalarSize[typ]
-			return true
-		}
-		return false
+	if kv, ok := f.KV("general.alignment"); ok {
+		g.alignKV = d[kv.Start:kv.End]
 	}
-	kvStart := pos
-	for range nkv {
-		start := pos
-		key, ok := str()
-		if !ok || !need(4) {
-			return nil, errShort
-		}
-		typ := u32()
-		if key == "general.alignment" && typ == 4 && need(4) {
-			g.align = int(binary.LittleEndian.Uint32(d[pos:]))
-		}
-		if !skip(typ) {
-			return nil, errShort
-		}
-		if key == "general.alignment" {
-			g.alignKV = d[start:pos]
-		}
+	for _, t := range f.Tensors {
+		g.tensors = append(g.tensors, ggufTensor{info: d[t.InfoStart : t.InfoEnd-8], off: t.Offset})
 	}
-	g.kvs = d[kvStart:pos]
-	for range nt {
-		start := pos
-		if _, ok := str(); !ok || !need(4) {
-			return nil, errShort
-		}
-		dims := int(u32())
-		if !need(8*dims + 12) {
-			return nil, errShort
-		}
-		pos += 8*dims + 4
-		info := d[start:pos]
-		g.tensors = append(g.tensors, ggufTensor{info: info, off: u64()})
-	}
-	dataStart := (pos + g.align - 1) / g.align * g.align
+	dataStart := uint64(f.DataStart)
 	for i := range g.tensors {
-		end := uint64(len(d) - dataStart)
+		end := uint64(len(d)) - dataStart
 		if i+1 < len(g.tensors) {
 			end = g.tensors[i+1].off
 		}
-		if end < g.tensors[i].off || uint64(dataStart)+end > uint64(len(d)) {
+		if end < g.tensors[i].off {
 			return nil, errors.New("tensors are not stored in the order of their infos")
 		}
-		g.tensors[i].data = d[uint64(dataStart)+g.tensors[i].off : uint64(dataStart)+end]
+		g.tensors[i].data = d[dataStart+g.tensors[i].off : dataStart+end]
 	}
 	return g, nil
 }

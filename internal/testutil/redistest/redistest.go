@@ -1,7 +1,9 @@
 // Package redistest starts a real redis-server (Debian's redis-server
 // package) for a test, on a free loopback port, without persistence, bounded
 // in time and stopped by the test's cleanup. Where redis-server is missing
-// the test fails in CI (CI=true) and is skipped elsewhere.
+// the test fails in CI and is skipped elsewhere (testutil.Need). Unit tests
+// use miniredis instead; tests that start a real redis-server carry the
+// integration build tag.
 package redistest
 
 import (
@@ -9,13 +11,14 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/asi1d/asi1d/internal/testutil"
 )
 
 // Server is one running redis-server.
@@ -40,12 +43,9 @@ func Start(t testing.TB, limit time.Duration) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		msg := "redis-server not found: install Debian's redis-server package (apt-get install -y redis-server) to run the Redis-backed rate-limit tests"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		err = fmt.Errorf("%w (install Debian's redis-server package: apt-get install -y redis-server)", err)
 	}
+	testutil.Need(t, "redis-server", err)
 	if limit <= 0 {
 		limit = 2 * time.Minute
 	}
