@@ -10,7 +10,8 @@ import (
 // Decoding notes (choices where shared/ASI1-API.md is silent):
 //
 //   - The body is decoded with encoding/json into map[string]json.RawMessage
-//     and each field is then checked by hand, so numbers are never rounded
+//     and each field is then checked by its row of chatFields (the engine is
+//     decode_rules.go), so numbers are never rounded
 //     through float64 before their integer checks, field names are matched
 //     case-sensitively ("Temperature" is an unknown field and is ignored), and
 //     a duplicated key keeps its last value (encoding/json semantics).
