@@ -3,14 +3,15 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/asi1d/asi1d/engine"
 )
 
 // Decoding of POST /v1/completions (docs/API.md, "Text completions"). The
 // fields it shares with chat (model, temperature, top_p, penalties, seed,
-// stream, stream_options, max_tokens, stop, logit_bias) are decoded by the
-// chat decoder's steps, with the same rules and messages; the rest here:
+// stream, stream_options, max_tokens, stop, logit_bias) are read by the
+// chat table's rows, with the same rules and messages; the rest here:
 //
 //   - prompt: a non-empty string, a non-empty array of non-empty strings,
 //     a non-empty array of token ids, or a non-empty array of non-empty
@@ -63,41 +64,51 @@ func DecodeCompletionRequest(body []byte) (*CompletionRequest, *APIError) {
 		return nil, aerr
 	}
 	req := &CompletionRequest{Base: ChatRequest{Temperature: 1, TopP: 1}, N: 1, Logprobs: -1}
-	shared := []func(jsonObject, *ChatRequest) *APIError{
-		decodeModel,
-		decodeSampling,
-		decodeStreamFields,
-		decodeMaxTokens,
-		decodeStop,
-		decodeLogitBias,
+	if aerr := apply(top, "", completionBaseFields, &req.Base); aerr != nil {
+		return nil, aerr
 	}
-	for _, step := range shared {
-		if aerr := step(top, &req.Base); aerr != nil {
-			return nil, aerr
-		}
+	if aerr := apply(top, "", completionFields, req); aerr != nil {
+		return nil, aerr
 	}
 	if req.Base.MaxTokens == 0 {
 		req.Base.MaxTokens = defaultCompletionMaxTokens
 	}
-	steps := []func(jsonObject, *CompletionRequest) *APIError{
-		decodePrompt,
-		decodeSuffixUser,
-		decodeChoices,
-		decodeEchoLogprobs,
-	}
-	for _, step := range steps {
-		if aerr := step(top, req); aerr != nil {
-			return nil, aerr
-		}
-	}
 	return req, nil
 }
 
-func decodePrompt(top jsonObject, req *CompletionRequest) *APIError {
-	raw, ok := top.present("prompt")
-	if !ok {
-		return errMissing("prompt")
-	}
+// completionBaseFields are the members text completions share with chat,
+// with chat's rules; they are checked before completionFields.
+var completionBaseFields = slices.Concat([]field[ChatRequest]{modelField}, samplingFields, []field[ChatRequest]{logitBiasField})
+
+// completionFields is the rest of the text completions table.
+var completionFields = []field[CompletionRequest]{
+	{name: "prompt", required: true, check: decodePrompt},
+	{name: "suffix", typ: tString, set: func(r *CompletionRequest, v val) { r.Suffix = v.str }},
+	{name: "user", typ: tString, set: func(r *CompletionRequest, v val) { r.Base.User = v.str }},
+	// n is per prompt; the prompts times n are at most maxCompletionChoices
+	// (without n, decodePrompt's bound on the prompts keeps to it).
+	{name: "n", typ: tInt, valid: atLeast(1), check: func(r *CompletionRequest, v val, _ loc) *APIError {
+		if v.i > maxCompletionChoices {
+			return badRequest(CodeUnsupportedValue, "n", "n may be at most %d, got %d", maxCompletionChoices, v.i)
+		}
+		r.N = int(v.i)
+		if total := len(r.Prompts) * r.N; total > maxCompletionChoices {
+			return badRequest(CodeUnsupportedValue, "n", "the prompts times n make %d choices; at most %d are served in one request", total, maxCompletionChoices)
+		}
+		return nil
+	}},
+	{name: "best_of", typ: tInt, check: func(r *CompletionRequest, v val, _ loc) *APIError {
+		if v.i != int64(r.N) {
+			return badRequest(CodeUnsupportedValue, "best_of", "best_of is not supported: it must be absent or equal to n (%d), got %d", r.N, v.i)
+		}
+		return nil
+	}},
+	{name: "echo", typ: tBool, set: func(r *CompletionRequest, v val) { r.Echo = v.b }},
+	{name: "logprobs", check: decodeCompletionLogprobs},
+}
+
+func decodePrompt(req *CompletionRequest, v val, _ loc) *APIError {
+	raw := v.raw
 	switch kindOf(raw) {
 	case kindString:
 		s, aerr := asString(raw, "prompt")
@@ -192,77 +203,24 @@ func decodeTokenIDs(items []json.RawMessage, path string) ([]engine.Token, *APIE
 	return out, nil
 }
 
-func decodeSuffixUser(top jsonObject, req *CompletionRequest) *APIError {
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"suffix", &req.Suffix}, {"user", &req.Base.User}} {
-		if raw, ok := top.present(f.name); ok {
-			s, aerr := asString(raw, f.name)
-			if aerr != nil {
-				return aerr
-			}
-			*f.dst = s
-		}
-	}
-	return nil
-}
-
-func decodeChoices(top jsonObject, req *CompletionRequest) *APIError {
-	if raw, ok := top.present("n"); ok {
-		v, aerr := asInt(raw, "n")
-		if aerr != nil {
-			return aerr
-		}
-		if v < 1 {
-			return badRequest(CodeInvalidValue, "n", "n must be at least 1, got %d", v)
-		}
-		if v > maxCompletionChoices {
-			return badRequest(CodeUnsupportedValue, "n", "n may be at most %d, got %d", maxCompletionChoices, v)
-		}
-		req.N = int(v)
-	}
-	if total := len(req.Prompts) * req.N; total > maxCompletionChoices {
-		return badRequest(CodeUnsupportedValue, "n", "the prompts times n make %d choices; at most %d are served in one request", total, maxCompletionChoices)
-	}
-	if raw, ok := top.present("best_of"); ok {
-		v, aerr := asInt(raw, "best_of")
-		if aerr != nil {
-			return aerr
-		}
-		if v != int64(req.N) {
-			return badRequest(CodeUnsupportedValue, "best_of", "best_of is not supported: it must be absent or equal to n (%d), got %d", req.N, v)
-		}
-	}
-	return nil
-}
-
-func decodeEchoLogprobs(top jsonObject, req *CompletionRequest) *APIError {
-	if raw, ok := top.present("echo"); ok {
-		b, aerr := asBool(raw, "echo")
-		if aerr != nil {
-			return aerr
-		}
-		req.Echo = b
-	}
-	raw, ok := top.present("logprobs")
-	if !ok {
-		return nil
-	}
+// decodeCompletionLogprobs reads logprobs: null or an integer 0 to 5
+// (chat's boolean is refused with a hint), and not with echo.
+func decodeCompletionLogprobs(req *CompletionRequest, v val, _ loc) *APIError {
+	raw := v.raw
 	if kindOf(raw) == kindBool {
 		return errType("logprobs", "an integer from 0 to 5 (the legacy completions' logprobs; true is chat's)", raw)
 	}
-	v, aerr := asInt(raw, "logprobs")
+	n, aerr := asInt(raw, "logprobs")
 	if aerr != nil {
 		return aerr
 	}
-	if v < 0 || v > 5 {
-		return badRequest(CodeInvalidValue, "logprobs", "logprobs must be between 0 and 5, got %d", v)
+	if n < 0 || n > 5 {
+		return badRequest(CodeInvalidValue, "logprobs", "logprobs must be between 0 and 5, got %d", n)
 	}
 	if req.Echo {
 		return badRequest(CodeUnsupportedValue, "echo", "echo with logprobs is not supported: the prompt tokens' logprobs are not computed; drop echo (and prepend the prompt yourself) or drop logprobs")
 	}
-	req.Logprobs = int(v)
-	req.Base.Logprobs, req.Base.TopLogprobs = true, int(v)
+	req.Logprobs = int(n)
+	req.Base.Logprobs, req.Base.TopLogprobs = true, int(n)
 	return nil
 }

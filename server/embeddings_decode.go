@@ -37,55 +37,37 @@ func DecodeEmbeddingsRequest(body []byte) (*EmbeddingsRequest, *APIError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	var model ChatRequest // decodeModel's target; only Model is read
-	if aerr := decodeModel(top, &model); aerr != nil {
+	req := &EmbeddingsRequest{}
+	if aerr := apply(top, "", embeddingsFields, req); aerr != nil {
 		return nil, aerr
-	}
-	req := &EmbeddingsRequest{Model: model.Model}
-	if aerr := decodeEmbeddingInput(top, req); aerr != nil {
-		return nil, aerr
-	}
-	if raw, ok := top.present("encoding_format"); ok {
-		f, aerr := asString(raw, "encoding_format")
-		if aerr != nil {
-			return nil, aerr
-		}
-		switch f {
-		case api.EncodingFloat:
-		case api.EncodingBase64:
-			req.Base64 = true
-		default:
-			return nil, badRequest(CodeInvalidValue, "encoding_format", "encoding_format must be %q or %q, got %s", api.EncodingFloat, api.EncodingBase64, shownRaw(raw))
-		}
-	}
-	if raw, ok := top.present("dimensions"); ok {
-		d, aerr := asInt(raw, "dimensions")
-		if aerr != nil {
-			return nil, aerr
-		}
-		if d < 1 {
-			return nil, badRequest(CodeInvalidValue, "dimensions", "dimensions must be at least 1, got %d", d)
-		}
-		req.Dimensions = int(min(d, 1<<30))
-	}
-	if raw, ok := top.present("user"); ok {
-		u, aerr := asString(raw, "user")
-		if aerr != nil {
-			return nil, aerr
-		}
-		req.User = u
 	}
 	return req, nil
+}
+
+// embeddingsFields is the embeddings body's table.
+var embeddingsFields = []field[EmbeddingsRequest]{
+	{name: "model", typ: tString, required: true, empty: modelField.empty, set: func(r *EmbeddingsRequest, v val) { r.Model = v.str }},
+	{name: "input", required: true, check: decodeEmbeddingInput},
+	{name: "encoding_format", typ: tString, check: func(r *EmbeddingsRequest, v val, at loc) *APIError {
+		switch v.str {
+		case api.EncodingFloat:
+		case api.EncodingBase64:
+			r.Base64 = true
+		default:
+			return badRequest(CodeInvalidValue, "encoding_format", "encoding_format must be %q or %q, got %s", api.EncodingFloat, api.EncodingBase64, shownRaw(v.raw))
+		}
+		return nil
+	}},
+	// dimensions beyond 2^30 are kept as 2^30: more than any model has.
+	{name: "dimensions", typ: tInt, valid: atLeast(1), set: func(r *EmbeddingsRequest, v val) { r.Dimensions = int(min(v.i, 1<<30)) }},
+	{name: "user", typ: tString, set: func(r *EmbeddingsRequest, v val) { r.User = v.str }},
 }
 
 const inputShapes = "a string, an array of strings, an array of token ids or an array of arrays of token ids"
 
 // decodeEmbeddingInput reads input in any of its four shapes.
-func decodeEmbeddingInput(top jsonObject, req *EmbeddingsRequest) *APIError {
-	raw, ok := top.present("input")
-	if !ok {
-		return errMissing("input")
-	}
+func decodeEmbeddingInput(req *EmbeddingsRequest, v val, _ loc) *APIError {
+	raw := v.raw
 	switch kindOf(raw) {
 	case kindString:
 		s, aerr := asString(raw, "input")

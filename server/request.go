@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,7 +10,8 @@ import (
 // Decoding notes (choices where shared/ASI1-API.md is silent):
 //
 //   - The body is decoded with encoding/json into map[string]json.RawMessage
-//     and each field is then checked by hand, so numbers are never rounded
+//     and each field is then checked by its row of chatFields (the engine is
+//     decode_rules.go), so numbers are never rounded
 //     through float64 before their integer checks, field names are matched
 //     case-sensitively ("Temperature" is an unknown field and is ignored), and
 //     a duplicated key keeps its last value (encoding/json semantics).
@@ -182,126 +182,63 @@ func DecodeChatRequest(body []byte) (*ChatRequest, *APIError) {
 		return nil, aerr
 	}
 	req := &ChatRequest{Temperature: 1, TopP: 1, ParallelToolCalls: true}
-	steps := []func(jsonObject, *ChatRequest) *APIError{
-		decodeModel,
-		decodeMessages,
-		decodeSampling,
-		decodeStreamFields,
-		decodeMaxTokens,
-		decodeStop,
-		decodeN,
-		decodeLogitBias,
-		decodeLogprobs,
-		decodeResponseFormat,
-		decodeTools,
-		decodeToolChoice,
-		decodeASI1AndMisc,
+	if aerr := apply(top, "", chatFields, req); aerr != nil {
+		return nil, aerr
 	}
-	for _, step := range steps {
-		if aerr := step(top, req); aerr != nil {
-			return nil, aerr
-		}
+	if req.ToolChoice.Mode == "" { // tool_choice absent or null
+		defaultToolChoice(req)
 	}
 	return req, nil
 }
 
-func decodeModel(top jsonObject, req *ChatRequest) *APIError {
-	raw, ok := top.present("model")
-	if !ok {
-		return errMissing("model")
-	}
-	s, aerr := asString(raw, "model")
-	if aerr != nil {
-		return aerr
-	}
-	if s == "" {
-		return badRequest(CodeInvalidValue, "model", "model must be a non-empty string")
-	}
-	req.Model = s
-	return nil
-}
-
-func decodeSampling(top jsonObject, req *ChatRequest) *APIError {
-	fields := []struct {
-		name   string
-		lo, hi float64
-		dst    *float64
-		has    *bool
-	}{
-		{"temperature", 0, 2, &req.Temperature, &req.HasTemperature},
-		{"top_p", 0, 1, &req.TopP, &req.HasTopP},
-		{"presence_penalty", -2, 2, &req.PresencePenalty, nil},
-		{"frequency_penalty", -2, 2, &req.FrequencyPenalty, nil},
-	}
-	for _, f := range fields {
-		if raw, ok := top.present(f.name); ok {
-			x, aerr := asRange(raw, f.name, f.lo, f.hi)
-			if aerr != nil {
-				return aerr
+// chatFields is the chat body's table (contract section 3.2), in the
+// order its errors are reported.
+var chatFields = slices.Concat(
+	[]field[ChatRequest]{modelField, messagesField},
+	samplingFields,
+	[]field[ChatRequest]{nField, logitBiasField},
+	[]field[ChatRequest]{
+		{name: "logprobs", typ: tBool, set: func(r *ChatRequest, v val) { r.Logprobs = v.b }},
+		{name: "top_logprobs", typ: tInt, valid: within(0, 20), check: func(r *ChatRequest, _ val, at loc) *APIError {
+			if !r.Logprobs {
+				return badRequest(CodeInvalidValue, at.String(), "top_logprobs requires logprobs to be true")
 			}
-			*f.dst = x
-			if f.has != nil {
-				*f.has = true
-			}
-		}
-	}
-	if raw, ok := top.present("seed"); ok {
-		v, aerr := asInt(raw, "seed")
-		if aerr != nil {
-			return aerr
-		}
-		req.Seed = &v
-	}
-	return nil
+			return nil
+		}, set: func(r *ChatRequest, v val) { r.TopLogprobs, r.HasTopLogprobs = int(v.i), true }},
+		responseFormatField,
+		toolsField,
+		toolChoiceField,
+		{name: "parallel_tool_calls", typ: tBool, set: func(r *ChatRequest, v val) { r.ParallelToolCalls = v.b }},
+		{name: "user", typ: tString, set: func(r *ChatRequest, v val) { r.User = v.str }},
+		{name: "agent_address", typ: tString, set: func(r *ChatRequest, v val) { r.AgentAddress = v.str }},
+		{name: "web_search", typ: tBool, set: func(r *ChatRequest, v val) { r.WebSearch = v.b }},
+	},
+)
+
+// modelField is model, which every endpoint requires.
+var modelField = field[ChatRequest]{name: "model", typ: tString, required: true, empty: "must be a non-empty string",
+	set: func(r *ChatRequest, v val) { r.Model = v.str }}
+
+// samplingFields are the members chat shares with text completions.
+var samplingFields = []field[ChatRequest]{
+	{name: "temperature", typ: tNumber, lo: 0, hi: 2, set: func(r *ChatRequest, v val) { r.Temperature, r.HasTemperature = v.num, true }},
+	{name: "top_p", typ: tNumber, lo: 0, hi: 1, set: func(r *ChatRequest, v val) { r.TopP, r.HasTopP = v.num, true }},
+	{name: "presence_penalty", typ: tNumber, lo: -2, hi: 2, set: func(r *ChatRequest, v val) { r.PresencePenalty = v.num }},
+	{name: "frequency_penalty", typ: tNumber, lo: -2, hi: 2, set: func(r *ChatRequest, v val) { r.FrequencyPenalty = v.num }},
+	{name: "seed", typ: tInt, set: func(r *ChatRequest, v val) { seed := v.i; r.Seed = &seed }},
+	{name: "stream", typ: tBool, set: func(r *ChatRequest, v val) { r.Stream = v.b }},
+	{name: "stream_options", typ: tObject, sub: []field[ChatRequest]{
+		{name: "include_usage", typ: tBool, set: func(r *ChatRequest, v val) { r.IncludeUsage = v.b && r.Stream }},
+	}},
+	{name: "max_tokens", typ: tInt, valid: atLeast(1), set: func(r *ChatRequest, v val) { r.MaxTokens = v.i }},
+	// max_completion_tokens comes second and wins.
+	{name: "max_completion_tokens", typ: tInt, valid: atLeast(1), set: func(r *ChatRequest, v val) { r.MaxTokens = v.i }},
+	{name: "stop", check: decodeStop},
 }
 
-func decodeStreamFields(top jsonObject, req *ChatRequest) *APIError {
-	if raw, ok := top.present("stream"); ok {
-		b, aerr := asBool(raw, "stream")
-		if aerr != nil {
-			return aerr
-		}
-		req.Stream = b
-	}
-	if raw, ok := top.present("stream_options"); ok {
-		o, aerr := asObject(raw, "stream_options")
-		if aerr != nil {
-			return aerr
-		}
-		if r, ok := o.present("include_usage"); ok {
-			b, aerr := asBool(r, "stream_options.include_usage")
-			if aerr != nil {
-				return aerr
-			}
-			req.IncludeUsage = b && req.Stream
-		}
-	}
-	return nil
-}
-
-func decodeMaxTokens(top jsonObject, req *ChatRequest) *APIError {
-	for _, name := range []string{"max_tokens", "max_completion_tokens"} {
-		raw, ok := top.present(name)
-		if !ok {
-			continue
-		}
-		v, aerr := asInt(raw, name)
-		if aerr != nil {
-			return aerr
-		}
-		if v < 1 {
-			return badRequest(CodeInvalidValue, name, "%s must be at least 1, got %d", name, v)
-		}
-		req.MaxTokens = v // max_completion_tokens comes second and wins
-	}
-	return nil
-}
-
-func decodeStop(top jsonObject, req *ChatRequest) *APIError {
-	raw, ok := top.present("stop")
-	if !ok {
-		return nil
-	}
+// decodeStop reads stop: a non-empty string or up to 4 of them.
+func decodeStop(req *ChatRequest, v val, _ loc) *APIError {
+	raw := v.raw
 	switch kindOf(raw) {
 	case kindString:
 		s, aerr := asString(raw, "stop")
@@ -338,23 +275,21 @@ func decodeStop(top jsonObject, req *ChatRequest) *APIError {
 	return nil
 }
 
-func decodeN(top jsonObject, _ *ChatRequest) *APIError {
-	raw, ok := top.present("n")
-	if !ok {
-		return nil
-	}
+// nField is chat's n: an integer, and only 1 is served.
+var nField = field[ChatRequest]{name: "n", check: func(_ *ChatRequest, v val, _ loc) *APIError {
+	raw := v.raw
 	if kindOf(raw) != kindNumber {
 		return errType("n", "an integer", raw)
 	}
-	v, res := parseJSONInt(string(trimJSONSpace(raw)))
+	n, res := parseJSONInt(string(trimJSONSpace(raw)))
 	if res == intFractional {
 		return badRequest(CodeInvalidType, "n", "n must be an integer, got %s", shownRaw(raw))
 	}
-	if res != intOK || v != 1 {
+	if res != intOK || n != 1 {
 		return badRequest(CodeUnsupportedValue, "n", "only n=1 is supported, got %s", shownRaw(raw))
 	}
 	return nil
-}
+}}
 
 // validTokenID reports whether k is a canonical decimal token id (no sign,
 // no leading zeros) that fits in int32.
@@ -374,15 +309,10 @@ func validTokenID(k string) (int32, bool) {
 	return int32(v), true
 }
 
-func decodeLogitBias(top jsonObject, req *ChatRequest) *APIError {
-	raw, ok := top.present("logit_bias")
-	if !ok {
-		return nil
-	}
-	o, aerr := asObject(raw, "logit_bias")
-	if aerr != nil {
-		return aerr
-	}
+// logitBiasField is logit_bias: token ids to biases in [-100, 100]. Its
+// errors name param "logit_bias" and the key in the message.
+var logitBiasField = field[ChatRequest]{name: "logit_bias", typ: tObject, check: func(req *ChatRequest, v val, _ loc) *APIError {
+	o := v.obj
 	if len(o) == 0 {
 		return nil
 	}
@@ -398,73 +328,16 @@ func decodeLogitBias(top jsonObject, req *ChatRequest) *APIError {
 		if !ok {
 			return badRequest(CodeInvalidValue, "logit_bias", "logit_bias keys must be token ids (decimal integers from 0 to 2147483647), got %s", quotedStr(k))
 		}
-		v := o[k]
-		if kindOf(v) != kindNumber {
-			return badRequest(CodeInvalidType, "logit_bias", "logit_bias[%s] must be a number, got %s", quotedStr(k), kindName(kindOf(v)))
+		b := o[k]
+		if kindOf(b) != kindNumber {
+			return badRequest(CodeInvalidType, "logit_bias", "logit_bias[%s] must be a number, got %s", quotedStr(k), kindName(kindOf(b)))
 		}
-		x, err := strconv.ParseFloat(string(trimJSONSpace(v)), 64)
-		if (err != nil && !errors.Is(err, strconv.ErrRange)) || x < -100 || x > 100 {
-			return badRequest(CodeInvalidValue, "logit_bias", "logit_bias[%s] must be between -100 and 100, got %s", quotedStr(k), shownRaw(v))
+		x, ok := numberValue(b)
+		if !ok || x < -100 || x > 100 {
+			return badRequest(CodeInvalidValue, "logit_bias", "logit_bias[%s] must be between -100 and 100, got %s", quotedStr(k), shownRaw(b))
 		}
 		bias[id] = x
 	}
 	req.LogitBias = bias
 	return nil
-}
-
-func decodeLogprobs(top jsonObject, req *ChatRequest) *APIError {
-	if raw, ok := top.present("logprobs"); ok {
-		b, aerr := asBool(raw, "logprobs")
-		if aerr != nil {
-			return aerr
-		}
-		req.Logprobs = b
-	}
-	raw, ok := top.present("top_logprobs")
-	if !ok {
-		return nil
-	}
-	v, aerr := asInt(raw, "top_logprobs")
-	if aerr != nil {
-		return aerr
-	}
-	if v < 0 || v > 20 {
-		return badRequest(CodeInvalidValue, "top_logprobs", "top_logprobs must be between 0 and 20, got %s", shownRaw(raw))
-	}
-	if !req.Logprobs {
-		return badRequest(CodeInvalidValue, "top_logprobs", "top_logprobs requires logprobs to be true")
-	}
-	req.TopLogprobs, req.HasTopLogprobs = int(v), true
-	return nil
-}
-
-func decodeASI1AndMisc(top jsonObject, req *ChatRequest) *APIError {
-	if raw, ok := top.present("parallel_tool_calls"); ok {
-		b, aerr := asBool(raw, "parallel_tool_calls")
-		if aerr != nil {
-			return aerr
-		}
-		req.ParallelToolCalls = b
-	}
-	strs := []struct {
-		name string
-		dst  *string
-	}{{"user", &req.User}, {"agent_address", &req.AgentAddress}}
-	for _, f := range strs {
-		if raw, ok := top.present(f.name); ok {
-			s, aerr := asString(raw, f.name)
-			if aerr != nil {
-				return aerr
-			}
-			*f.dst = s
-		}
-	}
-	if raw, ok := top.present("web_search"); ok {
-		b, aerr := asBool(raw, "web_search")
-		if aerr != nil {
-			return aerr
-		}
-		req.WebSearch = b
-	}
-	return nil
-}
+}}

@@ -1,11 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
-	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The strict JSON reader under request decoding: the body's shape and depth,
@@ -194,67 +195,97 @@ func errMissing(path string) *APIError {
 	return badRequest(CodeMissingRequired, path, "%s is required", path)
 }
 
-// asString decodes a JSON string.
-func asString(raw []byte, path string) (string, *APIError) {
+// The typed reads: each reports false when raw is not of its JSON type.
+
+// stringValue decodes a JSON string. A string without escapes and with
+// valid UTF-8 is its own bytes; any other goes through encoding/json
+// (escapes, and U+FFFD for each invalid byte).
+func stringValue(raw []byte) (string, bool) {
+	raw = trimJSONSpace(raw)
 	if kindOf(raw) != kindString {
-		return "", errType(path, "a string", raw)
+		return "", false
+	}
+	if len(raw) >= 2 {
+		if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			return string(inner), true
+		}
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+func boolValue(raw []byte) (bool, bool) {
+	switch string(trimJSONSpace(raw)) {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
+// numberValue decodes a JSON number; one too large for float64 is ±Inf.
+func numberValue(raw []byte) (float64, bool) {
+	if kindOf(raw) != kindNumber {
+		return 0, false
+	}
+	x, err := strconv.ParseFloat(string(trimJSONSpace(raw)), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return 0, false
+	}
+	return x, true
+}
+
+func objectValue(raw []byte) (jsonObject, bool) {
+	if kindOf(raw) != kindObject {
+		return nil, false
+	}
+	var o jsonObject
+	if err := json.Unmarshal(raw, &o); err != nil {
+		return nil, false
+	}
+	return o, true
+}
+
+func arrayValue(raw []byte) ([]json.RawMessage, bool) {
+	if kindOf(raw) != kindArray {
+		return nil, false
+	}
+	var a []json.RawMessage
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, false
+	}
+	return a, true
+}
+
+// asString, asObject and asArray are the typed reads with the
+// invalid_type error naming path, for the members a table row does not
+// read (array items, members of several shapes).
+func asString(raw []byte, path string) (string, *APIError) {
+	s, ok := stringValue(raw)
+	if !ok {
 		return "", errType(path, "a string", raw)
 	}
 	return s, nil
 }
 
-// asBool decodes a JSON boolean.
-func asBool(raw []byte, path string) (bool, *APIError) {
-	switch string(trimJSONSpace(raw)) {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	}
-	return false, errType(path, "a boolean", raw)
-}
-
-// asObject decodes a JSON object into raw members.
 func asObject(raw []byte, path string) (jsonObject, *APIError) {
-	if kindOf(raw) != kindObject {
-		return nil, errType(path, "an object", raw)
-	}
-	var o jsonObject
-	if err := json.Unmarshal(raw, &o); err != nil {
+	o, ok := objectValue(raw)
+	if !ok {
 		return nil, errType(path, "an object", raw)
 	}
 	return o, nil
 }
 
-// asArray decodes a JSON array into raw items.
 func asArray(raw []byte, path string) ([]json.RawMessage, *APIError) {
-	if kindOf(raw) != kindArray {
-		return nil, errType(path, "an array", raw)
-	}
-	var a []json.RawMessage
-	if err := json.Unmarshal(raw, &a); err != nil {
+	a, ok := arrayValue(raw)
+	if !ok {
 		return nil, errType(path, "an array", raw)
 	}
 	return a, nil
-}
-
-// asRange decodes a JSON number and checks lo <= x <= hi. Numbers too large
-// for float64 become ±Inf and fail the range check (invalid_value).
-func asRange(raw []byte, path string, lo, hi float64) (float64, *APIError) {
-	if kindOf(raw) != kindNumber {
-		return 0, errType(path, "a number", raw)
-	}
-	x, err := strconv.ParseFloat(string(trimJSONSpace(raw)), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, errType(path, "a number", raw)
-	}
-	if math.IsNaN(x) || x < lo || x > hi {
-		return 0, badRequest(CodeInvalidValue, path, "%s must be between %s and %s, got %s", path, fmtNum(lo), fmtNum(hi), shownRaw(raw))
-	}
-	return x, nil
 }
 
 func fmtNum(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }

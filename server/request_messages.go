@@ -1,112 +1,66 @@
 package server
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // Decoding messages: roles, content (string or parts) and the assistant's
 // tool calls.
 
-func decodeMessages(top jsonObject, req *ChatRequest) *APIError {
-	raw, ok := top.present("messages")
-	if !ok {
-		return errMissing("messages")
-	}
-	items, aerr := asArray(raw, "messages")
-	if aerr != nil {
-		return aerr
-	}
-	if len(items) == 0 {
-		return badRequest(CodeInvalidValue, "messages", "messages must contain at least 1 message")
-	}
-	req.Messages = make([]ChatMessage, len(items))
-	for i, item := range items {
-		if aerr := decodeMessage(item, fmt.Sprintf("messages[%d]", i), &req.Messages[i]); aerr != nil {
+var messagesField = field[ChatRequest]{name: "messages", typ: tArray, required: true, empty: "must contain at least 1 message",
+	check: func(req *ChatRequest, v val, _ loc) *APIError {
+		req.Messages = make([]ChatMessage, len(v.arr))
+		return objects(v.arr, "messages", messageFields, req.Messages)
+	}}
+
+// messageFields is the table of one item of messages. The role comes
+// first: which members are read or required depends on it.
+var messageFields = []field[ChatMessage]{
+	{name: "role", required: true, check: decodeRole},
+	{name: "tool_calls", typ: tArray, when: isAssistant, check: decodeMessageToolCalls},
+	{name: "reasoning_content", typ: tString, when: isAssistant, set: func(m *ChatMessage, v val) { m.ReasoningContent = v.str }},
+	// content may be absent or null only on an assistant message with tool calls.
+	{name: "content", requiredIf: func(m *ChatMessage) bool { return m.Role != RoleAssistant || len(m.ToolCalls) == 0 },
+		check: func(m *ChatMessage, v val, at loc) *APIError {
+			content, aerr := decodeContent(v.raw, at.String())
+			m.Content, m.HasContent = content, true
 			return aerr
-		}
-	}
-	return nil
+		}},
+	{name: "name", typ: tString, set: func(m *ChatMessage, v val) { m.Name = v.str }},
+	{name: "tool_call_id", typ: tString, required: true, when: func(m *ChatMessage) bool { return m.Role == RoleTool },
+		set: func(m *ChatMessage, v val) { m.ToolCallID = v.str }},
 }
 
-// unsupportedPartTypes are OpenAI content part types this server cannot take.
-var unsupportedPartTypes = map[string]bool{"image_url": true, "input_audio": true, "file": true, "refusal": true}
+func isAssistant(m *ChatMessage) bool { return m.Role == RoleAssistant }
 
-func decodeMessage(raw []byte, path string, m *ChatMessage) *APIError {
-	o, aerr := asObject(raw, path)
-	if aerr != nil {
-		return aerr
-	}
-	rolePath := path + ".role"
-	rawRole, ok := o.present("role")
+// decodeRole reads a message's role; "developer" is normalised to
+// "system". A role of another JSON type is invalid_value, as an unknown
+// role is.
+func decodeRole(m *ChatMessage, v val, at loc) *APIError {
+	role, ok := stringValue(v.raw)
 	if !ok {
-		return errMissing(rolePath)
-	}
-	if kindOf(rawRole) != kindString {
-		return badRequest(CodeInvalidValue, rolePath, "%s must be one of system, developer, user, assistant, tool; got %s", rolePath, kindName(kindOf(rawRole)))
-	}
-	role, aerr := asString(rawRole, rolePath)
-	if aerr != nil {
-		return aerr
+		return badRequest(CodeInvalidValue, at.String(), "%s must be one of system, developer, user, assistant, tool; got %s", at, kindName(kindOf(v.raw)))
 	}
 	switch role {
 	case RoleSystem, RoleUser, RoleAssistant, RoleTool:
 	case "developer":
 		role = RoleSystem
 	default:
-		return badRequest(CodeInvalidValue, rolePath, "%s must be one of system, developer, user, assistant, tool; got %s", rolePath, quotedStr(role))
+		return badRequest(CodeInvalidValue, at.String(), "%s must be one of system, developer, user, assistant, tool; got %s", at, quotedStr(role))
 	}
 	m.Role = role
-
-	if role == RoleAssistant {
-		if rawCalls, ok := o.present("tool_calls"); ok {
-			calls, aerr := decodeMessageToolCalls(rawCalls, path+".tool_calls")
-			if aerr != nil {
-				return aerr
-			}
-			m.ToolCalls = calls
-		}
-		if r, ok := o.present("reasoning_content"); ok {
-			s, aerr := asString(r, path+".reasoning_content")
-			if aerr != nil {
-				return aerr
-			}
-			m.ReasoningContent = s
-		}
-	}
-
-	if rawContent, ok := o.present("content"); ok {
-		content, aerr := decodeContent(rawContent, path+".content")
-		if aerr != nil {
-			return aerr
-		}
-		m.Content, m.HasContent = content, true
-	} else if role != RoleAssistant || len(m.ToolCalls) == 0 {
-		return errMissing(path + ".content")
-	}
-
-	if r, ok := o.present("name"); ok {
-		s, aerr := asString(r, path+".name")
-		if aerr != nil {
-			return aerr
-		}
-		m.Name = s
-	}
-	if role == RoleTool {
-		r, ok := o.present("tool_call_id")
-		if !ok {
-			return errMissing(path + ".tool_call_id")
-		}
-		s, aerr := asString(r, path+".tool_call_id")
-		if aerr != nil {
-			return aerr
-		}
-		m.ToolCallID = s
-	}
 	return nil
 }
 
-// decodeContent decodes a message content: a string or an array of text parts.
+// textPartFields is the table of one chat content part: only text parts
+// are served.
+var textPartFields = []field[string]{
+	{name: "type", typ: tString, required: true, valid: enum{values: []string{"text"},
+		unsupported:    []string{"image_url", "input_audio", "file", "refusal"},
+		unsupportedMsg: "content parts of type %s are not supported by this server; only text parts are"}.valid},
+	{name: "text", typ: tString, required: true, set: func(s *string, v val) { *s = v.str }},
+}
+
+// decodeContent decodes a message content: a string or an array of text
+// parts, joined with "\n".
 func decodeContent(raw []byte, path string) (string, *APIError) {
 	switch kindOf(raw) {
 	case kindString:
@@ -119,98 +73,38 @@ func decodeContent(raw []byte, path string) (string, *APIError) {
 	if aerr != nil {
 		return "", aerr
 	}
-	texts := make([]string, 0, len(parts))
-	for j, part := range parts {
-		pp := fmt.Sprintf("%s[%d]", path, j)
-		po, aerr := asObject(part, pp)
-		if aerr != nil {
-			return "", aerr
-		}
-		rawType, ok := po.present("type")
-		if !ok {
-			return "", errMissing(pp + ".type")
-		}
-		typ, aerr := asString(rawType, pp+".type")
-		if aerr != nil {
-			return "", aerr
-		}
-		if typ != "text" {
-			if unsupportedPartTypes[typ] {
-				return "", badRequest(CodeUnsupportedValue, pp+".type", "content parts of type %s are not supported by this server; only text parts are", quotedStr(typ))
-			}
-			return "", badRequest(CodeInvalidValue, pp+".type", "%s.type must be \"text\", got %s", pp, quotedStr(typ))
-		}
-		rawText, ok := po.present("text")
-		if !ok {
-			return "", errMissing(pp + ".text")
-		}
-		text, aerr := asString(rawText, pp+".text")
-		if aerr != nil {
-			return "", aerr
-		}
-		texts = append(texts, text)
+	texts := make([]string, len(parts))
+	if aerr := objects(parts, path, textPartFields, texts); aerr != nil {
+		return "", aerr
 	}
 	return strings.Join(texts, "\n"), nil
 }
 
-func decodeMessageToolCalls(raw []byte, path string) ([]MessageToolCall, *APIError) {
-	items, aerr := asArray(raw, path)
-	if aerr != nil {
-		return nil, aerr
-	}
-	if len(items) == 0 {
-		return nil, nil
-	}
-	calls := make([]MessageToolCall, len(items))
-	for i, item := range items {
-		p := fmt.Sprintf("%s[%d]", path, i)
-		o, aerr := asObject(item, p)
-		if aerr != nil {
-			return nil, aerr
-		}
-		rawID, ok := o.present("id")
-		if !ok {
-			return nil, errMissing(p + ".id")
-		}
-		if calls[i].ID, aerr = asString(rawID, p+".id"); aerr != nil {
-			return nil, aerr
-		}
-		if rawType, ok := o.present("type"); ok {
-			typ, aerr := asString(rawType, p+".type")
-			if aerr != nil {
-				return nil, aerr
-			}
-			if typ != "function" {
-				return nil, badRequest(CodeInvalidValue, p+".type", "%s.type must be \"function\", got %s", p, quotedStr(typ))
-			}
-		}
-		rawFn, ok := o.present("function")
-		if !ok {
-			return nil, errMissing(p + ".function")
-		}
-		fn, aerr := asObject(rawFn, p+".function")
-		if aerr != nil {
-			return nil, aerr
-		}
-		rawName, ok := fn.present("name")
-		if !ok {
-			return nil, errMissing(p + ".function.name")
-		}
-		if calls[i].Name, aerr = asString(rawName, p+".function.name"); aerr != nil {
-			return nil, aerr
-		}
-		if rawArgs, ok := fn.present("arguments"); ok {
-			switch kindOf(rawArgs) {
+// toolCallFields is the table of one item of an assistant's tool_calls.
+var toolCallFields = []field[MessageToolCall]{
+	{name: "id", typ: tString, required: true, set: func(c *MessageToolCall, v val) { c.ID = v.str }},
+	{name: "type", typ: tString, valid: enum{values: []string{"function"}}.valid},
+	{name: "function", typ: tObject, required: true, sub: []field[MessageToolCall]{
+		{name: "name", typ: tString, required: true, set: func(c *MessageToolCall, v val) { c.Name = v.str }},
+		// arguments is JSON text; an object sent instead is kept as its text.
+		{name: "arguments", check: func(c *MessageToolCall, v val, at loc) *APIError {
+			switch kindOf(v.raw) {
 			case kindString:
-				if calls[i].Arguments, aerr = asString(rawArgs, p+".function.arguments"); aerr != nil {
-					return nil, aerr
-				}
+				c.Arguments, _ = stringValue(v.raw)
 			case kindObject:
-				calls[i].Arguments = string(trimJSONSpace(rawArgs))
+				c.Arguments = string(trimJSONSpace(v.raw))
 			default:
-				return nil, errType(p+".function.arguments", "a string", rawArgs)
+				return errType(at.String(), "a string", v.raw)
 			}
-		}
+			return nil
+		}},
+	}},
+}
+
+func decodeMessageToolCalls(m *ChatMessage, v val, at loc) *APIError {
+	if len(v.arr) == 0 {
+		return nil
 	}
-	return calls, nil
+	m.ToolCalls = make([]MessageToolCall, len(v.arr))
+	return objects(v.arr, at.String(), toolCallFields, m.ToolCalls)
 }

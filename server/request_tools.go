@@ -7,67 +7,34 @@ import (
 
 // Decoding response_format, tools and tool_choice.
 
-func decodeResponseFormat(top jsonObject, req *ChatRequest) *APIError {
-	raw, ok := top.present("response_format")
-	if !ok {
-		return nil
-	}
-	o, aerr := asObject(raw, "response_format")
-	if aerr != nil {
-		return aerr
-	}
-	rawType, ok := o.present("type")
-	if !ok {
-		return errMissing("response_format.type")
-	}
-	typ, aerr := asString(rawType, "response_format.type")
-	if aerr != nil {
-		return aerr
-	}
-	switch typ {
-	case "text":
-		return nil
-	case "json_object":
-		req.ResponseFormat = &ResponseFormat{Type: typ}
-		return nil
-	case "json_schema":
-	default:
-		return badRequest(CodeInvalidValue, "response_format.type", "response_format.type must be one of text, json_object, json_schema; got %s", quotedStr(typ))
-	}
-	rawJS, ok := o.present("json_schema")
-	if !ok {
-		return errMissing("response_format.json_schema")
-	}
-	js, aerr := asObject(rawJS, "response_format.json_schema")
-	if aerr != nil {
-		return aerr
-	}
-	rf := &ResponseFormat{Type: typ}
-	if r, ok := js.present("name"); ok {
-		if rf.SchemaName, aerr = asString(r, "response_format.json_schema.name"); aerr != nil {
-			return aerr
+// responseFormatField is response_format: text (a nil ResponseFormat),
+// json_object or json_schema.
+var responseFormatField = field[ChatRequest]{name: "response_format", typ: tObject, sub: []field[ChatRequest]{
+	formatTypeField,
+	{name: "json_schema", typ: tObject, required: true, when: isJSONSchema, sub: jsonSchemaFields},
+}}
+
+// formatTypeField is the type of a format (chat's response_format, the
+// Responses text.format).
+var formatTypeField = field[ChatRequest]{name: "type", typ: tString, required: true,
+	valid: enum{values: []string{"text", "json_object", "json_schema"}}.valid,
+	set: func(r *ChatRequest, v val) {
+		if v.str != "text" {
+			r.ResponseFormat = &ResponseFormat{Type: v.str}
 		}
-	}
-	if r, ok := js.present("description"); ok {
-		if _, aerr = asString(r, "response_format.json_schema.description"); aerr != nil {
-			return aerr
-		}
-	}
-	rawSchema, ok := js.present("schema")
-	if !ok {
-		return errMissing("response_format.json_schema.schema")
-	}
-	if kindOf(rawSchema) != kindObject {
-		return errType("response_format.json_schema.schema", "an object", rawSchema)
-	}
-	rf.Schema = append(json.RawMessage(nil), trimJSONSpace(rawSchema)...)
-	if r, ok := js.present("strict"); ok {
-		if rf.Strict, aerr = asBool(r, "response_format.json_schema.strict"); aerr != nil {
-			return aerr
-		}
-	}
-	req.ResponseFormat = rf
-	return nil
+	}}
+
+func isJSONSchema(r *ChatRequest) bool {
+	return r.ResponseFormat != nil && r.ResponseFormat.Type == "json_schema"
+}
+
+// jsonSchemaFields are the members of a json_schema format (chat's
+// response_format.json_schema, the Responses text.format).
+var jsonSchemaFields = []field[ChatRequest]{
+	{name: "name", typ: tString, set: func(r *ChatRequest, v val) { r.ResponseFormat.SchemaName = v.str }},
+	{name: "description", typ: tString},
+	{name: "schema", typ: tObject, required: true, set: func(r *ChatRequest, v val) { r.ResponseFormat.Schema = rawCopy(v.raw) }},
+	{name: "strict", typ: tBool, set: func(r *ChatRequest, v val) { r.ResponseFormat.Strict = v.b }},
 }
 
 // validToolName reports whether name matches ^[A-Za-z0-9_-]{1,64}$.
@@ -84,157 +51,128 @@ func validToolName(name string) bool {
 	return true
 }
 
-func decodeTools(top jsonObject, req *ChatRequest) *APIError {
-	raw, ok := top.present("tools")
-	if !ok {
+// toolDecoding is the target of the tool tables: the tool being read and
+// the names of those before it (tool names are unique).
+type toolDecoding struct {
+	tool *Tool
+	i    int
+	seen map[string]int
+}
+
+// toolFields is the table of one item of chat's tools.
+var toolFields = []field[toolDecoding]{
+	{name: "type", typ: tString, required: true, valid: enum{values: []string{"function"}}.valid},
+	{name: "function", typ: tObject, required: true, sub: functionFields},
+}
+
+// functionFields are a function tool's members (chat's tools[i].function,
+// the Responses tools[i]).
+var functionFields = []field[toolDecoding]{
+	{name: "name", typ: tString, required: true, check: func(d *toolDecoding, v val, at loc) *APIError {
+		if !validToolName(v.str) {
+			return badRequest(CodeInvalidValue, at.String(), "%s must match ^[A-Za-z0-9_-]{1,64}$, got %s", at, quotedStr(v.str))
+		}
+		if j, dup := d.seen[v.str]; dup {
+			return badRequest(CodeInvalidValue, at.String(), "duplicate tool name %s (also tools[%d])", quotedStr(v.str), j)
+		}
+		d.seen[v.str] = d.i
+		return nil
+	}, set: func(d *toolDecoding, v val) { d.tool.Name = v.str }},
+	{name: "description", typ: tString, set: func(d *toolDecoding, v val) { d.tool.Description = v.str }},
+	{name: "parameters", typ: tObject, want: "a JSON Schema object", set: func(d *toolDecoding, v val) { d.tool.Parameters = rawCopy(v.raw) }},
+	{name: "strict", typ: tBool, set: func(d *toolDecoding, v val) { d.tool.Strict = v.b }},
+}
+
+var toolsField = field[ChatRequest]{name: "tools", typ: tArray, check: func(req *ChatRequest, v val, _ loc) *APIError {
+	if len(v.arr) == 0 {
 		return nil
 	}
-	items, aerr := asArray(raw, "tools")
-	if aerr != nil {
-		return aerr
-	}
-	if len(items) == 0 {
-		return nil
-	}
+	tools, aerr := decodeToolItems(v.arr, toolFields)
+	req.Tools = tools
+	return aerr
+}}
+
+// decodeToolItems applies table to each item of tools, at tools[i].
+func decodeToolItems(items []json.RawMessage, table []field[toolDecoding]) ([]Tool, *APIError) {
 	tools := make([]Tool, len(items))
-	seen := make(map[string]int, len(items))
+	d := toolDecoding{seen: make(map[string]int, len(items))}
 	for i, item := range items {
 		p := fmt.Sprintf("tools[%d]", i)
 		o, aerr := asObject(item, p)
 		if aerr != nil {
-			return aerr
+			return nil, aerr
 		}
-		rawType, ok := o.present("type")
-		if !ok {
-			return errMissing(p + ".type")
+		d.tool, d.i = &tools[i], i
+		if aerr := apply(o, p, table, &d); aerr != nil {
+			return nil, aerr
 		}
-		typ, aerr := asString(rawType, p+".type")
-		if aerr != nil {
-			return aerr
-		}
-		if typ != "function" {
-			return badRequest(CodeInvalidValue, p+".type", "%s.type must be \"function\", got %s", p, quotedStr(typ))
-		}
-		rawFn, ok := o.present("function")
-		if !ok {
-			return errMissing(p + ".function")
-		}
-		fn, aerr := asObject(rawFn, p+".function")
-		if aerr != nil {
-			return aerr
-		}
-		t := &tools[i]
-		rawName, ok := fn.present("name")
-		if !ok {
-			return errMissing(p + ".function.name")
-		}
-		if t.Name, aerr = asString(rawName, p+".function.name"); aerr != nil {
-			return aerr
-		}
-		if !validToolName(t.Name) {
-			return badRequest(CodeInvalidValue, p+".function.name", "%s.function.name must match ^[A-Za-z0-9_-]{1,64}$, got %s", p, quotedStr(t.Name))
-		}
-		if j, dup := seen[t.Name]; dup {
-			return badRequest(CodeInvalidValue, p+".function.name", "duplicate tool name %s (also tools[%d])", quotedStr(t.Name), j)
-		}
-		seen[t.Name] = i
-		if r, ok := fn.present("description"); ok {
-			if t.Description, aerr = asString(r, p+".function.description"); aerr != nil {
-				return aerr
-			}
-		}
-		if r, ok := fn.present("parameters"); ok {
-			if kindOf(r) != kindObject {
-				return errType(p+".function.parameters", "a JSON Schema object", r)
-			}
-			t.Parameters = append(json.RawMessage(nil), trimJSONSpace(r)...)
-		}
-		if r, ok := fn.present("strict"); ok {
-			if t.Strict, aerr = asBool(r, p+".function.strict"); aerr != nil {
-				return aerr
-			}
-		}
-		t.Raw = append(json.RawMessage(nil), trimJSONSpace(item)...)
+		tools[i].Raw = rawCopy(item)
 	}
-	req.Tools = tools
-	return nil
+	return tools, nil
 }
 
-func decodeToolChoice(top jsonObject, req *ChatRequest) *APIError {
-	hasTools := len(req.Tools) > 0
-	req.ToolChoice = ToolChoice{Mode: "none"}
-	if hasTools {
-		req.ToolChoice.Mode = "auto"
-	}
-	raw, ok := top.present("tool_choice")
-	if !ok {
-		return nil
-	}
+// toolChoiceField is tool_choice: "none", "auto", "required" or a named
+// function of tools. It comes after tools.
+var toolChoiceField = field[ChatRequest]{name: "tool_choice", check: func(req *ChatRequest, v val, _ loc) *APIError {
+	raw := v.raw
 	switch kindOf(raw) {
 	case kindString:
-		s, aerr := asString(raw, "tool_choice")
-		if aerr != nil {
-			return aerr
-		}
-		switch s {
-		case "none":
-			req.ToolChoice.Mode = "none"
-		case "auto":
-			// default already: auto with tools, none without
-		case "required":
-			if !hasTools {
-				return badRequest(CodeInvalidValue, "tool_choice", "tool_choice \"required\" needs at least one tool in tools")
-			}
-			req.ToolChoice.Mode = "required"
-		default:
-			return badRequest(CodeInvalidValue, "tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or a function object, got %s", quotedStr(s))
-		}
-		return nil
+		s, _ := stringValue(raw)
+		return setToolChoice(req, s)
 	case kindObject:
 	default:
 		return errType("tool_choice", "a string or an object", raw)
 	}
-	o, aerr := asObject(raw, "tool_choice")
-	if aerr != nil {
+	o, _ := objectValue(raw)
+	var name string
+	if aerr := apply(o, "tool_choice", toolChoiceObjectFields, &name); aerr != nil {
 		return aerr
 	}
-	rawType, ok := o.present("type")
-	if !ok {
-		return errMissing("tool_choice.type")
+	return setToolChoiceFunction(req, name, "tool_choice.function.name")
+}}
+
+var toolChoiceObjectFields = []field[string]{
+	{name: "type", typ: tString, required: true, valid: enum{values: []string{"function"}}.valid},
+	{name: "function", typ: tObject, required: true, sub: []field[string]{
+		{name: "name", typ: tString, required: true, set: func(s *string, v val) { *s = v.str }},
+	}},
+}
+
+// defaultToolChoice is "auto" with tools and "none" without.
+func defaultToolChoice(req *ChatRequest) {
+	req.ToolChoice = ToolChoice{Mode: "none"}
+	if len(req.Tools) > 0 {
+		req.ToolChoice.Mode = "auto"
 	}
-	typ, aerr := asString(rawType, "tool_choice.type")
-	if aerr != nil {
-		return aerr
+}
+
+// setToolChoice sets a tool_choice given as a string.
+func setToolChoice(req *ChatRequest, s string) *APIError {
+	defaultToolChoice(req)
+	switch s {
+	case "none":
+		req.ToolChoice.Mode = "none"
+	case "auto":
+		// default already: auto with tools, none without
+	case "required":
+		if len(req.Tools) == 0 {
+			return badRequest(CodeInvalidValue, "tool_choice", "tool_choice \"required\" needs at least one tool in tools")
+		}
+		req.ToolChoice.Mode = "required"
+	default:
+		return badRequest(CodeInvalidValue, "tool_choice", "tool_choice must be \"none\", \"auto\", \"required\" or a function object, got %s", quotedStr(s))
 	}
-	if typ != "function" {
-		return badRequest(CodeInvalidValue, "tool_choice.type", "tool_choice.type must be \"function\", got %s", quotedStr(typ))
-	}
-	rawFn, ok := o.present("function")
-	if !ok {
-		return errMissing("tool_choice.function")
-	}
-	fn, aerr := asObject(rawFn, "tool_choice.function")
-	if aerr != nil {
-		return aerr
-	}
-	rawName, ok := fn.present("name")
-	if !ok {
-		return errMissing("tool_choice.function.name")
-	}
-	name, aerr := asString(rawName, "tool_choice.function.name")
-	if aerr != nil {
-		return aerr
-	}
-	declared := false
+	return nil
+}
+
+// setToolChoiceFunction forces the function name, which tools must
+// declare; param is where the name sits.
+func setToolChoiceFunction(req *ChatRequest, name, param string) *APIError {
 	for _, t := range req.Tools {
 		if t.Name == name {
-			declared = true
-			break
+			req.ToolChoice = ToolChoice{Mode: "function", Name: name}
+			return nil
 		}
 	}
-	if !declared {
-		return badRequest(CodeInvalidValue, "tool_choice.function.name", "tool_choice names function %s, which is not declared in tools", quotedStr(name))
-	}
-	req.ToolChoice = ToolChoice{Mode: "function", Name: name}
-	return nil
+	return badRequest(CodeInvalidValue, param, "tool_choice names function %s, which is not declared in tools", quotedStr(name))
 }

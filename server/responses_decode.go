@@ -68,56 +68,66 @@ func decodeResponsesRequest(body []byte) (*responsesRequest, *APIError) {
 	r := &responsesRequest{store: true, toolChoice: json.RawMessage(`"auto"`), tools: []api.ResponseTool{},
 		format: api.ResponseFormatText{Type: "text"}}
 	r.chat = ChatRequest{Temperature: 1, TopP: 1, ParallelToolCalls: true}
-	for _, name := range []string{"background", "conversation", "prompt"} {
-		if raw, ok := top.present(name); ok && string(trimJSONSpace(raw)) != "false" {
-			return nil, badRequest(CodeUnsupportedValue, name, "%s is not supported by this server", name)
-		}
+	if aerr := apply(top, "", responsesFields, r); aerr != nil {
+		return nil, aerr
 	}
-	steps := []func(jsonObject, *responsesRequest) *APIError{
-		func(o jsonObject, r *responsesRequest) *APIError { return decodeModel(o, &r.chat) },
-		decodeResponsesInput,
-		decodeResponsesScalars,
-		decodeResponsesTools,
-		decodeResponsesToolChoice,
-		decodeResponsesText,
-		decodeResponsesMetadata,
-	}
-	for _, step := range steps {
-		if aerr := step(top, r); aerr != nil {
-			return nil, aerr
-		}
+	if r.chat.ToolChoice.Mode == "" { // tool_choice absent or null
+		defaultToolChoice(&r.chat)
 	}
 	return r, nil
 }
 
-func decodeResponsesInput(top jsonObject, r *responsesRequest) *APIError {
-	if raw, ok := top.present("instructions"); ok {
-		s, aerr := asString(raw, "instructions")
-		if aerr != nil {
-			return aerr
+// responsesFields is the Responses body's table, in the order its errors
+// are reported.
+var responsesFields = []field[responsesRequest]{
+	unsupportedField("background"),
+	unsupportedField("conversation"),
+	unsupportedField("prompt"),
+	{name: "model", typ: tString, required: true, empty: modelField.empty, set: func(r *responsesRequest, v val) { r.chat.Model = v.str }},
+	{name: "instructions", typ: tString, set: func(r *responsesRequest, v val) { s := v.str; r.instructions = &s }},
+	{name: "previous_response_id", typ: tString, empty: "must not be empty", set: func(r *responsesRequest, v val) { r.previousID = v.str }},
+	{name: "input", required: true, check: decodeResponsesInput},
+	{name: "temperature", typ: tNumber, lo: 0, hi: 2, set: func(r *responsesRequest, v val) { r.chat.Temperature, r.chat.HasTemperature = v.num, true }},
+	{name: "top_p", typ: tNumber, lo: 0, hi: 1, set: func(r *responsesRequest, v val) { r.chat.TopP, r.chat.HasTopP = v.num, true }},
+	{name: "stream", typ: tBool, set: func(r *responsesRequest, v val) { r.chat.Stream = v.b }},
+	{name: "parallel_tool_calls", typ: tBool, set: func(r *responsesRequest, v val) { r.chat.ParallelToolCalls = v.b }},
+	{name: "store", typ: tBool, set: func(r *responsesRequest, v val) { r.store = v.b }},
+	{name: "max_output_tokens", typ: tInt, valid: atLeast(1), set: func(r *responsesRequest, v val) { r.chat.MaxTokens, r.maxOutput = v.i, v.i }},
+	{name: "user", typ: tString, set: func(r *responsesRequest, v val) { r.chat.User = v.str }},
+	{name: "tools", typ: tArray, check: decodeResponsesTools},
+	{name: "tool_choice", check: decodeResponsesToolChoice},
+	{name: "text", typ: tObject, sub: []field[responsesRequest]{
+		{name: "verbosity", typ: tString},
+		{name: "format", typ: tObject, check: decodeTextFormat},
+	}},
+	{name: "metadata", typ: tObject, check: decodeResponsesMetadata},
+}
+
+// unsupportedField refuses a member this server does not serve, unless false.
+func unsupportedField(name string) field[responsesRequest] {
+	return field[responsesRequest]{name: name, check: func(_ *responsesRequest, v val, _ loc) *APIError {
+		if string(trimJSONSpace(v.raw)) != "false" {
+			return badRequest(CodeUnsupportedValue, name, "%s is not supported by this server", name)
 		}
-		r.instructions = &s
-	}
-	if raw, ok := top.present("previous_response_id"); ok {
-		s, aerr := asString(raw, "previous_response_id")
-		if aerr != nil {
-			return aerr
-		}
-		if s == "" {
-			return badRequest(CodeInvalidValue, "previous_response_id", "previous_response_id must not be empty")
-		}
-		r.previousID = s
-	}
-	raw, ok := top.present("input")
-	if !ok {
-		return errMissing("input")
-	}
+		return nil
+	}}
+}
+
+// inputItemTypes are the types of input items.
+var inputItemTypes = enum{
+	values: []string{api.ItemMessage, api.ItemFunctionCall, api.ItemFunctionCallOutput, api.ItemReasoning},
+	unsupported: []string{"item_reference", "file_search_call", "web_search_call", "computer_call", "computer_call_output",
+		"image_generation_call", "code_interpreter_call", "local_shell_call", "local_shell_call_output",
+		"mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "mcp_call", "custom_tool_call",
+		"custom_tool_call_output", "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output"},
+	unsupportedMsg: "input items of type %s are not supported by this server",
+}
+
+func decodeResponsesInput(r *responsesRequest, v val, _ loc) *APIError {
+	raw := v.raw
 	switch kindOf(raw) {
 	case kindString:
-		s, aerr := asString(raw, "input")
-		if aerr != nil {
-			return aerr
-		}
+		s, _ := stringValue(raw)
 		if s == "" {
 			return badRequest(CodeInvalidValue, "input", "input must not be empty")
 		}
@@ -128,10 +138,7 @@ func decodeResponsesInput(top jsonObject, r *responsesRequest) *APIError {
 	default:
 		return errType("input", "a string or an array of input items", raw)
 	}
-	items, aerr := asArray(raw, "input")
-	if aerr != nil {
-		return aerr
-	}
+	items, _ := arrayValue(raw)
 	if len(items) == 0 {
 		return badRequest(CodeInvalidValue, "input", "input must contain at least 1 item")
 	}
@@ -148,10 +155,13 @@ func decodeResponsesInput(top jsonObject, r *responsesRequest) *APIError {
 				return aerr
 			}
 		}
+		if aerr := inputItemTypes.valid(val{str: typ}, loc{p, "type"}); aerr != nil {
+			return aerr
+		}
 		switch typ {
 		case api.ItemMessage:
-			m, aerr := decodeResponsesMessage(o, p)
-			if aerr != nil {
+			var m ChatMessage
+			if aerr := apply(o, p, responsesMessageFields, &m); aerr != nil {
 				return aerr
 			}
 			if m.Role == RoleAssistant {
@@ -159,8 +169,8 @@ func decodeResponsesInput(top jsonObject, r *responsesRequest) *APIError {
 			}
 			r.add(m, p)
 		case api.ItemFunctionCall:
-			call, aerr := decodeFunctionCall(o, p)
-			if aerr != nil {
+			var call MessageToolCall
+			if aerr := apply(o, p, functionCallFields, &call); aerr != nil {
 				return aerr
 			}
 			if n := len(r.input); n > 0 && r.input[n-1].Role == RoleAssistant && reasoning == "" {
@@ -170,8 +180,8 @@ func decodeResponsesInput(top jsonObject, r *responsesRequest) *APIError {
 			r.add(ChatMessage{Role: RoleAssistant, ToolCalls: []MessageToolCall{call}, ReasoningContent: reasoning}, p)
 			reasoning = ""
 		case api.ItemFunctionCallOutput:
-			m, aerr := decodeFunctionCallOutput(o, p)
-			if aerr != nil {
+			m := ChatMessage{Role: RoleTool, HasContent: true}
+			if aerr := apply(o, p, functionCallOutputFields, &m); aerr != nil {
 				return aerr
 			}
 			r.add(m, p)
@@ -181,13 +191,6 @@ func decodeResponsesInput(top jsonObject, r *responsesRequest) *APIError {
 				return aerr
 			}
 			reasoning = strings.TrimSpace(strings.Join([]string{reasoning, text}, "\n\n"))
-		case "item_reference", "file_search_call", "web_search_call", "computer_call", "computer_call_output",
-			"image_generation_call", "code_interpreter_call", "local_shell_call", "local_shell_call_output",
-			"mcp_list_tools", "mcp_approval_request", "mcp_approval_response", "mcp_call", "custom_tool_call",
-			"custom_tool_call_output", "shell_call", "shell_call_output", "apply_patch_call", "apply_patch_call_output":
-			return badRequest(CodeUnsupportedValue, p+".type", "input items of type %s are not supported by this server", quotedStr(typ))
-		default:
-			return badRequest(CodeInvalidValue, p+".type", "%s.type must be one of message, function_call, function_call_output, reasoning; got %s", p, quotedStr(typ))
 		}
 	}
 	if len(r.input) == 0 {
@@ -210,127 +213,78 @@ func (r *responsesRequest) add(m ChatMessage, param string) {
 	r.inputParam = append(r.inputParam, param)
 }
 
-func decodeResponsesMessage(o jsonObject, p string) (ChatMessage, *APIError) {
-	var m ChatMessage
-	rawRole, ok := o.present("role")
-	if !ok {
-		return m, errMissing(p + ".role")
-	}
-	role, aerr := asString(rawRole, p+".role")
-	if aerr != nil {
-		return m, aerr
-	}
-	switch role {
-	case RoleSystem, RoleUser, RoleAssistant:
-	case "developer":
-		role = RoleSystem
-	default:
-		return m, badRequest(CodeInvalidValue, p+".role", "%s.role must be one of user, system, developer, assistant; got %s", p, quotedStr(role))
-	}
-	m.Role = role
-	raw, ok := o.present("content")
-	if !ok {
-		return m, errMissing(p + ".content")
-	}
-	switch kindOf(raw) {
-	case kindString:
-		m.Content, aerr = asString(raw, p+".content")
-		m.HasContent = true
-		return m, aerr
-	case kindArray:
-	default:
-		return m, errType(p+".content", "a string or an array of content parts", raw)
-	}
-	parts, _ := asArray(raw, p+".content")
-	texts := make([]string, 0, len(parts))
-	for j, part := range parts {
-		pp := fmt.Sprintf("%s.content[%d]", p, j)
-		po, aerr := asObject(part, pp)
-		if aerr != nil {
-			return m, aerr
-		}
-		rawType, ok := po.present("type")
-		if !ok {
-			return m, errMissing(pp + ".type")
-		}
-		typ, aerr := asString(rawType, pp+".type")
-		if aerr != nil {
-			return m, aerr
-		}
-		switch typ {
-		case api.PartInputText, api.PartOutputText:
-		case "input_image", "input_file", "input_audio", "refusal":
-			return m, badRequest(CodeUnsupportedValue, pp+".type", "content parts of type %s are not supported by this server; only text parts are", quotedStr(typ))
+// responsesMessageFields is the table of a message input item.
+var responsesMessageFields = []field[ChatMessage]{
+	{name: "role", typ: tString, required: true, valid: enum{values: []string{RoleUser, RoleSystem, "developer", RoleAssistant}}.valid,
+		set: func(m *ChatMessage, v val) {
+			m.Role = v.str
+			if m.Role == "developer" {
+				m.Role = RoleSystem
+			}
+		}},
+	{name: "content", required: true, check: func(m *ChatMessage, v val, at loc) *APIError {
+		switch kindOf(v.raw) {
+		case kindString:
+			m.Content, _ = stringValue(v.raw)
+			m.HasContent = true
+			return nil
+		case kindArray:
 		default:
-			return m, badRequest(CodeInvalidValue, pp+".type", "%s.type must be \"input_text\" or \"output_text\", got %s", pp, quotedStr(typ))
+			return errType(at.String(), "a string or an array of content parts", v.raw)
 		}
-		rawText, ok := po.present("text")
-		if !ok {
-			return m, errMissing(pp + ".text")
-		}
-		text, aerr := asString(rawText, pp+".text")
-		if aerr != nil {
-			return m, aerr
-		}
-		texts = append(texts, text)
-	}
-	m.Content, m.HasContent = strings.Join(texts, "\n"), true
-	return m, nil
+		content, aerr := decodeInputTextParts(v.raw, at.String())
+		m.Content, m.HasContent = content, true
+		return aerr
+	}},
 }
 
-// reqString reads a required string member.
-func reqString(o jsonObject, p, key string) (string, *APIError) {
-	raw, ok := o.present(key)
-	if !ok {
-		return "", errMissing(p + "." + key)
-	}
-	return asString(raw, p+"."+key)
+// inputTextPartFields is the table of one content part of an input
+// message or function call output.
+var inputTextPartFields = []field[string]{
+	{name: "type", typ: tString, required: true, valid: enum{values: []string{api.PartInputText, api.PartOutputText},
+		unsupported:    []string{"input_image", "input_file", "input_audio", "refusal"},
+		unsupportedMsg: "content parts of type %s are not supported by this server; only text parts are"}.valid},
+	{name: "text", typ: tString, required: true, set: func(s *string, v val) { *s = v.str }},
 }
 
-func decodeFunctionCall(o jsonObject, p string) (MessageToolCall, *APIError) {
-	var c MessageToolCall
-	var aerr *APIError
-	if c.ID, aerr = reqString(o, p, "call_id"); aerr != nil {
-		return c, aerr
+// decodeInputTextParts reads an array of text parts at path, joined with "\n".
+func decodeInputTextParts(raw []byte, path string) (string, *APIError) {
+	parts, _ := arrayValue(raw)
+	texts := make([]string, len(parts))
+	if aerr := objects(parts, path, inputTextPartFields, texts); aerr != nil {
+		return "", aerr
 	}
-	if c.ID == "" {
-		return c, badRequest(CodeInvalidValue, p+".call_id", "%s.call_id must not be empty", p)
-	}
-	if c.Name, aerr = reqString(o, p, "name"); aerr != nil {
-		return c, aerr
-	}
-	if c.Arguments, aerr = reqString(o, p, "arguments"); aerr != nil {
-		return c, aerr
-	}
-	return c, nil
+	return strings.Join(texts, "\n"), nil
 }
 
-func decodeFunctionCallOutput(o jsonObject, p string) (ChatMessage, *APIError) {
-	m := ChatMessage{Role: RoleTool, HasContent: true}
-	var aerr *APIError
-	if m.ToolCallID, aerr = reqString(o, p, "call_id"); aerr != nil {
-		return m, aerr
-	}
-	raw, ok := o.present("output")
-	if !ok {
-		return m, errMissing(p + ".output")
-	}
-	if kindOf(raw) == kindArray {
-		// A list of input_text parts, as a message's content.
-		mm, aerr := decodeResponsesMessage(jsonObject{"role": json.RawMessage(`"user"`), "content": raw}, p)
-		if aerr != nil {
-			aerr.Param = strings.Replace(aerr.Param, p+".content", p+".output", 1)
-			aerr.Message = strings.Replace(aerr.Message, p+".content", p+".output", 1)
-			return m, aerr
+// functionCallFields is the table of a function_call input item.
+var functionCallFields = []field[MessageToolCall]{
+	{name: "call_id", typ: tString, required: true, empty: "must not be empty", set: func(c *MessageToolCall, v val) { c.ID = v.str }},
+	{name: "name", typ: tString, required: true, set: func(c *MessageToolCall, v val) { c.Name = v.str }},
+	{name: "arguments", typ: tString, required: true, set: func(c *MessageToolCall, v val) { c.Arguments = v.str }},
+}
+
+// functionCallOutputFields is the table of a function_call_output input
+// item; its output is a string or a list of input_text parts.
+var functionCallOutputFields = []field[ChatMessage]{
+	{name: "call_id", typ: tString, required: true, set: func(m *ChatMessage, v val) { m.ToolCallID = v.str }},
+	{name: "output", required: true, check: func(m *ChatMessage, v val, at loc) *APIError {
+		var aerr *APIError
+		switch kindOf(v.raw) {
+		case kindArray:
+			m.Content, aerr = decodeInputTextParts(v.raw, at.String())
+		case kindString:
+			m.Content, _ = stringValue(v.raw)
+		default:
+			aerr = errType(at.String(), "a string or an array of input_text parts", v.raw)
 		}
-		m.Content = mm.Content
-		return m, nil
-	}
-	m.Content, aerr = asString(raw, p+".output")
-	if aerr != nil {
-		return m, errType(p+".output", "a string or an array of input_text parts", raw)
-	}
-	return m, nil
+		return aerr
+	}},
+}
+
+// textOnlyFields is the table of a reasoning item's part: its text.
+var textOnlyFields = []field[string]{
+	{name: "text", typ: tString, required: true, set: func(s *string, v val) { *s = v.str }},
 }
 
 // decodeReasoningItem reads the text of a reasoning item passed back:
@@ -346,112 +300,56 @@ func decodeReasoningItem(o jsonObject, p string) (string, *APIError) {
 		if aerr != nil {
 			return "", aerr
 		}
-		for j, part := range parts {
-			pp := fmt.Sprintf("%s.%s[%d]", p, key, j)
-			po, aerr := asObject(part, pp)
-			if aerr != nil {
-				return "", aerr
-			}
-			text, aerr := reqString(po, pp, "text")
-			if aerr != nil {
-				return "", aerr
-			}
-			texts = append(texts, text)
+		texts = make([]string, len(parts))
+		if aerr := objects(parts, p+"."+key, textOnlyFields, texts); aerr != nil {
+			return "", aerr
 		}
 	}
 	return strings.Join(texts, "\n\n"), nil
 }
 
-func decodeResponsesScalars(top jsonObject, r *responsesRequest) *APIError {
-	c := &r.chat
-	for _, f := range []struct {
-		name   string
-		lo, hi float64
-		dst    *float64
-		has    *bool
-	}{{"temperature", 0, 2, &c.Temperature, &c.HasTemperature}, {"top_p", 0, 1, &c.TopP, &c.HasTopP}} {
-		if raw, ok := top.present(f.name); ok {
-			x, aerr := asRange(raw, f.name, f.lo, f.hi)
-			if aerr != nil {
-				return aerr
-			}
-			*f.dst, *f.has = x, true
-		}
-	}
-	bools := []struct {
-		name string
-		dst  *bool
-	}{{"stream", &c.Stream}, {"parallel_tool_calls", &c.ParallelToolCalls}, {"store", &r.store}}
-	for _, f := range bools {
-		if raw, ok := top.present(f.name); ok {
-			b, aerr := asBool(raw, f.name)
-			if aerr != nil {
-				return aerr
-			}
-			*f.dst = b
-		}
-	}
-	if raw, ok := top.present("max_output_tokens"); ok {
-		v, aerr := asInt(raw, "max_output_tokens")
-		if aerr != nil {
-			return aerr
-		}
-		if v < 1 {
-			return badRequest(CodeInvalidValue, "max_output_tokens", "max_output_tokens must be at least 1, got %d", v)
-		}
-		c.MaxTokens, r.maxOutput = v, v
-	}
-	if raw, ok := top.present("user"); ok {
-		s, aerr := asString(raw, "user")
-		if aerr != nil {
-			return aerr
-		}
-		c.User = s
-	}
-	return nil
+// responsesToolTypes: only function tools are served.
+var responsesToolTypeFields = []field[struct{}]{
+	{name: "type", typ: tString, required: true, valid: enum{values: []string{"function"}, allOthers: true,
+		unsupportedMsg: "tools of type %s are not supported by this server; only function tools are"}.valid},
 }
 
-func decodeResponsesTools(top jsonObject, r *responsesRequest) *APIError {
-	raw, ok := top.present("tools")
-	if !ok {
-		return nil
-	}
-	items, aerr := asArray(raw, "tools")
-	if aerr != nil {
-		return aerr
-	}
-	// Rewritten in chat's shape, decodeTools validates them; its params
-	// ("tools[0].function.name") are mapped back.
-	chatTools := make([]json.RawMessage, len(items))
-	for i, item := range items {
+// decodeResponsesTools reads tools: every item's type first, then each
+// function tool with chat's function rules one level up (tools[i].name).
+func decodeResponsesTools(r *responsesRequest, v val, _ loc) *APIError {
+	objs := make([]jsonObject, len(v.arr))
+	for i, item := range v.arr {
 		p := fmt.Sprintf("tools[%d]", i)
 		o, aerr := asObject(item, p)
 		if aerr != nil {
 			return aerr
 		}
-		typ, aerr := reqString(o, p, "type")
-		if aerr != nil {
+		if aerr := apply(o, p, responsesToolTypeFields, &struct{}{}); aerr != nil {
 			return aerr
 		}
-		if typ != "function" {
-			return badRequest(CodeUnsupportedValue, p+".type", "tools of type %s are not supported by this server; only function tools are", quotedStr(typ))
+		objs[i] = o
+	}
+	if len(objs) == 0 {
+		return nil
+	}
+	tools := make([]Tool, len(objs))
+	d := toolDecoding{seen: make(map[string]int, len(objs))}
+	for i, o := range objs {
+		d.tool, d.i = &tools[i], i
+		if aerr := apply(o, fmt.Sprintf("tools[%d]", i), functionFields, &d); aerr != nil {
+			return aerr
 		}
+		// Raw is the tool in chat's shape, for chat templates.
 		fn := jsonObject{}
 		for _, k := range []string{"name", "description", "parameters", "strict"} {
 			if v, ok := o.present(k); ok {
 				fn[k] = v
 			}
 		}
-		b, _ := json.Marshal(map[string]any{"type": "function", "function": fn})
-		chatTools[i] = b
+		tools[i].Raw, _ = json.Marshal(map[string]any{"type": "function", "function": fn})
 	}
-	b, _ := json.Marshal(chatTools)
-	if aerr := decodeTools(jsonObject{"tools": b}, &r.chat); aerr != nil {
-		aerr.Param = strings.Replace(aerr.Param, ".function.", ".", 1)
-		aerr.Message = strings.ReplaceAll(aerr.Message, ".function.", ".")
-		return aerr
-	}
-	for _, t := range r.chat.Tools {
+	r.chat.Tools = tools
+	for _, t := range tools {
 		var desc *string
 		if t.Description != "" {
 			d := t.Description
@@ -466,89 +364,55 @@ func decodeResponsesTools(top jsonObject, r *responsesRequest) *APIError {
 	return nil
 }
 
-func decodeResponsesToolChoice(top jsonObject, r *responsesRequest) *APIError {
-	raw, ok := top.present("tool_choice")
-	if !ok {
-		if len(r.chat.Tools) == 0 {
-			r.chat.ToolChoice = ToolChoice{Mode: "none"}
-		} else {
-			r.chat.ToolChoice = ToolChoice{Mode: "auto"}
-		}
-		return nil
-	}
-	r.toolChoice = append(json.RawMessage(nil), trimJSONSpace(raw)...)
-	if kindOf(raw) == kindObject {
-		o, _ := asObject(raw, "tool_choice")
-		typ, aerr := reqString(o, "tool_choice", "type")
-		if aerr != nil {
-			return aerr
-		}
-		if typ != "function" {
-			return badRequest(CodeUnsupportedValue, "tool_choice.type", "tool_choice of type %s is not supported by this server; use \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"name\":...}", quotedStr(typ))
-		}
-		name, aerr := reqString(o, "tool_choice", "name")
-		if aerr != nil {
-			return aerr
-		}
-		b, _ := json.Marshal(map[string]any{"type": "function", "function": map[string]string{"name": name}})
-		raw = b
-	}
-	if aerr := decodeToolChoice(jsonObject{"tool_choice": raw}, &r.chat); aerr != nil {
-		aerr.Param = strings.Replace(aerr.Param, "tool_choice.function.name", "tool_choice.name", 1)
-		return aerr
-	}
-	return nil
+// responsesToolChoiceFields is the table of an object tool_choice:
+// {"type":"function","name":...}.
+var responsesToolChoiceFields = []field[string]{
+	{name: "type", typ: tString, required: true, valid: enum{values: []string{"function"}, allOthers: true,
+		unsupportedMsg: "tool_choice of type %s is not supported by this server; use \"none\", \"auto\", \"required\" or {\"type\":\"function\",\"name\":...}"}.valid},
+	{name: "name", typ: tString, required: true, set: func(s *string, v val) { *s = v.str }},
 }
 
-func decodeResponsesText(top jsonObject, r *responsesRequest) *APIError {
-	raw, ok := top.present("text")
-	if !ok {
-		return nil
-	}
-	o, aerr := asObject(raw, "text")
-	if aerr != nil {
-		return aerr
-	}
-	if v, ok := o.present("verbosity"); ok {
-		if _, aerr := asString(v, "text.verbosity"); aerr != nil {
-			return aerr
-		}
-	}
-	rawFormat, ok := o.present("format")
-	if !ok {
-		return nil
-	}
-	f, aerr := asObject(rawFormat, "text.format")
-	if aerr != nil {
-		return aerr
-	}
-	typ, aerr := reqString(f, "text.format", "type")
-	if aerr != nil {
-		return aerr
-	}
-	switch typ {
-	case "text":
-		return nil
-	case "json_object":
-		r.chat.ResponseFormat = &ResponseFormat{Type: typ}
-		r.format = api.ResponseFormatText{Type: typ}
-		return nil
-	case "json_schema":
+func decodeResponsesToolChoice(r *responsesRequest, v val, _ loc) *APIError {
+	raw := v.raw
+	r.toolChoice = rawCopy(raw)
+	switch kindOf(raw) {
+	case kindString:
+		s, _ := stringValue(raw)
+		return setToolChoice(&r.chat, s)
+	case kindObject:
 	default:
-		return badRequest(CodeInvalidValue, "text.format.type", "text.format.type must be one of text, json_object, json_schema; got %s", quotedStr(typ))
+		return errType("tool_choice", "a string or an object", raw)
 	}
-	// chat's json_schema object has the same members, one level down.
-	b, _ := json.Marshal(map[string]any{"type": "json_schema", "json_schema": f})
-	if aerr := decodeResponseFormat(jsonObject{"response_format": b}, &r.chat); aerr != nil {
-		aerr.Param = strings.Replace(aerr.Param, "response_format.json_schema", "text.format", 1)
-		aerr.Message = strings.ReplaceAll(aerr.Message, "response_format.json_schema", "text.format")
+	o, _ := objectValue(raw)
+	var name string
+	if aerr := apply(o, "tool_choice", responsesToolChoiceFields, &name); aerr != nil {
+		return aerr
+	}
+	return setToolChoiceFunction(&r.chat, name, "tool_choice.name")
+}
+
+// decodeTextFormat reads text.format with response_format's rules: its
+// json_schema members sit in the format itself.
+func decodeTextFormat(r *responsesRequest, v val, at loc) *APIError {
+	path := at.String()
+	if aerr := apply(v.obj, path, []field[ChatRequest]{formatTypeField}, &r.chat); aerr != nil {
 		return aerr
 	}
 	rf := r.chat.ResponseFormat
+	switch {
+	case rf == nil: // text
+		return nil
+	case rf.Type != "json_schema":
+		r.format = api.ResponseFormatText{Type: rf.Type}
+		return nil
+	}
+	if aerr := apply(v.obj, path, jsonSchemaFields, &r.chat); aerr != nil {
+		return aerr
+	}
 	strict := rf.Strict
-	r.format = api.ResponseFormatText{Type: typ, Name: rf.SchemaName, Schema: rf.Schema, Strict: &strict}
-	if d, ok := f.present("description"); ok {
-		r.format.Description, _ = asString(d, "text.format.description")
+	r.format = api.ResponseFormatText{Type: rf.Type, Name: rf.SchemaName, Schema: rf.Schema, Strict: &strict}
+	if d, ok := v.obj.present("description"); ok {
+		r.format.Description, _ = stringValue(d)
 	}
 	return nil
 }
@@ -560,15 +424,8 @@ const (
 	maxMetadataValue = 512
 )
 
-func decodeResponsesMetadata(top jsonObject, r *responsesRequest) *APIError {
-	raw, ok := top.present("metadata")
-	if !ok {
-		return nil
-	}
-	o, aerr := asObject(raw, "metadata")
-	if aerr != nil {
-		return aerr
-	}
+func decodeResponsesMetadata(r *responsesRequest, v val, _ loc) *APIError {
+	o := v.obj
 	if len(o) > maxMetadataKeys {
 		return badRequest(CodeInvalidValue, "metadata", "metadata may hold at most %d keys, got %d", maxMetadataKeys, len(o))
 	}
