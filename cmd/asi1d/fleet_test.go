@@ -1,3 +1,5 @@
+//go:build integration
+
 package main
 
 // The fleet test: three asi1d replicas (this test binary, run as
