@@ -31,6 +31,7 @@ type streamResult struct {
 // connection, 503) before theirs; the restarted server is healthy in about
 // the time a cold start takes and serves again.
 func TestKill9UnderLoadThenRestart(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
