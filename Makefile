@@ -3,7 +3,10 @@
 #
 #   make run                 build and serve the bundled tiny model (models/stories260K)
 #   make run MODEL=x.gguf    serve another model
-#   make test                the test suite (what CI runs; includes tidy-check)
+#   make test                the whole suite, integration tests included (what
+#                            CI runs; includes tidy-check)
+#   make test-fast           the fast, deterministic tests (go test ./...):
+#                            the developer's lane after each change
 #   make bench               benchmarks
 #   make build CPU_TARGET=x86-64-v3   a build for another CPU (-march value)
 #   make build ARCH=arm64    cross-build for arm64 Linux (Debian's cross g++)
@@ -28,7 +31,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 ENV = set -euo pipefail; eval "$$(ASI1D_CPU_TARGET=$(CPU_TARGET) ASI1D_GOARCH=$(ARCH) bash scripts/env.sh)";
 PURE = ./sampler/... ./tokenizer/... ./models/... ./server/... ./engine ./engine/scheduler/... ./engine/enginetest/... ./scripts/... ./engine/threads/... ./engine/sessions/... ./cmd/asi1d-launcher/...
 
-.PHONY: setup build build-gpu build-matrix release gpu-check-prepare test test-pure tidy-check run bench fuzz clean
+.PHONY: setup build build-gpu build-matrix release gpu-check-prepare test test-fast tidy-check run bench fuzz clean
 
 setup:
 	@$(ENV) go mod download && echo "setup: ok"
@@ -63,10 +66,18 @@ gpu-check-prepare:
 tidy-check:
 	@go mod tidy -diff || { echo "tidy-check: run go mod tidy" >&2; exit 1; }
 
+# Two lanes. `go test ./...` runs the fast, deterministic tests; the tests
+# that start real components (nginx, Redis, Chromium, node, a network
+# namespace), the soak, the fleet and the fresh-clone test carry
+# //go:build integration and run with -tags integration (internal/testutil).
 # The pure-Go packages build and test without cgo; the rest needs the engine.
 test: setup tidy-check
-	@$(ENV) CGO_ENABLED=0 go vet $(PURE) && CGO_ENABLED=0 go test -count=1 $(PURE)
-	@$(ENV) go vet ./... && go test -race -count=1 ./...
+	@$(ENV) CGO_ENABLED=0 go vet $(PURE) && CGO_ENABLED=0 go test -count=1 -timeout 10m $(PURE)
+	@$(ENV) go vet ./... && go vet -tags integration ./... && go test -race -count=1 -timeout 30m -tags integration ./...
+
+# The developer's lane: the fast tests only, no race detector.
+test-fast: setup
+	@$(ENV) go test -count=1 -timeout 10m ./...
 
 run: build
 	@if [ "$(MODEL)" = models/stories260K/stories260K.gguf ]; then \

@@ -122,6 +122,7 @@ func postChat(ctx context.Context, base, model string) (int, string) {
 // TestCatalogServe serves a catalog of real files from a real process with
 // room for two models, and uses it as clients and an operator would.
 func TestCatalogServe(t *testing.T) {
+	t.Parallel()
 	dir := catalogDir(t)
 	addr := fleettest.FreeAddr(t)
 	base := "http://" + addr

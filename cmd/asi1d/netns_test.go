@@ -1,3 +1,5 @@
+//go:build integration
+
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/asi1d/asi1d/internal/testutil"
 	"github.com/asi1d/asi1d/internal/testutil/fleettest"
 )
 
@@ -26,8 +29,9 @@ const inNetns = "ASI1D_TEST_IN_NETNS"
 // TestNoOutboundTraffic runs serve, a chat, a model load, bench and pull
 // inside a network namespace that has only a loopback interface (unshare
 // -n): everything local works, and pull fails naming the host it could not
-// reach. It re-runs itself inside the namespace. On CI (CI=true) a machine
-// that cannot make the namespace fails the test rather than skip it.
+// reach. It re-runs itself inside the namespace. In CI a machine that
+// cannot make the namespace fails the test rather than skip it
+// (testutil.Need).
 func TestNoOutboundTraffic(t *testing.T) {
 	if os.Getenv(inNetns) != "1" {
 		// As root, -n; otherwise a user namespace too (-rn), where the
@@ -45,12 +49,7 @@ func TestNoOutboundTraffic(t *testing.T) {
 				}
 			}
 		}
-		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("cannot make a network namespace: %v", err)
-			}
-			t.Skipf("no network namespace here: %v", err)
-		}
+		testutil.Need(t, "a network namespace (unshare -n)", err)
 		if argv[0] == "sudo" {
 			argv = append([]string{"sudo", "-n", "env"}, append(env, argv[2:]...)...)
 		}

@@ -1,3 +1,5 @@
+//go:build integration
+
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asi1d/asi1d/internal/testutil"
 	"github.com/asi1d/asi1d/internal/testutil/fleettest"
 )
 
@@ -46,7 +49,7 @@ func readmeQuickstart(t *testing.T, root string) []string {
 // second finds the build done (warm). It reports both times from the command
 // to the first answer.
 func TestFreshClone(t *testing.T) {
-	if os.Getenv("CI") == "" && os.Getenv("ASI1D_TEST_FRESH_CLONE") == "" {
+	if !testutil.InCI() && os.Getenv("ASI1D_TEST_FRESH_CLONE") == "" {
 		t.Skip("builds asi1d in a fresh clone (minutes); set ASI1D_TEST_FRESH_CLONE=1 to run it (CI does)")
 	}
 	if _, err := exec.LookPath("git"); err != nil {

@@ -1,3 +1,5 @@
+//go:build integration
+
 package main
 
 import (
@@ -23,7 +25,7 @@ import (
 //
 //	./bin/asi1d synth --preset small
 //	ASI1D_RESTORE_MODEL=$PWD/.build/synth/small-q8_0.gguf \
-//	  go test -count=1 -run TestRestoreTTFT -v ./cmd/asi1d/
+//	  go test -count=1 -tags integration -run TestRestoreTTFT -v ./cmd/asi1d/
 func TestRestoreTTFT(t *testing.T) {
 	model := os.Getenv("ASI1D_RESTORE_MODEL")
 	if model == "" {

@@ -35,6 +35,7 @@ func cleanAnswers(t *testing.T) int {
 // the control tokens the answers drew are counted from their logprobs, so
 // that the test shows it met some.
 func TestNoControlTokenText(t *testing.T) {
+	t.Parallel()
 	n := cleanAnswers(t)
 	drawn, answers := 0, 0
 	for _, c := range []struct {

@@ -18,6 +18,7 @@ import (
 // end undisturbed. (How fast the refusal comes is measured by
 // `asi1d bench scenario overload`, not here.)
 func TestOverloadOnRealEngine(t *testing.T) {
+	t.Parallel()
 	const parallel, queue = 2, 2
 	e, be := startWith(t, testmodel.Path(t, testmodel.Stories260K), parallel, 2048, scheduler.Options{MaxQueue: queue})
 	eos := be.Info().EOS

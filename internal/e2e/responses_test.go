@@ -80,6 +80,7 @@ func TestResponsesSameAsChatOnReference(t *testing.T) {
 // On a model with a chat template, the same messages give the same
 // greedy answer and reasoning through both endpoints.
 func TestResponsesSameAsChatWithTemplate(t *testing.T) {
+	t.Parallel()
 	for _, tmpl := range []string{synth.TemplateChatMLThink, synth.TemplateLlama3} {
 		t.Run(tmpl, func(t *testing.T) {
 			e, _ := startOnCtx(t, randomModel(t, tmpl), 1, 0, 1024)

@@ -1,7 +1,10 @@
+//go:build integration
+
 package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/asi1d/asi1d/internal/testutil"
 	"github.com/asi1d/asi1d/models/synth"
 )
 
@@ -39,18 +43,13 @@ for (const it of items) {
 
 // ajvRunner installs ajv and ajv-formats with npm (once per checkout,
 // under .build/, which git ignores) and returns the node command that runs
-// ajvScript. Without node or npm the test skips, except in CI (CI set),
-// where it fails: there they must be installed.
+// ajvScript. Without node or npm the test skips, except in CI, where it
+// fails (testutil.Need): .ci/run installs them.
 func ajvRunner(t *testing.T) func(input string) []string {
 	t.Helper()
 	node, errNode := exec.LookPath("node")
 	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("node and npm are needed to validate answers with ajv (CI is set, so this fails): apt-get install -y nodejs npm")
-		}
-		t.Skip("node or npm not found: the answers cannot be validated with ajv")
-	}
+	testutil.Need(t, "node and npm (apt-get install -y nodejs npm), to validate answers with ajv", errors.Join(errNode, errNpm))
 	dir, err := filepath.Abs("../../.build/ajv")
 	if err != nil {
 		t.Fatal(err)

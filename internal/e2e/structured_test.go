@@ -214,6 +214,7 @@ func schemaBody(stream bool, seed int, schema string) map[string]any {
 }
 
 func TestJSONSchemaOnRandomWeights(t *testing.T) {
+	t.Parallel()
 	e, _ := startOn(t, randomModel(t, synth.TemplateChatMLThink), 4, 0)
 	s := compileSchema(t, orderSchema)
 	var wg sync.WaitGroup
@@ -239,6 +240,7 @@ func TestJSONSchemaOnRandomWeights(t *testing.T) {
 }
 
 func TestJSONObjectOnRandomWeights(t *testing.T) {
+	t.Parallel()
 	e, _ := startOn(t, randomModel(t, synth.TemplateLlama3), 1, 0)
 	for _, stream := range []bool{false, true} {
 		body := schemaBody(stream, 3, "")
@@ -276,6 +278,7 @@ func toolsBody(stream bool, seed int, choice any, parallel bool) map[string]any 
 }
 
 func TestForcedToolCallsOnRandomWeights(t *testing.T) {
+	t.Parallel()
 	schemas := map[string]*jsonschema.Schema{"get_weather": compileSchema(t, weatherParams), "get_time": compileSchema(t, timeParams)}
 	for _, tmpl := range []string{synth.TemplateChatMLThink, synth.TemplateLlama3} {
 		t.Run(tmpl, func(t *testing.T) {
@@ -468,6 +471,7 @@ func TestAutoToolCallWithToolThought(t *testing.T) {
 // call (<tool_call>) at once; from there the lazy call grammar must make
 // every call valid, where free sampling would write noise.
 func TestAutoToolCallsValidByGrammar(t *testing.T) {
+	t.Parallel()
 	e, be := startOnCtx(t, randomModel(t, synth.TemplateChatMLThink), 2, 0, 2048)
 	open, err := be.Tokenize("<tool_call>", false, true)
 	if err != nil || len(open) != 1 {

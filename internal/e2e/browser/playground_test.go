@@ -1,8 +1,11 @@
+//go:build integration
+
 package browser
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -19,13 +22,14 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/asi1d/asi1d/internal/testutil"
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/internal/testutil/testserver"
 	"github.com/asi1d/asi1d/models/synth"
 )
 
-// chromiumPath finds Chromium. Without it the test skips, except in CI
-// (CI set), where .ci/run installs it and its absence is a failure.
+// chromiumPath finds Chromium. Without it the test skips, except in CI,
+// where .ci/run installs it and its absence is a failure (testutil.Need).
 func chromiumPath(t *testing.T) string {
 	for _, p := range []string{os.Getenv("ASI1D_CHROMIUM"), "/usr/bin/chromium", "chromium", "chromium-browser"} {
 		if p == "" {
@@ -35,10 +39,7 @@ func chromiumPath(t *testing.T) string {
 			return path
 		}
 	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("chromium is not installed (CI is set, so this fails): apt-get install -y chromium, or set ASI1D_CHROMIUM")
-	}
-	t.Skip("chromium is not installed: apt-get install -y chromium (or set ASI1D_CHROMIUM) to run the browser test")
+	testutil.Need(t, "chromium", errors.New("not installed: apt-get install -y chromium, or set ASI1D_CHROMIUM"))
 	return ""
 }
 

@@ -16,13 +16,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/asi1d/asi1d/internal/testutil"
 )
 
 // ConfPath is the shipped nginx file, relative to the repository root.
 const ConfPath = "deploy/nginx/asi1d.conf"
 
 // Nginx returns the nginx binary. Without one the test is skipped, except in
-// CI (CI=true), where it fails: .ci/run installs nginx-light.
+// CI, where it fails (testutil.Need): .ci/run installs nginx-light.
 func Nginx(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("nginx")
@@ -34,10 +36,7 @@ func Nginx(t testing.TB) string {
 			return c
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx not found; in CI it must be installed (apt-get install nginx-light, see .ci/run)")
-	}
-	t.Skip("nginx not found (apt-get install nginx-light); the fleet tests need it")
+	testutil.Need(t, "nginx", fmt.Errorf("nginx not found: %w (apt-get install nginx-light; .ci/run installs it)", err))
 	return ""
 }
 
