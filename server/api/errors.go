@@ -14,6 +14,7 @@ import (
 const (
 	TypeInvalidRequest = "invalid_request_error"
 	TypeAuthentication = "authentication_error"
+	TypePermission     = "permission_error"
 	TypeRateLimit      = "rate_limit_error"
 	TypeServer         = "server_error"
 
@@ -25,6 +26,7 @@ const (
 	CodeUnsupportedValue   = "unsupported_value"
 	CodeContextLength      = "context_length_exceeded"
 	CodeInvalidAPIKey      = "invalid_api_key"
+	CodeOriginNotAllowed   = "origin_not_allowed"
 	CodeModelNotFound      = "model_not_found"
 	CodeUnknownURL         = "unknown_url"
 	CodeMethodNotAllowed   = "method_not_allowed"
@@ -58,16 +60,28 @@ type errorDetailWire struct {
 	Code    *string `json:"code"`
 }
 
-// MarshalJSON writes the four keys, "" as null for param and code.
+// MarshalJSON writes the four keys, "" as null for param and code, byte
+// for byte as encoding/json writes errorDetailWire (AppendQuoted is its
+// string encoding), without reflection.
 func (d ErrorDetail) MarshalJSON() ([]byte, error) {
-	w := errorDetailWire{Message: d.Message, Type: d.Type}
-	if d.Param != "" {
-		w.Param = &d.Param
+	b := make([]byte, 0, 64+len(d.Message)+len(d.Type)+len(d.Param)+len(d.Code))
+	b = append(b, `{"message":`...)
+	b = AppendQuoted(b, d.Message)
+	b = append(b, `,"type":`...)
+	b = AppendQuoted(b, d.Type)
+	b = append(b, `,"param":`...)
+	b = appendNullable(b, d.Param)
+	b = append(b, `,"code":`...)
+	b = appendNullable(b, d.Code)
+	return append(b, '}'), nil
+}
+
+// appendNullable appends s as a JSON string, "" as null.
+func appendNullable(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
 	}
-	if d.Code != "" {
-		w.Code = &d.Code
-	}
-	return json.Marshal(w)
+	return AppendQuoted(b, s)
 }
 
 // UnmarshalJSON reads the error object; null param and code read as "".
