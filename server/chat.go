@@ -431,8 +431,8 @@ func (w *sseWriter) part(p *part) {
 	case partChunk:
 		w.event(&p.ch)
 	case partError:
-		body := p.err.Body()
-		w.event(&body)
+		w.buf = api.AppendErrorEvent(w.buf[:0], p.err.Body())
+		w.write(w.buf)
 	}
 }
 

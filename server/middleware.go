@@ -31,6 +31,9 @@ const (
 // MaxSessionIDBytes is the longest accepted x-session-id value (contract section 2).
 const MaxSessionIDBytes = 256
 
+// jsonContentType is what gin's c.JSON sends.
+const jsonContentType = "application/json; charset=utf-8"
+
 // WriteError answers err in the contract's error shape (status, Retry-After
 // when set, JSON body with message/type/param/code) and aborts the handler
 // chain. If the response headers were already sent (a started stream), it
@@ -46,7 +49,10 @@ func WriteError(c *gin.Context, err *APIError) {
 	if err.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(err.RetryAfter))
 	}
-	c.AbortWithStatusJSON(err.Status, err.Body())
+	// The bytes and Content-Type of c.AbortWithStatusJSON(err.Status,
+	// err.Body()), without reflection.
+	c.Abort()
+	c.Data(err.Status, jsonContentType, err.Body().AppendJSON(nil))
 }
 
 // RequestID gives every request an id from newID, sent as the x-request-id

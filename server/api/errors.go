@@ -60,11 +60,15 @@ type errorDetailWire struct {
 	Code    *string `json:"code"`
 }
 
-// MarshalJSON writes the four keys, "" as null for param and code, byte
-// for byte as encoding/json writes errorDetailWire (AppendQuoted is its
-// string encoding), without reflection.
+// MarshalJSON writes the four keys, "" as null for param and code (see
+// ErrorBody.AppendJSON).
 func (d ErrorDetail) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 64+len(d.Message)+len(d.Type)+len(d.Param)+len(d.Code))
+	return d.appendJSON(make([]byte, 0, 64+len(d.Message)+len(d.Type)+len(d.Param)+len(d.Code))), nil
+}
+
+// appendJSON appends the error object byte for byte as encoding/json
+// writes errorDetailWire (AppendQuoted is its string encoding).
+func (d ErrorDetail) appendJSON(b []byte) []byte {
 	b = append(b, `{"message":`...)
 	b = AppendQuoted(b, d.Message)
 	b = append(b, `,"type":`...)
@@ -73,7 +77,30 @@ func (d ErrorDetail) MarshalJSON() ([]byte, error) {
 	b = appendNullable(b, d.Param)
 	b = append(b, `,"code":`...)
 	b = appendNullable(b, d.Code)
-	return append(b, '}'), nil
+	return append(b, '}')
+}
+
+// AppendJSON appends the body as json.Marshal writes it, without
+// reflection: what a server answers with (its error answers and the error
+// events of its streams).
+func (e ErrorBody) AppendJSON(b []byte) []byte {
+	b = append(b, `{"error":`...)
+	b = e.Error.appendJSON(b)
+	return append(b, '}')
+}
+
+// MarshalJSON writes AppendJSON's bytes.
+func (e ErrorBody) MarshalJSON() ([]byte, error) {
+	d := &e.Error
+	return e.AppendJSON(make([]byte, 0, 80+len(d.Message)+len(d.Type)+len(d.Param)+len(d.Code))), nil
+}
+
+// AppendErrorEvent appends the data-only event of an error inside a chat
+// stream: what AppendJSONEvent(b, "", e) writes.
+func AppendErrorEvent(b []byte, e ErrorBody) []byte {
+	b = append(b, dataPrefix...)
+	b = e.AppendJSON(b)
+	return append(b, '\n', '\n')
 }
 
 // appendNullable appends s as a JSON string, "" as null.

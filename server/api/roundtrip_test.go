@@ -107,7 +107,7 @@ func TestErrorDetailNulls(t *testing.T) {
 	}
 }
 
-// The hand-written MarshalJSON of ErrorDetail writes what encoding/json
+// The hand-written encodings of ErrorDetail and ErrorBody write what encoding/json
 // writes of its four-key wire struct, for any text.
 func TestErrorDetailMatchesMarshal(t *testing.T) {
 	texts := []string{"", "plain", " <b>&amp;</b> ", "quote\" back\\slash", "tab\tnl\n\x00\x1f\u2028", "\xff\xfebad \xe2\x82", "日本語 🚀"}
@@ -126,6 +126,16 @@ func TestErrorDetailMatchesMarshal(t *testing.T) {
 				got, err := json.Marshal(d)
 				if err != nil || string(got) != string(want) {
 					t.Errorf("%+v:\n got %s %v\nwant %s", d, got, err, want)
+				}
+				want = []byte(`{"error":` + string(want) + `}`)
+				if got := (ErrorBody{Error: d}).AppendJSON(nil); string(got) != string(want) {
+					t.Errorf("AppendJSON %+v:\n got %s\nwant %s", d, got, want)
+				}
+				wantEvent, _ := AppendJSONEvent(nil, "", struct {
+					Error errorDetailWire `json:"error"`
+				}{w})
+				if got := AppendErrorEvent(nil, ErrorBody{Error: d}); string(got) != string(wantEvent) {
+					t.Errorf("AppendErrorEvent %+v:\n got %s\nwant %s", d, got, wantEvent)
 				}
 			}
 		}
