@@ -31,8 +31,8 @@ const (
 // MaxSessionIDBytes is the longest accepted x-session-id value (contract section 2).
 const MaxSessionIDBytes = 256
 
-// jsonContentType is what gin's c.JSON sends.
-const jsonContentType = "application/json; charset=utf-8"
+// jsonContentType is the Content-Type gin's c.JSON sends.
+var jsonContentType = []string{"application/json; charset=utf-8"}
 
 // WriteError answers err in the contract's error shape (status, Retry-After
 // when set, JSON body with message/type/param/code) and aborts the handler
@@ -49,10 +49,17 @@ func WriteError(c *gin.Context, err *APIError) {
 	if err.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(err.RetryAfter))
 	}
-	// The bytes and Content-Type of c.AbortWithStatusJSON(err.Status,
-	// err.Body()), without reflection.
+	// What c.AbortWithStatusJSON(err.Status, err.Body()) writes (gin's
+	// JSON Content-Type unless one is set, the body's bytes), without
+	// reflection.
 	c.Abort()
-	c.Data(err.Status, jsonContentType, err.Body().AppendJSON(nil))
+	h := c.Writer.Header()
+	if len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	c.Status(err.Status)
+	body := err.Body()
+	_, _ = c.Writer.Write(body.AppendJSON(make([]byte, 0, 96+len(err.Message)+len(err.Param)+len(err.Code))))
 }
 
 // RequestID gives every request an id from newID, sent as the x-request-id
