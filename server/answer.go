@@ -107,7 +107,7 @@ func (a *answer) add(ev scheduler.Event) {
 
 // completion is the answer of a plain request whose final event ev ended
 // with stop or length.
-func (a *answer) completion(ev scheduler.Event) api.ChatCompletion {
+func (a *answer) completion(ev scheduler.Event) *api.ChatCompletion {
 	content := a.content.String()
 	thoughts := thoughtList(a.thoughts)
 	msg := api.Message{Role: api.RoleAssistant, Content: &content, ReasoningContent: strings.Join(thoughts, "\n\n")}
@@ -131,7 +131,7 @@ func (a *answer) completion(ev scheduler.Event) api.ChatCompletion {
 			thought, toolThought = []string{}, thoughts
 		}
 	}
-	resp := api.ChatCompletion{
+	resp := &api.ChatCompletion{
 		ID: a.j.id, Object: api.ObjectChatCompletion, Created: a.j.created, Model: a.j.model, SystemFingerprint: a.j.fp,
 		ExecutableData: []any{}, Thought: thought, ToolThought: toolThought,
 		Choices: []api.Choice{{Message: msg, FinishReason: finish}},
