@@ -6,6 +6,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/models"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // This file turns one request's scheduler events into its answer: the
@@ -25,7 +26,7 @@ type answer struct {
 	tp       *models.ToolCallParser // nil: tool calls are not parsed
 	thoughts []string               // reasoning blocks so far, by Block
 	content  strings.Builder        // content so far (completion only)
-	lps      []tokenLogprob         // logprobs collected (completion) or held (stream)
+	lps      []api.TokenLogprob     // logprobs collected (completion) or held (stream)
 
 	// Stream state.
 	roleSent bool
@@ -54,24 +55,24 @@ const (
 // part is one server-sent event of a stream.
 type part struct {
 	kind partKind
-	text string    // partText, partThought
-	ch   chunk     // partChunk
-	err  *APIError // partError
+	text string                  // partText, partThought
+	ch   api.ChatCompletionChunk // partChunk
+	err  *APIError               // partError
 }
 
 // base is the chunk without choices that every chunk of the stream starts
 // from.
-func (a *answer) base() chunk {
-	ch := chunk{ID: a.j.id, Object: "chat.completion.chunk", Created: a.j.created, Model: a.j.model, SystemFingerprint: a.j.fp}
+func (a *answer) base() api.ChatCompletionChunk {
+	ch := api.ChatCompletionChunk{ID: a.j.id, Object: api.ObjectChatChunk, Created: a.j.created, Model: a.j.model, SystemFingerprint: a.j.fp}
 	if a.j.req.IncludeUsage {
-		ch.Usage = rawNull
+		ch.Usage = api.RawNull
 	}
 	return ch
 }
 
-func (a *answer) chunk(d delta, lp *logprobs, finish *string) part {
+func (a *answer) chunk(d api.Delta, lp *api.Logprobs, finish *string) part {
 	ch := a.base()
-	ch.Choices = []chunkChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}
+	ch.Choices = []api.ChunkChoice{{Delta: d, Logprobs: lp, FinishReason: finish}}
 	return part{kind: partChunk, ch: ch}
 }
 
@@ -106,10 +107,10 @@ func (a *answer) add(ev scheduler.Event) {
 
 // completion is the answer of a plain request whose final event ev ended
 // with stop or length.
-func (a *answer) completion(ev scheduler.Event) completion {
+func (a *answer) completion(ev scheduler.Event) *api.ChatCompletion {
 	content := a.content.String()
 	thoughts := thoughtList(a.thoughts)
-	msg := message{Role: "assistant", Content: &content, ReasoningContent: strings.Join(thoughts, "\n\n")}
+	msg := api.Message{Role: api.RoleAssistant, Content: &content, ReasoningContent: strings.Join(thoughts, "\n\n")}
 	finish := string(ev.Finish)
 	thought, toolThought := thoughts, []string{}
 	if a.tp != nil {
@@ -130,14 +131,14 @@ func (a *answer) completion(ev scheduler.Event) completion {
 			thought, toolThought = []string{}, thoughts
 		}
 	}
-	resp := completion{
-		ID: a.j.id, Object: "chat.completion", Created: a.j.created, Model: a.j.model, SystemFingerprint: a.j.fp,
+	resp := &api.ChatCompletion{
+		ID: a.j.id, Object: api.ObjectChatCompletion, Created: a.j.created, Model: a.j.model, SystemFingerprint: a.j.fp,
 		ExecutableData: []any{}, Thought: thought, ToolThought: toolThought,
-		Choices: []choice{{Message: msg, FinishReason: finish}},
+		Choices: []api.Choice{{Message: msg, FinishReason: finish}},
 		Usage:   wireUsage(ev.Usage),
 	}
 	if a.j.req.Logprobs {
-		resp.Choices[0].Logprobs = &logprobs{Content: a.lps}
+		resp.Choices[0].Logprobs = &api.Logprobs{Content: a.lps}
 	}
 	return resp
 }
@@ -158,7 +159,7 @@ func (a *answer) endTools(f scheduler.FinishReason) []models.ToolChunk {
 // calls, else the scheduler's reason.
 func (a *answer) finishReason(f scheduler.FinishReason, calls bool) string {
 	if calls && f == scheduler.FinishStop {
-		return finishToolCalls
+		return api.FinishToolCalls
 	}
 	return string(f)
 }
@@ -172,9 +173,9 @@ func (a *answer) chunks(ev scheduler.Event, out []part) []part {
 	if !a.roleSent {
 		a.roleSent = true
 		ch := a.base()
-		ch.ExecutableData, ch.ConversationID, ch.ToolThought = rawEmptyArray, rawNull, rawEmptyArray
+		ch.ExecutableData, ch.ConversationID, ch.ToolThought = api.RawEmptyArray, api.RawNull, api.RawEmptyArray
 		empty := ""
-		ch.Choices = []chunkChoice{{Delta: delta{Role: "assistant", Content: &empty}}}
+		ch.Choices = []api.ChunkChoice{{Delta: api.Delta{Role: api.RoleAssistant, Content: &empty}}}
 		out = append(out, part{kind: partChunk, ch: ch})
 	}
 	if a.j.req.Logprobs {
@@ -187,9 +188,9 @@ func (a *answer) chunks(ev scheduler.Event, out []part) []part {
 		}
 		// Logprobs of tokens whose text was held back (a possible stop
 		// string) go with the chunk that carries their text.
-		var lp *logprobs
+		var lp *api.Logprobs
 		if len(a.lps) > 0 {
-			lp, a.lps = &logprobs{Content: a.lps}, nil
+			lp, a.lps = &api.Logprobs{Content: a.lps}, nil
 		}
 		if a.tp != nil {
 			out = a.toolParts(a.tp.Push(f.Text), &lp, out)
@@ -203,7 +204,7 @@ func (a *answer) chunks(ev scheduler.Event, out []part) []part {
 			continue
 		}
 		text := f.Text
-		out = append(out, a.chunk(delta{Content: &text}, lp, nil))
+		out = append(out, a.chunk(api.Delta{Content: &text}, lp, nil))
 	}
 	if !ev.Done {
 		return out
@@ -211,19 +212,19 @@ func (a *answer) chunks(ev scheduler.Event, out []part) []part {
 	if ev.Finish == scheduler.FinishError {
 		return append(out, part{kind: partError, err: eventError(ev)})
 	}
-	var lp *logprobs
+	var lp *api.Logprobs
 	if len(a.lps) > 0 {
-		lp, a.lps = &logprobs{Content: a.lps}, nil
+		lp, a.lps = &api.Logprobs{Content: a.lps}, nil
 	}
 	if a.tp != nil {
 		out = a.toolParts(a.endTools(ev.Finish), &lp, out)
 	}
 	fin := a.finishReason(ev.Finish, a.ncalls > 0)
-	out = append(out, a.chunk(delta{}, lp, &fin))
+	out = append(out, a.chunk(api.Delta{}, lp, &fin))
 	if a.j.req.IncludeUsage {
 		ub, _ := json.Marshal(wireUsage(ev.Usage))
 		ch := a.base()
-		ch.Choices = []chunkChoice{}
+		ch.Choices = []api.ChunkChoice{}
 		ch.Usage = ub
 		out = append(out, part{kind: partChunk, ch: ch})
 	}
@@ -233,7 +234,7 @@ func (a *answer) chunks(ev scheduler.Event, out []part) []part {
 // toolParts turns the tool-call parser's output into parts: content, and
 // tool-call deltas. *lp goes with the first content. The first call's
 // chunk carries the reasoning so far as tool_thought.
-func (a *answer) toolParts(chs []models.ToolChunk, lp **logprobs, out []part) []part {
+func (a *answer) toolParts(chs []models.ToolChunk, lp **api.Logprobs, out []part) []part {
 	for _, tc := range chs {
 		if tc.Call == nil && *lp == nil {
 			out = append(out, part{kind: partText, text: tc.Content})
@@ -241,11 +242,11 @@ func (a *answer) toolParts(chs []models.ToolChunk, lp **logprobs, out []part) []
 		}
 		if tc.Call == nil {
 			text := tc.Content
-			out = append(out, a.chunk(delta{Content: &text}, *lp, nil))
+			out = append(out, a.chunk(api.Delta{Content: &text}, *lp, nil))
 			*lp = nil
 			continue
 		}
-		p := a.chunk(delta{ToolCalls: []deltaToolCall{wireDeltaCall(tc.Call)}}, nil, nil)
+		p := a.chunk(api.Delta{ToolCalls: []api.ToolCallDelta{wireDeltaCall(tc.Call)}}, nil, nil)
 		if a.ncalls == 0 {
 			p.ch.ToolThought, _ = json.Marshal(thoughtList(a.thoughts))
 		}
@@ -268,12 +269,12 @@ func thoughtList(ts []string) []string {
 	return out
 }
 
-func wireLogprobs(in []scheduler.TokenLogprob) []tokenLogprob {
-	out := make([]tokenLogprob, 0, len(in))
+func wireLogprobs(in []scheduler.TokenLogprob) []api.TokenLogprob {
+	out := make([]api.TokenLogprob, 0, len(in))
 	for _, t := range in {
-		e := tokenLogprob{Token: string(t.Text), Logprob: t.Logprob, Bytes: bytesOf(t.Text), TopLogprobs: []topLogprob{}}
+		e := api.TokenLogprob{Token: string(t.Text), Logprob: t.Logprob, Bytes: bytesOf(t.Text), TopLogprobs: []api.TopLogprob{}}
 		for _, a := range t.Top {
-			e.TopLogprobs = append(e.TopLogprobs, topLogprob{Token: string(a.Text), Logprob: a.Logprob, Bytes: bytesOf(a.Text)})
+			e.TopLogprobs = append(e.TopLogprobs, api.TopLogprob{Token: string(a.Text), Logprob: a.Logprob, Bytes: bytesOf(a.Text)})
 		}
 		out = append(out, e)
 	}
@@ -288,7 +289,7 @@ func bytesOf(b []byte) []int {
 	return out
 }
 
-func wireUsage(u scheduler.Usage) usage {
-	return usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
-		TotalTokens: u.PromptTokens + u.CompletionTokens, PromptTokensDetails: &promptDetails{CachedTokens: u.CachedTokens}}
+func wireUsage(u scheduler.Usage) api.Usage {
+	return api.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens,
+		TotalTokens: u.PromptTokens + u.CompletionTokens, PromptTokensDetails: &api.PromptTokensDetails{CachedTokens: u.CachedTokens}}
 }

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -408,48 +406,21 @@ type sseWriter struct {
 	timeout time.Duration
 	buf     []byte
 	err     error
-	// head and tail frame every chunk of the request around its "choices"
-	// (see textChunk).
-	head, tail []byte
+	// enc writes the text chunks of the request (see textChunk).
+	enc *api.ChunkEncoder
 }
 
 // frame prepares textChunk: base is the request's chunk without choices.
-func (w *sseWriter) frame(base chunk) {
-	b, _ := json.Marshal(base) // plain strings and raw JSON: cannot fail
-	i := bytes.Index(b, []byte(`"choices":null`))
-	w.head = append([]byte("data: "), b[:i]...)
-	w.tail = append(b[i+len(`"choices":null`):], "\n\n"...)
+func (w *sseWriter) frame(base api.ChatCompletionChunk) {
+	w.enc = api.NewChunkEncoder(base)
 }
 
 // textChunk writes a content chunk, or with thought a reasoning chunk,
-// byte for byte as event(chunk{...}) would, without encoding the whole
-// chunk through reflection: this is the chunk of nearly every token.
+// byte for byte as event(chunk) would, without encoding the whole chunk
+// through reflection: this is the chunk of nearly every token.
 func (w *sseWriter) textChunk(text string, thought bool) {
-	b, err := w.appendTextChunk(w.buf[:0], text, thought)
-	if err != nil {
-		w.err = fmt.Errorf("encode chunk: %w", err)
-		return
-	}
-	w.buf = b
-	w.write(b)
-}
-
-func (w *sseWriter) appendTextChunk(b []byte, text string, thought bool) ([]byte, error) {
-	q, err := json.Marshal(text)
-	if err != nil {
-		return b, err
-	}
-	b = append(b, w.head...)
-	if thought {
-		b = append(b, `"thought":`...)
-		b = append(b, q...)
-		b = append(b, `,"choices":[{"index":0,"delta":{"reasoning_content":`...)
-	} else {
-		b = append(b, `"choices":[{"index":0,"delta":{"content":`...)
-	}
-	b = append(b, q...)
-	b = append(b, `},"logprobs":null,"finish_reason":null}]`...)
-	return append(b, w.tail...), nil
+	w.buf = w.enc.AppendText(w.buf[:0], text, thought)
+	w.write(w.buf)
 }
 
 // part writes one part of a stream.
@@ -458,9 +429,10 @@ func (w *sseWriter) part(p *part) {
 	case partText, partThought:
 		w.textChunk(p.text, p.kind == partThought)
 	case partChunk:
-		w.event(p.ch)
+		w.event(&p.ch)
 	case partError:
-		w.event(p.err.Body())
+		w.buf = api.AppendErrorEvent(w.buf[:0], p.err.Body())
+		w.write(w.buf)
 	}
 }
 

@@ -7,33 +7,35 @@ import (
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/server/api"
 )
 
-// Error types and codes of the contract (shared/ASI1-API.md section 9).
+// Error types and codes of the contract (shared/ASI1-API.md section 9),
+// as server/api names them; errorCodes below gives each its status.
 const (
-	TypeInvalidRequest = "invalid_request_error"
-	TypeAuthentication = "authentication_error"
-	TypePermission     = "permission_error"
-	TypeRateLimit      = "rate_limit_error"
-	TypeServer         = "server_error"
+	TypeInvalidRequest = api.TypeInvalidRequest
+	TypeAuthentication = api.TypeAuthentication
+	TypePermission     = api.TypePermission
+	TypeRateLimit      = api.TypeRateLimit
+	TypeServer         = api.TypeServer
 
-	CodeInvalidJSON        = "invalid_json"
-	CodeInvalidContentType = "invalid_content_type"
-	CodeInvalidType        = "invalid_type"
-	CodeInvalidValue       = "invalid_value"
-	CodeMissingRequired    = "missing_required_parameter"
-	CodeUnsupportedValue   = "unsupported_value"
-	CodeContextLength      = "context_length_exceeded"
-	CodeInvalidAPIKey      = "invalid_api_key"
-	CodeOriginNotAllowed   = "origin_not_allowed"
-	CodeModelNotFound      = "model_not_found"
-	CodeUnknownURL         = "unknown_url"
-	CodeMethodNotAllowed   = "method_not_allowed"
-	CodeRequestTooLarge    = "request_too_large"
-	CodeInternal           = "internal_error"
-	CodeOverloaded         = "server_overloaded"
-	CodeModelLoading       = "model_loading"
-	CodeRateLimited        = "rate_limit_exceeded"
+	CodeInvalidJSON        = api.CodeInvalidJSON
+	CodeInvalidContentType = api.CodeInvalidContentType
+	CodeInvalidType        = api.CodeInvalidType
+	CodeInvalidValue       = api.CodeInvalidValue
+	CodeMissingRequired    = api.CodeMissingRequired
+	CodeUnsupportedValue   = api.CodeUnsupportedValue
+	CodeContextLength      = api.CodeContextLength
+	CodeInvalidAPIKey      = api.CodeInvalidAPIKey
+	CodeOriginNotAllowed   = api.CodeOriginNotAllowed
+	CodeModelNotFound      = api.CodeModelNotFound
+	CodeUnknownURL         = api.CodeUnknownURL
+	CodeMethodNotAllowed   = api.CodeMethodNotAllowed
+	CodeRequestTooLarge    = api.CodeRequestTooLarge
+	CodeInternal           = api.CodeInternal
+	CodeOverloaded         = api.CodeOverloaded
+	CodeModelLoading       = api.CodeModelLoading
+	CodeRateLimited        = api.CodeRateLimited
 )
 
 // APIError is an error answered to a client in the contract's shape:
@@ -57,30 +59,10 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// errorBody is the wire shape of an APIError.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    *string `json:"code"`
-}
-
-// Body returns the JSON-marshalable wire form of the error.
-func (e *APIError) Body() any {
-	d := errorDetail{Message: e.Message, Type: e.Type}
-	if e.Param != "" {
-		p := e.Param
-		d.Param = &p
-	}
-	if e.Code != "" {
-		c := e.Code
-		d.Code = &c
-	}
-	return errorBody{Error: d}
+// Body returns the wire form of the error: api.ErrorBody, which writes an
+// empty Param and Code as null.
+func (e *APIError) Body() api.ErrorBody {
+	return api.ErrorBody{Error: api.ErrorDetail{Message: e.Message, Type: e.Type, Param: e.Param, Code: e.Code}}
 }
 
 // codeClass is the status and type that go with a code.

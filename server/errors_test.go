@@ -4,7 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strconv"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/engine/scheduler"
@@ -75,6 +80,29 @@ func TestErrorCodes(t *testing.T) {
 		e := newError(tc.code, "p", "m %d", 1)
 		if e.Status != tc.status || e.Type != tc.typ || e.Code != tc.code || e.Param != "p" || e.Message != "m 1" {
 			t.Errorf("newError(%s) = %+v; want %d %s", tc.code, e, tc.status, tc.typ)
+		}
+	}
+}
+
+// WriteError answers what gin's c.AbortWithStatusJSON of the body would:
+// the same status, Content-Type, Retry-After and bytes.
+func TestWriteErrorMatchesGinJSON(t *testing.T) {
+	for _, e := range []*APIError{
+		badRequest(CodeInvalidValue, "messages[0].content", "bad <b>&</b> \"quoted\" \xff"),
+		ErrorFor(scheduler.ErrQueueFull),
+		ErrorFor(errors.New("plain failure")),
+	} {
+		got := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(got)
+		WriteError(c, e)
+		want := httptest.NewRecorder()
+		cw, _ := gin.CreateTestContext(want)
+		if e.RetryAfter > 0 {
+			cw.Header("Retry-After", strconv.Itoa(e.RetryAfter))
+		}
+		cw.AbortWithStatusJSON(e.Status, e.Body())
+		if got.Code != want.Code || got.Body.String() != want.Body.String() || !reflect.DeepEqual(got.Header(), want.Header()) || !c.IsAborted() {
+			t.Errorf("%v:\n got %d %v %s (aborted %v)\nwant %d %v %s", e, got.Code, got.Header(), got.Body, c.IsAborted(), want.Code, want.Header(), want.Body)
 		}
 	}
 }

@@ -31,6 +31,9 @@ const (
 // MaxSessionIDBytes is the longest accepted x-session-id value (contract section 2).
 const MaxSessionIDBytes = 256
 
+// jsonContentType is the Content-Type gin's c.JSON sends.
+var jsonContentType = []string{"application/json; charset=utf-8"}
+
 // WriteError answers err in the contract's error shape (status, Retry-After
 // when set, JSON body with message/type/param/code) and aborts the handler
 // chain. If the response headers were already sent (a started stream), it
@@ -46,7 +49,17 @@ func WriteError(c *gin.Context, err *APIError) {
 	if err.RetryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(err.RetryAfter))
 	}
-	c.AbortWithStatusJSON(err.Status, err.Body())
+	// What c.AbortWithStatusJSON(err.Status, err.Body()) writes (gin's
+	// JSON Content-Type unless one is set, the body's bytes), without
+	// reflection.
+	c.Abort()
+	h := c.Writer.Header()
+	if len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = jsonContentType
+	}
+	c.Status(err.Status)
+	body := err.Body()
+	_, _ = c.Writer.Write(body.AppendJSON(make([]byte, 0, 96+len(err.Message)+len(err.Param)+len(err.Code))))
 }
 
 // RequestID gives every request an id from newID, sent as the x-request-id

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // Models is what the server serves: the models a request may name, loaded
@@ -66,12 +67,12 @@ type ModelStatus struct {
 
 // Model states of ModelStatus.State.
 const (
-	StateLoaded  = "loaded"
-	StateLoading = "loading"
+	StateLoaded  = api.ModelLoaded
+	StateLoading = api.ModelLoading
 	// StateUnloading: its loop is stopping and its memory not yet free.
-	StateUnloading = "unloading"
-	StateUnloaded  = "unloaded"
-	StateUnusable  = "unusable"
+	StateUnloading = api.ModelUnloading
+	StateUnloaded  = api.ModelUnloaded
+	StateUnusable  = api.ModelUnusable
 )
 
 // SamplingDefaults are a model's configured sampling values for what a
@@ -157,26 +158,10 @@ func (noModels) UnloadModel(context.Context, string) error { return errModelLoad
 func (noModels) Stats() scheduler.Stats                    { return scheduler.Stats{} }
 func (noModels) Ready() bool                               { return false }
 
-// modelObject is one entry of /v1/models: the contract's fields, then our
-// extensions (what an operator and a client choosing a model need).
-type modelObject struct {
-	ID            string   `json:"id"`
-	Object        string   `json:"object"`
-	Created       int64    `json:"created"`
-	OwnedBy       string   `json:"owned_by"`
-	ContextLength int      `json:"context_length"`
-	Aliases       []string `json:"aliases"`
-	Arch          string   `json:"architecture,omitempty"`
-	Quantization  string   `json:"quantization,omitempty"`
-	SizeBytes     int64    `json:"size_bytes,omitempty"`
-	SHA256        *string  `json:"sha256"`
-	Loaded        bool     `json:"loaded"`
-	Status        string   `json:"status"`
-	Error         string   `json:"error,omitempty"`
-}
-
-func newModelObject(st ModelStatus) modelObject {
-	o := modelObject{
+// newModelObject is one entry of /v1/models: the contract's fields, then
+// our extensions (what an operator and a client choosing a model need).
+func newModelObject(st ModelStatus) api.Model {
+	o := api.Model{
 		ID: st.ID, Object: "model", Created: st.Created, OwnedBy: "asi1-local", ContextLength: st.ContextLength,
 		Aliases: st.Aliases, Arch: st.Arch, Quantization: st.Quantization, SizeBytes: st.SizeBytes,
 		Loaded: st.State == StateLoaded, Status: st.State, Error: st.Error,
@@ -193,11 +178,11 @@ func newModelObject(st ModelStatus) modelObject {
 
 func (s *Server) listModels(c *gin.Context) {
 	list := s.models.List()
-	data := make([]modelObject, 0, len(list))
+	out := api.ModelList{Object: "list", Data: make([]api.Model, 0, len(list))}
 	for _, st := range list {
-		data = append(data, newModelObject(st))
+		out.Data = append(out.Data, newModelObject(st))
 	}
-	c.JSON(http.StatusOK, gin.H{"object": "list", "data": data})
+	c.JSON(http.StatusOK, &out)
 }
 
 func (s *Server) getModel(c *gin.Context) {

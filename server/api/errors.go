@@ -14,6 +14,7 @@ import (
 const (
 	TypeInvalidRequest = "invalid_request_error"
 	TypeAuthentication = "authentication_error"
+	TypePermission     = "permission_error"
 	TypeRateLimit      = "rate_limit_error"
 	TypeServer         = "server_error"
 
@@ -25,6 +26,7 @@ const (
 	CodeUnsupportedValue   = "unsupported_value"
 	CodeContextLength      = "context_length_exceeded"
 	CodeInvalidAPIKey      = "invalid_api_key"
+	CodeOriginNotAllowed   = "origin_not_allowed"
 	CodeModelNotFound      = "model_not_found"
 	CodeUnknownURL         = "unknown_url"
 	CodeMethodNotAllowed   = "method_not_allowed"
@@ -58,16 +60,55 @@ type errorDetailWire struct {
 	Code    *string `json:"code"`
 }
 
-// MarshalJSON writes the four keys, "" as null for param and code.
+// MarshalJSON writes the four keys, "" as null for param and code (see
+// ErrorBody.AppendJSON).
 func (d ErrorDetail) MarshalJSON() ([]byte, error) {
-	w := errorDetailWire{Message: d.Message, Type: d.Type}
-	if d.Param != "" {
-		w.Param = &d.Param
+	return d.appendJSON(make([]byte, 0, 64+len(d.Message)+len(d.Type)+len(d.Param)+len(d.Code))), nil
+}
+
+// appendJSON appends the error object byte for byte as encoding/json
+// writes errorDetailWire (AppendQuoted is its string encoding).
+func (d ErrorDetail) appendJSON(b []byte) []byte {
+	b = append(b, `{"message":`...)
+	b = AppendQuoted(b, d.Message)
+	b = append(b, `,"type":`...)
+	b = AppendQuoted(b, d.Type)
+	b = append(b, `,"param":`...)
+	b = appendNullable(b, d.Param)
+	b = append(b, `,"code":`...)
+	b = appendNullable(b, d.Code)
+	return append(b, '}')
+}
+
+// AppendJSON appends the body as json.Marshal writes it, without
+// reflection: what a server answers with (its error answers and the error
+// events of its streams).
+func (e ErrorBody) AppendJSON(b []byte) []byte {
+	b = append(b, `{"error":`...)
+	b = e.Error.appendJSON(b)
+	return append(b, '}')
+}
+
+// MarshalJSON writes AppendJSON's bytes.
+func (e ErrorBody) MarshalJSON() ([]byte, error) {
+	d := &e.Error
+	return e.AppendJSON(make([]byte, 0, 80+len(d.Message)+len(d.Type)+len(d.Param)+len(d.Code))), nil
+}
+
+// AppendErrorEvent appends the data-only event of an error inside a chat
+// stream: what AppendJSONEvent(b, "", e) writes.
+func AppendErrorEvent(b []byte, e ErrorBody) []byte {
+	b = append(b, dataPrefix...)
+	b = e.AppendJSON(b)
+	return append(b, '\n', '\n')
+}
+
+// appendNullable appends s as a JSON string, "" as null.
+func appendNullable(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
 	}
-	if d.Code != "" {
-		w.Code = &d.Code
-	}
-	return json.Marshal(w)
+	return AppendQuoted(b, s)
 }
 
 // UnmarshalJSON reads the error object; null param and code read as "".

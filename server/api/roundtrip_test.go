@@ -107,6 +107,41 @@ func TestErrorDetailNulls(t *testing.T) {
 	}
 }
 
+// The hand-written encodings of ErrorDetail and ErrorBody write what encoding/json
+// writes of its four-key wire struct, for any text.
+func TestErrorDetailMatchesMarshal(t *testing.T) {
+	texts := []string{"", "plain", " <b>&amp;</b> ", "quote\" back\\slash", "tab\tnl\n\x00\x1f\u2028", "\xff\xfebad \xe2\x82", "日本語 🚀"}
+	for _, msg := range texts {
+		for _, param := range texts {
+			for _, code := range []string{"", CodeInvalidValue, "<&>"} {
+				d := ErrorDetail{Message: msg, Type: TypeInvalidRequest, Param: param, Code: code}
+				w := errorDetailWire{Message: d.Message, Type: d.Type}
+				if param != "" {
+					w.Param = &param
+				}
+				if code != "" {
+					w.Code = &code
+				}
+				want, _ := json.Marshal(w)
+				got, err := json.Marshal(d)
+				if err != nil || string(got) != string(want) {
+					t.Errorf("%+v:\n got %s %v\nwant %s", d, got, err, want)
+				}
+				want = []byte(`{"error":` + string(want) + `}`)
+				if got := (ErrorBody{Error: d}).AppendJSON(nil); string(got) != string(want) {
+					t.Errorf("AppendJSON %+v:\n got %s\nwant %s", d, got, want)
+				}
+				wantEvent, _ := AppendJSONEvent(nil, "", struct {
+					Error errorDetailWire `json:"error"`
+				}{w})
+				if got := AppendErrorEvent(nil, ErrorBody{Error: d}); string(got) != string(wantEvent) {
+					t.Errorf("AppendErrorEvent %+v:\n got %s\nwant %s", d, got, wantEvent)
+				}
+			}
+		}
+	}
+}
+
 // The chunk's readers: thought as a string or an array, the OpenAI-style
 // reasoning deltas, usage absent, null or set.
 func TestChunkReaders(t *testing.T) {
