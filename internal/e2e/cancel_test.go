@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -77,7 +76,6 @@ func streamUntil(t *testing.T, url string, body map[string]any, after int) (stri
 // while decoding. The other 8 produce exactly what they produce alone, the
 // slots come free and nothing leaks.
 func TestCancelHalfOfSixteen(t *testing.T) {
-	before := runtime.NumGoroutine()
 	e := start(t, 16, 16)
 	prompt := func(i int) string {
 		return fmt.Sprintf("Story %d. %s", i, strings.Repeat("Once upon a time there was a little dog. ", 4+i%5))
@@ -142,12 +140,5 @@ func TestCancelHalfOfSixteen(t *testing.T) {
 	if c.Usage.CompletionTokens != 8 {
 		t.Fatalf("after the cancellations: %+v", c.Usage)
 	}
-	http.DefaultClient.CloseIdleConnections()
-	deadline = time.Now().Add(3 * time.Second)
-	for runtime.NumGoroutine() > before+8 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before+8 {
-		t.Errorf("goroutines: %d before, %d after (httptest server still up accounts for a few)", before, n)
-	}
+	// Leaked goroutines fail the package's run (goleak, main_test.go).
 }
