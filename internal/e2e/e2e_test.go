@@ -204,11 +204,7 @@ func TestContextLengthExceeded(t *testing.T) {
 	e := start(t, 1, 64)
 	resp := post(t, e.url, chatBody(strings.Repeat("Once upon a time ", 200), 10, true))
 	defer resp.Body.Close()
-	var body struct {
-		Error struct {
-			Code, Param, Message string
-		}
-	}
+	var body api.ErrorBody
 	json.NewDecoder(resp.Body).Decode(&body)
 	if resp.StatusCode != 400 || body.Error.Code != "context_length_exceeded" || body.Error.Param != "messages" {
 		t.Fatalf("status %d body %+v", resp.StatusCode, body)

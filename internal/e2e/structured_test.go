@@ -360,9 +360,7 @@ func TestUnsupportedSchemaIsRefused(t *testing.T) {
 		resp := post(t, e.url, c.body)
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var er struct {
-			Error struct{ Message, Code, Param string }
-		}
+		var er api.ErrorBody
 		_ = json.Unmarshal(raw, &er)
 		if resp.StatusCode != 400 || er.Error.Code != "unsupported_value" || er.Error.Param != c.param || !strings.Contains(er.Error.Message, c.word) {
 			t.Errorf("status %d body %s; want 400 unsupported_value param %s naming %s", resp.StatusCode, raw, c.param, c.word)
