@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/asi1d/asi1d/engine/enginetest"
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/api"
 	"github.com/asi1d/asi1d/server/stack"
 )
 
@@ -66,24 +66,21 @@ func BenchmarkServerGPUShape(b *testing.B) {
 			b.Errorf("status %d", resp.StatusCode)
 			return
 		}
-		sc := bufio.NewScanner(resp.Body)
+		sse := api.NewSSEReader(resp.Body)
 		got := false
-		for sc.Scan() {
-			line := sc.Bytes()
-			if !bytes.HasPrefix(line, []byte("data: {")) {
+		for {
+			ev, err := sse.Next()
+			if err != nil {
+				break
+			}
+			if ev.IsDone() {
 				continue
 			}
-			var ch struct {
-				Choices []struct {
-					Delta struct {
-						Content string `json:"content"`
-					} `json:"delta"`
-				} `json:"choices"`
-			}
-			if json.Unmarshal(line[len("data: "):], &ch) != nil || len(ch.Choices) == 0 {
+			var ch api.ChatCompletionChunk
+			if json.Unmarshal(ev.Data, &ch) != nil || len(ch.Choices) == 0 {
 				continue
 			}
-			n := len(ch.Choices[0].Delta.Content)
+			n := len(ch.Choices[0].Delta.Text())
 			if n == 0 {
 				continue
 			}

@@ -10,7 +10,6 @@ package main
 //	go test -count=1 -tags integration -v -run TestFleet ./cmd/asi1d/
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -30,6 +29,7 @@ import (
 	"github.com/asi1d/asi1d/internal/testutil/fleettest"
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // replicaProc is one replica of the fleet: asi1d on addr, one log across
@@ -123,33 +123,23 @@ func streamChat(base string, msgs []msg, o chatOpts) (r result) {
 		r.err = fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(eb))
 		return r
 	}
-	sc := bufio.NewScanner(resp.Body)
+	sse := api.NewSSEReader(resp.Body)
 	var sb strings.Builder
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
+	for {
+		ev, err := sse.Next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				r.err = err
+			}
+			break
 		}
-		if data == "[DONE]" {
+		if ev.IsDone() {
 			r.done, r.doneAt = true, time.Now()
 			continue
 		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-			Usage *struct {
-				PromptTokens     int `json:"prompt_tokens"`
-				CompletionTokens int `json:"completion_tokens"`
-				Details          *struct {
-					Cached int `json:"cached_tokens"`
-				} `json:"prompt_tokens_details"`
-			} `json:"usage"`
-		}
-		if err := json.Unmarshal([]byte(data), &ch); err != nil {
-			r.err = fmt.Errorf("bad chunk %q: %w", data, err)
+		ch, err := api.DecodeChunk(ev.Data) // an error event is an *api.Error
+		if err != nil {
+			r.err = err
 			return r
 		}
 		if r.chunks == 0 && o.started != nil {
@@ -157,20 +147,21 @@ func streamChat(base string, msgs []msg, o chatOpts) (r result) {
 		}
 		r.chunks++
 		for _, c := range ch.Choices {
-			if c.Delta.Content != "" && r.ttft == 0 {
+			if c.Delta.Text() != "" && r.ttft == 0 {
 				r.ttft = time.Since(t0)
 			}
-			sb.WriteString(c.Delta.Content)
+			sb.WriteString(c.Delta.Text())
 		}
-		if ch.Usage != nil {
-			r.prompt, r.completion = ch.Usage.PromptTokens, ch.Usage.CompletionTokens
-			if ch.Usage.Details != nil {
-				r.cached = ch.Usage.Details.Cached
-			}
+		u, err := ch.UsageStats()
+		if err != nil {
+			r.err = fmt.Errorf("bad chunk %q: %w", ev.Data, err)
+			return r
+		}
+		if u != nil {
+			r.prompt, r.completion, r.cached = u.PromptTokens, u.CompletionTokens, u.CachedTokens()
 		}
 	}
 	r.content = sb.String()
-	r.err = sc.Err()
 	if r.err == nil && !r.done {
 		r.err = io.ErrUnexpectedEOF
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/asi1d/asi1d/internal/testutil"
 	"github.com/asi1d/asi1d/internal/testutil/fleettest"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // readmeQuickstart returns the commands of the README's first shell block
@@ -141,18 +142,12 @@ func makeRunAndAsk(t *testing.T, dir string) (time.Duration, string) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var ans struct {
-		Choices []struct {
-			Message struct {
-				Content string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
+	var ans api.ChatCompletion
 	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || json.Unmarshal(raw, &ans) != nil || len(ans.Choices) != 1 || strings.TrimSpace(ans.Choices[0].Message.Content) == "" {
+	if resp.StatusCode != 200 || json.Unmarshal(raw, &ans) != nil || len(ans.Choices) != 1 || strings.TrimSpace(ans.Choices[0].Message.Text()) == "" {
 		t.Fatalf("the first question: HTTP %d %s", resp.StatusCode, raw)
 	}
-	return time.Since(start), ans.Choices[0].Message.Content
+	return time.Since(start), ans.Choices[0].Message.Text()
 }
 
 // tail returns the last n lines of s.

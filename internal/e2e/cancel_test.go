@@ -1,11 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/asi1d/asi1d/engine/scheduler"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // streamUntil streams a request and cancels it after `after` content chunks
@@ -29,26 +31,22 @@ func streamUntil(t *testing.T, url string, body map[string]any, after int) (stri
 		return "", err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
+	sse := api.NewSSEReader(resp.Body)
 	var text string
 	chunks := 0
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
+	for {
+		ev, err := sse.Next()
+		if errors.Is(err, io.EOF) {
+			return text, fmt.Errorf("stream ended without [DONE]")
 		}
-		if data == "[DONE]" {
+		if err != nil {
+			return text, fmt.Errorf("stream ended without [DONE]: %w", err)
+		}
+		if ev.IsDone() {
 			return text, nil
 		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Role    string  `json:"role"`
-					Content *string `json:"content"`
-				} `json:"delta"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+		ch, err := api.DecodeChunk(ev.Data)
+		if err != nil {
 			return text, err
 		}
 		if len(ch.Choices) == 0 {
@@ -69,7 +67,6 @@ func streamUntil(t *testing.T, url string, body map[string]any, after int) (stri
 			}
 		}
 	}
-	return text, fmt.Errorf("stream ended without [DONE]")
 }
 
 // 16 streams; 8 are aborted, half while their prompt is processed, half

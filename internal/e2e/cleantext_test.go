@@ -11,6 +11,7 @@ import (
 	"github.com/asi1d/asi1d/engine"
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/models/synth"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // cleanAnswers is how many answers TestNoControlTokenText samples per model
@@ -120,13 +121,7 @@ func controlText(texts, control []string) string {
 // text is a control token's.
 func drawnControl(t *testing.T, raw []byte, control []string) int {
 	t.Helper()
-	var c struct {
-		Choices []struct {
-			Logprobs *struct {
-				Content []struct{ Token string } `json:"content"`
-			} `json:"logprobs"`
-		} `json:"choices"`
-	}
+	var c api.ChatCompletion
 	if err := json.Unmarshal(raw, &c); err != nil || len(c.Choices) == 0 || c.Choices[0].Logprobs == nil {
 		t.Fatalf("no logprobs (%v): %s", err, raw)
 	}

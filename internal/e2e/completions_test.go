@@ -19,6 +19,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 func referenceTextParams() openai.CompletionNewParams {
@@ -128,9 +129,7 @@ func TestCompletionsReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var body struct {
-			Error struct{ Code, Param string } `json:"error"`
-		}
+		var body api.ErrorBody
 		_ = json.NewDecoder(resp.Body).Decode(&body)
 		if resp.StatusCode != 400 || body.Error.Code != "context_length_exceeded" || body.Error.Param != "prompt" {
 			t.Fatalf("%d %+v", resp.StatusCode, body)

@@ -19,6 +19,7 @@ import (
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/server"
+	"github.com/asi1d/asi1d/server/api"
 	"github.com/asi1d/asi1d/server/stack"
 )
 
@@ -87,22 +88,7 @@ func chatBody(prompt string, maxTokens int, stream bool) map[string]any {
 	}
 }
 
-type completion struct {
-	ID      string `json:"id"`
-	Choices []struct {
-		Message struct {
-			Content string `json:"content"`
-		} `json:"message"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage struct {
-		PromptTokens     int `json:"prompt_tokens"`
-		CompletionTokens int `json:"completion_tokens"`
-		TotalTokens      int `json:"total_tokens"`
-	} `json:"usage"`
-}
-
-func complete(t *testing.T, url, prompt string, n int) completion {
+func complete(t *testing.T, url, prompt string, n int) *api.ChatCompletion {
 	t.Helper()
 	resp := post(t, url, chatBody(prompt, n, false))
 	defer resp.Body.Close()
@@ -110,11 +96,11 @@ func complete(t *testing.T, url, prompt string, n int) completion {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	var c completion
+	var c api.ChatCompletion
 	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return &c
 }
 
 // streamText reads an SSE response and returns the concatenated content and
@@ -142,14 +128,7 @@ func streamText(t *testing.T, url, prompt string, n int) (string, string) {
 			done = true
 			break
 		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content *string `json:"content"`
-				} `json:"delta"`
-				FinishReason *string `json:"finish_reason"`
-			} `json:"choices"`
-		}
+		var ch api.ChatCompletionChunk
 		if err := json.Unmarshal([]byte(data), &ch); err != nil {
 			t.Fatalf("chunk %q: %v", data, err)
 		}
@@ -172,7 +151,7 @@ func streamText(t *testing.T, url, prompt string, n int) (string, string) {
 func TestGoldenOverHTTP(t *testing.T) {
 	e := start(t, 2, 64)
 	c := complete(t, e.url, testmodel.ReferencePrompt, 64)
-	if got := c.Choices[0].Message.Content; got != testmodel.ReferenceText {
+	if got := c.Choices[0].Message.Text(); got != testmodel.ReferenceText {
 		t.Fatalf("non-streamed:\n got %q\nwant %q", got, testmodel.ReferenceText)
 	}
 	if c.Usage.PromptTokens != 5 || c.Usage.CompletionTokens != 64 || c.Usage.TotalTokens != 69 || c.Choices[0].FinishReason != "length" {
@@ -213,8 +192,8 @@ func TestDeterminismInBatchAndWarmCache(t *testing.T) {
 	// Warm cache: the same prompt again reuses its prefix and still matches.
 	before := e.sched.Stats().PrefixHitTokens
 	c := complete(t, e.url, testmodel.ReferencePrompt, 64)
-	if c.Choices[0].Message.Content != testmodel.ReferenceText {
-		t.Fatalf("warm cache: %q", c.Choices[0].Message.Content)
+	if c.Choices[0].Message.Text() != testmodel.ReferenceText {
+		t.Fatalf("warm cache: %q", c.Choices[0].Message.Text())
 	}
 	if e.sched.Stats().PrefixHitTokens-before != 4 {
 		t.Fatalf("prefix hit tokens grew by %d, want 4", e.sched.Stats().PrefixHitTokens-before)
@@ -225,11 +204,7 @@ func TestContextLengthExceeded(t *testing.T) {
 	e := start(t, 1, 64)
 	resp := post(t, e.url, chatBody(strings.Repeat("Once upon a time ", 200), 10, true))
 	defer resp.Body.Close()
-	var body struct {
-		Error struct {
-			Code, Param, Message string
-		}
-	}
+	var body api.ErrorBody
 	json.NewDecoder(resp.Body).Decode(&body)
 	if resp.StatusCode != 400 || body.Error.Code != "context_length_exceeded" || body.Error.Param != "messages" {
 		t.Fatalf("status %d body %+v", resp.StatusCode, body)

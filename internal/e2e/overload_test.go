@@ -11,6 +11,7 @@ import (
 
 	"github.com/asi1d/asi1d/engine/scheduler"
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // With every slot busy and the queue full, new requests are refused with
@@ -60,7 +61,7 @@ func TestOverloadOnRealEngine(t *testing.T) {
 		resp := post(t, e.url, body("Refused", i%2 == 0))
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var er struct{ Error struct{ Code, Type string } }
+		var er api.ErrorBody
 		_ = json.Unmarshal(raw, &er)
 		if resp.StatusCode != http.StatusServiceUnavailable || er.Error.Code != "server_overloaded" || resp.Header.Get("Retry-After") == "" {
 			// The queue cannot drain meanwhile: the admitted requests

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"math"
@@ -15,6 +15,7 @@ import (
 	"github.com/asi1d/asi1d/engine/llamacpp"
 	"github.com/asi1d/asi1d/models"
 	"github.com/asi1d/asi1d/models/synth"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // startModel is startOn for a model that must have reasoning tags.
@@ -178,20 +179,6 @@ func TestSynthLargeModelsLoad(t *testing.T) {
 var scriptedThought = []string{"<0x0A>", "<think>", "▁so", "▁let", "▁me", "▁think", "</think>",
 	"▁the", "▁answer", "▁is", "▁yes", "<|im_end|>"}
 
-type reasoningCompletion struct {
-	Thought []string `json:"thought"`
-	Choices []struct {
-		Message struct {
-			Content          *string `json:"content"`
-			ReasoningContent string  `json:"reasoning_content"`
-		} `json:"message"`
-		FinishReason string `json:"finish_reason"`
-	} `json:"choices"`
-	Usage struct {
-		CompletionTokens int `json:"completion_tokens"`
-	} `json:"usage"`
-}
-
 // A reasoning model end to end: the scripted synth model writes
 // "<think> so let me think</think> the answer is yes<|im_end|>", and the
 // server splits it into thought and content, streamed and not.
@@ -247,7 +234,7 @@ func TestReasoningEndToEnd(t *testing.T) {
 	}
 }
 
-func reasoningComplete(t *testing.T, url string, body map[string]any) reasoningCompletion {
+func reasoningComplete(t *testing.T, url string, body map[string]any) *api.ChatCompletion {
 	t.Helper()
 	resp := post(t, url, body)
 	defer resp.Body.Close()
@@ -255,7 +242,7 @@ func reasoningComplete(t *testing.T, url string, body map[string]any) reasoningC
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	var c reasoningCompletion
+	var c api.ChatCompletion
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +252,7 @@ func reasoningComplete(t *testing.T, url string, body map[string]any) reasoningC
 			t.Errorf("tag %s in the message: %s", s, b)
 		}
 	}
-	return c
+	return &c
 }
 
 // reasoningStream reads a streamed completion and returns the concatenated
@@ -280,42 +267,39 @@ func reasoningStream(t *testing.T, url string, body map[string]any) (thought, re
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
-	sc := bufio.NewScanner(resp.Body)
-	done := false
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
+	sse := api.NewSSEReader(resp.Body)
+	for {
+		ev, err := sse.Next()
+		if err != nil {
+			t.Fatalf("stream ended without [DONE]: %v", err)
 		}
-		if data == "[DONE]" {
-			done = true
+		if ev.IsDone() {
 			break
 		}
-		if strings.Contains(data, "<think>") || strings.Contains(data, "</think>") {
+		data := ev.Data
+		if bytes.Contains(data, []byte("<think>")) || bytes.Contains(data, []byte("</think>")) {
 			t.Errorf("a chunk carries a tag: %s", data)
 		}
-		var chunk struct {
-			Thought *string `json:"thought"`
-			Choices []struct {
-				Delta struct {
-					Content          *string `json:"content"`
-					ReasoningContent string  `json:"reasoning_content"`
-				} `json:"delta"`
-				FinishReason *string `json:"finish_reason"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+		chunk, err := api.DecodeChunk(data)
+		if err != nil {
 			t.Fatalf("chunk %s: %v", data, err)
 		}
 		if len(chunk.Choices) == 0 {
 			continue
 		}
 		d := chunk.Choices[0].Delta
-		if chunk.Thought != nil {
-			if *chunk.Thought != d.ReasoningContent || d.Content != nil {
-				t.Errorf("reasoning chunk: thought %q, delta %+v", *chunk.Thought, d)
+		// thought, when present, must be a JSON string (null: absent).
+		var chunkThought *string
+		if len(chunk.Thought) > 0 {
+			if err := json.Unmarshal(chunk.Thought, &chunkThought); err != nil {
+				t.Fatalf("chunk %s: thought: %v", data, err)
 			}
-			thought += *chunk.Thought
+		}
+		if chunkThought != nil {
+			if *chunkThought != d.ReasoningContent || d.Content != nil {
+				t.Errorf("reasoning chunk: thought %q, chunk %s", *chunkThought, data)
+			}
+			thought += *chunkThought
 		} else if d.ReasoningContent != "" {
 			t.Errorf("reasoning_content without thought: %s", data)
 		}
@@ -326,9 +310,6 @@ func reasoningStream(t *testing.T, url string, body map[string]any) (thought, re
 		if f := chunk.Choices[0].FinishReason; f != nil {
 			finish = *f
 		}
-	}
-	if !done {
-		t.Fatal("stream ended without [DONE]")
 	}
 	return thought, reasoning, content, finish
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 	"github.com/asi1d/asi1d/models/synth"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 func responseParams(input string, maxTokens int64) responses.ResponseNewParams {
@@ -102,13 +103,7 @@ func TestResponsesSameAsChatWithTemplate(t *testing.T) {
 			if got, want := r.OutputText(), c.Choices[0].Message.Content; got != want {
 				t.Errorf("responses %q, chat %q", got, want)
 			}
-			var chatReasoning struct {
-				Choices []struct {
-					Message struct {
-						ReasoningContent string `json:"reasoning_content"`
-					} `json:"message"`
-				} `json:"choices"`
-			}
+			var chatReasoning api.ChatCompletion
 			_ = json.Unmarshal([]byte(c.RawJSON()), &chatReasoning)
 			var reasoning []string
 			for _, it := range r.Output {

@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/asi1d/asi1d/models"
 	"github.com/asi1d/asi1d/models/synth"
+	"github.com/asi1d/asi1d/server/api"
 )
 
 // The structured-output tests run on a synthetic model with random weights:
@@ -118,25 +119,12 @@ func ask(t *testing.T, url string, body map[string]any) wireAnswer {
 	}
 	var a wireAnswer
 	if s, _ := body["stream"].(bool); !s {
-		var c struct {
-			Choices []struct {
-				Message struct {
-					Content   *string `json:"content"`
-					Reasoning string  `json:"reasoning_content"`
-					ToolCalls []struct {
-						ID       string `json:"id"`
-						Type     string `json:"type"`
-						Function struct{ Name, Arguments string }
-					} `json:"tool_calls"`
-				} `json:"message"`
-				FinishReason string `json:"finish_reason"`
-			} `json:"choices"`
-		}
+		var c api.ChatCompletion
 		if err := json.Unmarshal(raw, &c); err != nil {
 			t.Fatalf("%v: %s", err, raw)
 		}
 		m := c.Choices[0].Message
-		a.Content, a.Reasoning, a.Finish, a.Raw = m.Content, m.Reasoning, c.Choices[0].FinishReason, raw
+		a.Content, a.Reasoning, a.Finish, a.Raw = m.Content, m.ReasoningContent, c.Choices[0].FinishReason, raw
 		for _, tc := range m.ToolCalls {
 			if tc.Type != "function" || !strings.HasPrefix(tc.ID, "call_") {
 				t.Fatalf("bad tool call %+v", tc)
@@ -147,29 +135,21 @@ func ask(t *testing.T, url string, body map[string]any) wireAnswer {
 	}
 	var content strings.Builder
 	sawContent := false
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok || line == "[DONE]" {
+	sse := api.NewSSEReader(bytes.NewReader(raw))
+	for {
+		ev, err := sse.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%v: %s", err, raw)
+		}
+		if ev.IsDone() {
 			continue
 		}
-		var ch struct {
-			Choices []struct {
-				Delta struct {
-					Content   *string `json:"content"`
-					Reasoning string  `json:"reasoning_content"`
-					ToolCalls []struct {
-						Index    int    `json:"index"`
-						ID       string `json:"id"`
-						Type     string `json:"type"`
-						Function struct{ Name, Arguments string }
-					} `json:"tool_calls"`
-				} `json:"delta"`
-				FinishReason *string `json:"finish_reason"`
-			} `json:"choices"`
-		}
-		if err := json.Unmarshal([]byte(line), &ch); err != nil {
+		line := string(ev.Data)
+		ch, err := api.DecodeChunk(ev.Data)
+		if err != nil {
 			t.Fatalf("%v: %s", err, line)
 		}
 		if len(ch.Choices) == 0 {
@@ -180,7 +160,7 @@ func ask(t *testing.T, url string, body map[string]any) wireAnswer {
 			content.WriteString(*d.Content)
 			sawContent = true
 		}
-		a.Reasoning += d.Reasoning
+		a.Reasoning += d.ReasoningContent
 		for _, tc := range d.ToolCalls {
 			if tc.Index == len(a.Calls) {
 				if tc.ID == "" || tc.Type != "function" || tc.Function.Name == "" {
@@ -380,9 +360,7 @@ func TestUnsupportedSchemaIsRefused(t *testing.T) {
 		resp := post(t, e.url, c.body)
 		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		var er struct {
-			Error struct{ Message, Code, Param string }
-		}
+		var er api.ErrorBody
 		_ = json.Unmarshal(raw, &er)
 		if resp.StatusCode != 400 || er.Error.Code != "unsupported_value" || er.Error.Param != c.param || !strings.Contains(er.Error.Message, c.word) {
 			t.Errorf("status %d body %s; want 400 unsupported_value param %s naming %s", resp.StatusCode, raw, c.param, c.word)
@@ -439,10 +417,7 @@ func TestAutoToolCallWithToolThought(t *testing.T) {
 	resp := post(t, e.url, body(false, "auto"))
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var env struct {
-		Thought     []string `json:"thought"`
-		ToolThought []string `json:"tool_thought"`
-	}
+	var env api.ChatCompletion
 	if err := json.Unmarshal(raw, &env); err != nil || len(env.Thought) != 0 || len(env.ToolThought) != 1 || env.ToolThought[0] != "so let me" {
 		t.Errorf("thought %q tool_thought %q (%v): %s", env.Thought, env.ToolThought, err, raw)
 	}
