@@ -5,16 +5,19 @@
 # one sequence, medians of RUNS (default 5). Run it on a quiet machine.
 #
 #   bash scripts/vs-llamacpp.sh [--bin bin/asi1d] [--threads 2] [--prompt 512]
-#       [--decode 64] [--runs 5] [--hide-variant sapphirerapids] MODEL.gguf ...
+#       [--decode 64] [--runs 5] [--hide-variant sapphirerapids] [--flash-attn auto|on|off]
+#       MODEL.gguf ...
 #
 # --hide-variant NAME hides node-llama-cpp's libggml-cpu-NAME.so for the run
 # (e.g. sapphirerapids, to measure its AVX-512 variant on an AMX machine).
+# --flash-attn is asi1d's setting (default auto: off on the CPU); node-llama-cpp
+# keeps its own default.
 # Installs node-llama-cpp 3.22.1 and its linux-x64 binaries into .build/nlc
 # (npm, --ignore-scripts: nothing is downloaded or built).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-bin=bin/asi1d threads=2 prompt=512 decode=64 runs=5 hide=""
+bin=bin/asi1d threads=2 prompt=512 decode=64 runs=5 hide="" flash=auto
 models=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -24,6 +27,7 @@ while [ $# -gt 0 ]; do
 	--decode) decode=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--hide-variant) hide=$2; shift 2 ;;
+	--flash-attn) flash=$2; shift 2 ;;
 	-*) echo "vs-llamacpp.sh: unknown flag $1" >&2; exit 2 ;;
 	*) models+=("$1"); shift ;;
 	esac
@@ -48,7 +52,7 @@ for m in "${models[@]}"; do
 	op=() od=() tp=() td=() variant=""
 	for _ in $(seq "$runs"); do
 		j=$("$bin" bench compare --model "$m" --threads "$threads" --concurrency 1 --runs 1 --warmup=false \
-			--prompt-tokens "$prompt" --max-tokens "$decode" --json - 2>/dev/null)
+			--prompt-tokens "$prompt" --max-tokens "$decode" --flash-attn "$flash" --json - 2>/dev/null)
 		op+=("$(jq -r '.rows[0].raw_prefill_tok_s' <<<"$j")")
 		od+=("$(jq -r '.rows[0].raw_decode_tok_s' <<<"$j")")
 		j=$(cd "$nlc" && node bench.mjs "$(realpath "$root/$m" 2>/dev/null || realpath "$m")" "$threads" "$prompt" "$decode")

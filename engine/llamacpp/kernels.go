@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/asi1d/asi1d/engine/llamacpp/ggmlamx"
+	_ "github.com/asi1d/asi1d/engine/llamacpp/ggmlfa" // the tiled CPU flash attention
 )
 
 // Kernels names the CPU instruction sets this build's ggml kernels were
