@@ -46,9 +46,10 @@ enum {
 #define FA_AVX2 1
 #endif
 
-// fa_scores adds q . K^T to s[0..nk): KT is the key tile transposed
-// ([DK][FA_TK]). The tile's scores stay in registers over the d loop.
-static inline void fa_scores(float * restrict s, const float * restrict q, const float * restrict KT, int64_t DK, int64_t nk) {
+// fa_scores adds q . K^T to s[0..nk) and returns the largest score: KT is
+// the key tile transposed ([DK][FA_TK]). The tile's scores stay in
+// registers over the d loop.
+static inline float fa_scores(float * restrict s, const float * restrict q, const float * restrict KT, int64_t DK, int64_t nk) {
 #if defined(FA_AVX512)
     if (nk == FA_TK) {
         __m512 a0 = _mm512_loadu_ps(s), a1 = _mm512_loadu_ps(s + 16), a2 = _mm512_loadu_ps(s + 32), a3 = _mm512_loadu_ps(s + 48);
@@ -61,7 +62,7 @@ static inline void fa_scores(float * restrict s, const float * restrict q, const
             a3 = _mm512_fmadd_ps(qd, _mm512_loadu_ps(kt + 48), a3);
         }
         _mm512_storeu_ps(s, a0); _mm512_storeu_ps(s + 16, a1); _mm512_storeu_ps(s + 32, a2); _mm512_storeu_ps(s + 48, a3);
-        return;
+        return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(a0, a1), _mm512_max_ps(a2, a3)));
     }
 #elif defined(FA_AVX2)
     if (nk == FA_TK) {
@@ -77,7 +78,11 @@ static inline void fa_scores(float * restrict s, const float * restrict q, const
             }
             _mm256_storeu_ps(s + c0, a0); _mm256_storeu_ps(s + c0 + 8, a1); _mm256_storeu_ps(s + c0 + 16, a2); _mm256_storeu_ps(s + c0 + 24, a3);
         }
-        return;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < FA_TK; c++) {
+            mx = s[c] > mx ? s[c] : mx;
+        }
+        return mx;
     }
 #endif
     for (int64_t d = 0; d < DK; d++) {
@@ -87,6 +92,11 @@ static inline void fa_scores(float * restrict s, const float * restrict q, const
             s[c] += qd*kt[c];
         }
     }
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < nk; c++) {
+        mx = s[c] > mx ? s[c] : mx;
+    }
+    return mx;
 }
 
 // fa_accumulate adds sum over c of P[c] times VT[c] to o[0..DV), 64
@@ -214,10 +224,12 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
             float * restrict s = S + r*FA_TK;
             seen[r] = mask == NULL;
             if (mask) {
+                ggml_cpu_fp16_to_fp32(mrow[r] + c0, s, nk);
+                int hidden = 0;
                 for (int64_t c = 0; c < nk; c++) {
-                    s[c] = GGML_CPU_FP16_TO_FP32(mrow[r][c0 + c]);
-                    seen[r] |= s[c] != -INFINITY;
+                    hidden += s[c] == -INFINITY;
                 }
+                seen[r] = hidden < nk;
             } else {
                 memset(s, 0, sizeof(float)*nk);
             }
@@ -242,11 +254,8 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
             float * restrict s = S + r*FA_TK;
             const float * restrict qr = Q + r*DK;
             // s += q . K^T (the mask is already in s)
-            fa_scores(s, qr, KT, DK, nk);
-            float mx = M[r];
-            for (int64_t c = 0; c < nk; c++) {
-                mx = s[c] > mx ? s[c] : mx;
-            }
+            const float smax = fa_scores(s, qr, KT, DK, nk);
+            const float mx = smax > M[r] ? smax : M[r];
             if (mx == -INFINITY) {
                 continue; // every key so far is hidden from this row
             }
