@@ -13,7 +13,7 @@ import (
 	"sync"
 
 	"github.com/asi1d/asi1d/engine/llamacpp/ggmlamx"
-	_ "github.com/asi1d/asi1d/engine/llamacpp/ggmlfa" // the tiled CPU flash attention
+	"github.com/asi1d/asi1d/engine/llamacpp/ggmlfa"
 )
 
 // Kernels names the CPU instruction sets this build's ggml kernels were
@@ -75,6 +75,10 @@ func logKernels(log *slog.Logger) {
 		if variant == "" {
 			variant = "this build"
 		}
-		log.Info("cpu kernels", "variant", variant, "compiled_for", Kernels(), "amx", AMX(), "arch", runtime.GOARCH)
+		flash := "tiled" // for prompt batches with --flash-attn on (ggmlfa)
+		if !ggmlfa.Enabled() {
+			flash = "ggml"
+		}
+		log.Info("cpu kernels", "variant", variant, "compiled_for", Kernels(), "amx", AMX(), "flash_attn_kernel", flash, "arch", runtime.GOARCH)
 	})
 }
