@@ -24,7 +24,7 @@ var layers = []struct {
 	name string
 	pkgs []string
 }{
-	{"leaves", []string{"sampler", "tokenizer", "server/api", "engine/threads", "engine/llamacpp/ggmlamx", "models/synth", "models/gguf"}},
+	{"leaves", []string{"sampler", "tokenizer", "server/api", "engine/threads", "engine/llamacpp/ggmlamx", "engine/llamacpp/ggmlfa", "models/synth", "models/gguf"}},
 	{"models", []string{"models"}},
 	{"engine port", []string{"engine"}},
 	{"engine parts", []string{"engine/llamacpp", "engine/sessions", "engine/scheduler", "engine/enginetest"}},
