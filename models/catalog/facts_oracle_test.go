@@ -203,24 +203,29 @@ func checkOracle(t *testing.T, got Facts, rs io.ReadSeeker) {
 	}
 }
 
+// checkFileOracle compares ReadFacts of the file at p with fs/ggml's
+// reading of it.
+func checkFileOracle(t *testing.T, p string) {
+	t.Helper()
+	got, err := ReadFacts(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	checkOracle(t, got, f)
+}
+
 // TestFactsMatchOracle reads every model file at hand, synth models of
 // every preset but 8b at every type and architecture, and hand-built
 // headers that take the fallbacks (head counts per layer, no file type,
 // no vocab_size), and compares ReadFacts with fs/ggml's reading.
 func TestFactsMatchOracle(t *testing.T) {
 	for _, p := range modelFiles(t) {
-		t.Run(filepath.Base(p), func(t *testing.T) {
-			got, err := ReadFacts(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Open(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			checkOracle(t, got, f)
-		})
+		t.Run(filepath.Base(p), func(t *testing.T) { checkFileOracle(t, p) })
 	}
 	// tiny is written whole and read with ReadFacts; the larger presets'
 	// headers stand for files of 64 GiB (their data is not generated).
@@ -235,16 +240,7 @@ func TestFactsMatchOracle(t *testing.T) {
 					if preset == "tiny" {
 						p := filepath.Join(t.TempDir(), "m.gguf")
 						writeSynth(t, p, o)
-						got, err := ReadFacts(p)
-						if err != nil {
-							t.Fatal(err)
-						}
-						f, err := os.Open(p)
-						if err != nil {
-							t.Fatal(err)
-						}
-						defer f.Close()
-						checkOracle(t, got, f)
+						checkFileOracle(t, p)
 						return
 					}
 					s := sparse{head: synthHead(t, o), size: 64 << 30}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/asi1d/asi1d/internal/testutil/hubtest"
 )
 
 // mirror is a site's HTTP mirror serving one model file, with faults on
@@ -74,7 +76,7 @@ func (m *mirror) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", etag)
 		var cw http.ResponseWriter = w
 		if cut > 0 {
-			cw = &cutWriter{ResponseWriter: w, left: cut}
+			cw = &hubtest.CutWriter{ResponseWriter: w, Left: cut}
 		}
 		if noRange {
 			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
@@ -85,23 +87,6 @@ func (m *mirror) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
-}
-
-// cutWriter sends left bytes of the body, flushes them, and then drops
-// the connection.
-type cutWriter struct {
-	http.ResponseWriter
-	left int
-}
-
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if len(p) >= c.left {
-		c.ResponseWriter.Write(p[:c.left])
-		c.ResponseWriter.(http.Flusher).Flush()
-		panic(http.ErrAbortHandler)
-	}
-	c.left -= len(p)
-	return c.ResponseWriter.Write(p)
 }
 
 func (m *mirror) fileRanges() []string {

@@ -373,24 +373,24 @@ func (h *Hub) serveStorage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("ETag", `"s3-`+sha[:16]+`"`)
 	var cw http.ResponseWriter = w
 	if cutting && r.Method == http.MethodGet {
-		cw = &cutWriter{ResponseWriter: w, left: cut}
+		cw = &CutWriter{ResponseWriter: w, Left: cut}
 	}
 	http.ServeContent(cw, r, "", time.Time{}, bytes.NewReader(data))
 }
 
-// cutWriter sends left bytes of the body, flushes them, then drops the
-// connection.
-type cutWriter struct {
+// CutWriter sends Left bytes of the body, flushes them, then drops the
+// connection (a download cut short).
+type CutWriter struct {
 	http.ResponseWriter
-	left int
+	Left int
 }
 
-func (c *cutWriter) Write(p []byte) (int, error) {
-	if len(p) >= c.left {
-		c.ResponseWriter.Write(p[:c.left])
+func (c *CutWriter) Write(p []byte) (int, error) {
+	if len(p) >= c.Left {
+		c.ResponseWriter.Write(p[:c.Left])
 		c.ResponseWriter.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}
-	c.left -= len(p)
+	c.Left -= len(p)
 	return c.ResponseWriter.Write(p)
 }
