@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asi1d/asi1d/internal/testutil"
 	"github.com/asi1d/asi1d/internal/testutil/testmodel"
 )
 
@@ -66,7 +68,7 @@ func TestServeRefusesGPULayersWithoutGPU(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "lib", "ollama")
 			if !c.setup(t, dir) {
-				t.Skip("no C compiler to build a fake backend library")
+				testutil.Need(t, "a C compiler (to build a fake backend library)", errors.New("cc failed"))
 			}
 			t.Setenv("OLLAMA_LIBRARY_PATH", dir)
 			// Hold the port: had serve listened before the check, the error
