@@ -33,9 +33,10 @@ for t in "${targets[@]}"; do
 		)
 		readelf -h .build/matrix/asi1d-arm64 | grep -q AArch64 || { echo "build-matrix: arm64: not an aarch64 binary" >&2; exit 1; }
 		# The goldens (llama.cpp's reference continuation, token for token) on the
-		# arm64 kernels, emulated.
+		# arm64 kernels, emulated, and the tiled flash attention's portable C path
+		# against ggml's kernel (about 40 s under qemu).
 		(cd engine/llamacpp && qemu-aarch64 -L /usr/aarch64-linux-gnu ../../.build/matrix/llamacpp-arm64.test \
-			-test.run '^(TestGoldenGreedy|TestInfo)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
+			-test.run '^(TestGoldenGreedy|TestInfo|TestGoldenGreedyFlashAttention|TestFlashAttentionTiledMatchesGGML)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
 		;;
 	*)
 		(
