@@ -224,12 +224,20 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
             float * restrict s = S + r*FA_TK;
             seen[r] = mask == NULL;
             if (mask) {
-                ggml_cpu_fp16_to_fp32(mrow[r] + c0, s, nk);
-                int hidden = 0;
+                // Read the f16 bits first: most tiles are all hidden (the
+                // future) or all open (the past), and neither needs converting.
+                const uint16_t * mb = (const uint16_t *) (mrow[r] + c0);
+                int hidden = 0, open = 0;
                 for (int64_t c = 0; c < nk; c++) {
-                    hidden += s[c] == -INFINITY;
+                    hidden += mb[c] == 0xFC00; // -inf
+                    open += (mb[c] & 0x7FFF) == 0; // +0 or -0
                 }
                 seen[r] = hidden < nk;
+                if (open == nk) {
+                    memset(s, 0, sizeof(float)*nk);
+                } else if (seen[r]) {
+                    ggml_cpu_fp16_to_fp32(mrow[r] + c0, s, nk);
+                }
             } else {
                 memset(s, 0, sizeof(float)*nk);
             }
