@@ -483,20 +483,8 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 		ev, ok := awaitEvent(c, st, keep, func() {
 			commit()
 			w.write([]byte(api.KeepAliveEvent))
-		}, func() error { return w.err }, log)
+		}, func() error { return w.err }, func() bool { return committed }, log)
 		if !ok {
-			return ev
-		}
-		if ev.Done && ev.Finish == scheduler.FinishError {
-			log.Warn("generation failed", "err", ev.Err)
-			if !committed {
-				// Nothing was sent yet: a plain JSON error.
-				WriteError(c, eventError(ev))
-				return ev
-			}
-		}
-		if ev.Done && ev.Finish == scheduler.FinishCancelled {
-			c.Set(ctxAbandoned, true) // only the client's context cancels
 			return ev
 		}
 		commit()
@@ -508,27 +496,42 @@ func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *s
 			w.write([]byte(api.DoneEvent))
 			return ev
 		}
-		if w.err != nil {
-			c.Set(ctxAbandoned, true)
-			log.Debug("client write failed", "err", w.err)
-			return scheduler.Event{Finish: scheduler.FinishCancelled}
-		}
 	}
 }
 
-// awaitEvent returns the next event of a stream being written to a client.
-// While none is ready it calls keepAlive at every tick of keep (which
-// commits the answer and writes a keep-alive comment). It gives up with a
-// cancelled event (ok false), marking the request abandoned, when the client
-// leaves or a write has failed (written reports the writer's error).
-func awaitEvent(c *gin.Context, st *scheduler.Stream, keep *time.Ticker, keepAlive func(), written func() error, log *slog.Logger) (ev scheduler.Event, ok bool) {
+// awaitEvent returns the next event of a stream being written to a client,
+// ok false when the stream ends here. While none is ready it calls
+// keepAlive at every tick of keep (which commits the answer and writes a
+// keep-alive comment). It gives up with a cancelled event, marking the
+// request abandoned, when the client leaves or a write has failed (written
+// reports the writer's error). A generation that failed is logged and, when
+// nothing was committed yet, answered with a plain JSON error (ok false);
+// after the commit the caller writes it into the stream (ok true). A
+// cancelled generation ends the stream (only the client's context cancels).
+func awaitEvent(c *gin.Context, st *scheduler.Stream, keep *time.Ticker, keepAlive func(), written func() error, committed func() bool, log *slog.Logger) (ev scheduler.Event, ok bool) {
 	cancelled := scheduler.Event{Finish: scheduler.FinishCancelled}
 	for {
+		if err := written(); err != nil {
+			c.Set(ctxAbandoned, true)
+			log.Debug("client write failed", "err", err)
+			return cancelled, false
+		}
 		ev, ok, err := st.TryNext()
 		if err != nil { // io.EOF: cannot happen before Done returns
 			return cancelled, false
 		}
 		if ok {
+			if ev.Done && ev.Finish == scheduler.FinishError {
+				log.Warn("generation failed", "err", ev.Err)
+				if !committed() {
+					WriteError(c, eventError(ev))
+					return ev, false
+				}
+			}
+			if ev.Done && ev.Finish == scheduler.FinishCancelled {
+				c.Set(ctxAbandoned, true)
+				return ev, false
+			}
 			return ev, true
 		}
 		select {
@@ -538,11 +541,6 @@ func awaitEvent(c *gin.Context, st *scheduler.Stream, keep *time.Ticker, keepAli
 		case <-keep.C:
 			keepAlive()
 		case <-st.Ready():
-		}
-		if err := written(); err != nil {
-			c.Set(ctxAbandoned, true)
-			log.Debug("client write failed", "err", err)
-			return cancelled, false
 		}
 	}
 }

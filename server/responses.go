@@ -228,19 +228,8 @@ func (s *Server) streamResponse(c *gin.Context, b *respBuilder, st *scheduler.St
 		ev, ok := awaitEvent(c, st, keep, func() {
 			commit()
 			w.raw([]byte(api.KeepAliveEvent))
-		}, func() error { return w.err }, log)
+		}, func() error { return w.err }, func() bool { return committed }, log)
 		if !ok {
-			return ev
-		}
-		if ev.Done && ev.Finish == scheduler.FinishError {
-			log.Warn("generation failed", "err", ev.Err)
-			if !committed {
-				WriteError(c, eventError(ev))
-				return ev
-			}
-		}
-		if ev.Done && ev.Finish == scheduler.FinishCancelled {
-			c.Set(ctxAbandoned, true)
 			return ev
 		}
 		commit()
@@ -248,11 +237,6 @@ func (s *Server) streamResponse(c *gin.Context, b *respBuilder, st *scheduler.St
 		w.events(b.take())
 		if ev.Done {
 			return ev
-		}
-		if w.err != nil {
-			c.Set(ctxAbandoned, true)
-			log.Debug("client write failed", "err", w.err)
-			return scheduler.Event{Finish: scheduler.FinishCancelled}
 		}
 	}
 }
