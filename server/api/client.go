@@ -209,26 +209,34 @@ func DecodeChunk(data []byte) (*ChatCompletionChunk, error) {
 // error event is returned as an *Error (Status 0); a stream that ends
 // early gives ErrIncomplete. Any error ends the stream.
 func (s *ChatStream) Recv() (*ChatCompletionChunk, error) {
-	if s.err != nil {
-		return nil, s.err
+	return nextData(s.r, &s.err, s.Response.Body, DecodeChunk)
+}
+
+// nextData is Recv of a stream that ends with data: [DONE] (chat and text
+// completions): decode turns an event's data into a T or an error. The
+// first error is kept in *errp, closes the connection and is returned
+// again by every later call.
+func nextData[T any](r *SSEReader, errp *error, body io.Closer, decode func([]byte) (*T, error)) (*T, error) {
+	if *errp != nil {
+		return nil, *errp
 	}
-	ev, err := s.r.Next()
+	ev, err := r.Next()
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		s.err = ErrIncomplete
+		*errp = ErrIncomplete
 	case err != nil:
-		s.err = fmt.Errorf("read the stream: %w", err)
+		*errp = fmt.Errorf("read the stream: %w", err)
 	case ev.IsDone():
-		s.err = io.EOF
+		*errp = io.EOF
 	default:
-		c, err := DecodeChunk(ev.Data)
+		v, err := decode(ev.Data)
 		if err == nil {
-			return c, nil
+			return v, nil
 		}
-		s.err = err
+		*errp = err
 	}
-	s.Close()
-	return nil, s.err
+	body.Close()
+	return nil, *errp
 }
 
 // All iterates over the chunks; the iteration ends at data: [DONE] with no

@@ -3,9 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 )
 
@@ -46,33 +44,23 @@ type CompletionStream struct {
 // error event is returned as an *Error (Status 0); a stream that ends
 // early gives ErrIncomplete. Any error ends the stream.
 func (s *CompletionStream) Recv() (*Completion, error) {
-	if s.err != nil {
-		return nil, s.err
+	return nextData(s.r, &s.err, s.Response.Body, decodeCompletion)
+}
+
+// decodeCompletion decodes the data of a text completion stream's event: a
+// completion, or an error event, returned as an *Error with Status 0.
+func decodeCompletion(data []byte) (*Completion, error) {
+	var c struct {
+		Completion
+		Error *ErrorDetail `json:"error"`
 	}
-	ev, err := s.r.Next()
-	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		s.err = ErrIncomplete
-	case err != nil:
-		s.err = fmt.Errorf("read the stream: %w", err)
-	case ev.IsDone():
-		s.err = io.EOF
-	default:
-		var c struct {
-			Completion
-			Error *ErrorDetail `json:"error"`
-		}
-		switch err := json.Unmarshal(ev.Data, &c); {
-		case err != nil:
-			s.err = fmt.Errorf("bad event %.200q: %w", ev.Data, err)
-		case c.Error != nil:
-			s.err = &Error{Detail: *c.Error}
-		default:
-			return &c.Completion, nil
-		}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("bad event %.200q: %w", data, err)
 	}
-	s.Close()
-	return nil, s.err
+	if c.Error != nil {
+		return nil, &Error{Detail: *c.Error}
+	}
+	return &c.Completion, nil
 }
 
 // Close closes the connection (stopping the answer if it is running).
