@@ -49,14 +49,8 @@ func (s *Server) chat(c *gin.Context) {
 	if !s.admit(c) {
 		return
 	}
-	body, aerr := ReadBody(c)
-	if aerr != nil {
-		WriteError(c, aerr)
-		return
-	}
-	req, aerr := DecodeChatRequest(body)
-	if aerr != nil {
-		WriteError(c, aerr)
+	req, ok := readRequest(c, DecodeChatRequest)
+	if !ok {
 		return
 	}
 	s.generate(c, t0, req, nil, func(j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {

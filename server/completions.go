@@ -56,14 +56,8 @@ func (s *Server) completions(c *gin.Context) {
 	if !s.admit(c) {
 		return
 	}
-	body, aerr := ReadBody(c)
-	if aerr != nil {
-		WriteError(c, aerr)
-		return
-	}
-	req, aerr := DecodeCompletionRequest(body)
-	if aerr != nil {
-		WriteError(c, aerr)
+	req, ok := readRequest(c, DecodeCompletionRequest)
+	if !ok {
 		return
 	}
 	m, release, modelID, ok := s.acquire(c, req.Base.Model)

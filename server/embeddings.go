@@ -27,14 +27,8 @@ func (s *Server) embeddings(c *gin.Context) {
 		WriteError(c, ErrorFor(errShuttingDown))
 		return
 	}
-	body, aerr := ReadBody(c)
-	if aerr != nil {
-		WriteError(c, aerr)
-		return
-	}
-	req, aerr := DecodeEmbeddingsRequest(body)
-	if aerr != nil {
-		WriteError(c, aerr)
+	req, ok := readRequest(c, DecodeEmbeddingsRequest)
+	if !ok {
 		return
 	}
 	c.Set(ctxLogModel, req.Model)

@@ -205,6 +205,21 @@ func unwrapWriter(w http.ResponseWriter) http.ResponseWriter {
 	return w
 }
 
+// readRequest reads the request's body and decodes it with decode (the
+// endpoint's strict decoder), answering the first error found; ok false
+// when it has answered.
+func readRequest[T any](c *gin.Context, decode func([]byte) (T, *APIError)) (req T, ok bool) {
+	body, aerr := ReadBody(c)
+	if aerr == nil {
+		req, aerr = decode(body)
+	}
+	if aerr != nil {
+		WriteError(c, aerr)
+		return req, false
+	}
+	return req, true
+}
+
 // ReadBody reads the whole request body. A body over BodyLimit's limit gives
 // 413 request_too_large; any other read failure (client gone, broken
 // chunked encoding) gives 400 invalid_json with param null.

@@ -25,14 +25,8 @@ func (s *Server) responses(c *gin.Context) {
 	if !s.admit(c) {
 		return
 	}
-	body, aerr := ReadBody(c)
-	if aerr != nil {
-		WriteError(c, aerr)
-		return
-	}
-	r, aerr := decodeResponsesRequest(body)
-	if aerr != nil {
-		WriteError(c, aerr)
+	r, ok := readRequest(c, decodeResponsesRequest)
+	if !ok {
 		return
 	}
 	if aerr := s.resolveConversation(r); aerr != nil {
