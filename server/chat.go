@@ -392,6 +392,11 @@ func (s *Server) complete(c *gin.Context, j *chatJob, st *scheduler.Stream, log 
 	}
 }
 
+// newSSEWriter is the writer of c's event stream.
+func (s *Server) newSSEWriter(c *gin.Context) *sseWriter {
+	return &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.opts.WriteTimeout}
+}
+
 // sseWriter writes server-sent events with a deadline per write.
 type sseWriter struct {
 	w  gin.ResponseWriter
@@ -456,7 +461,7 @@ func (w *sseWriter) write(b []byte) {
 // committed at the first event (or the first keep-alive), so an early
 // failure is still a plain JSON error.
 func (s *Server) stream(c *gin.Context, j *chatJob, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
-	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.opts.WriteTimeout}
+	w := s.newSSEWriter(c)
 	committed := false
 	commit := func() {
 		if committed {

@@ -269,7 +269,7 @@ func (s *Server) completeText(c *gin.Context, j *completionJob, evc <-chan choic
 // still a plain JSON error.
 func (s *Server) streamCompletion(c *gin.Context, j *completionJob, evc <-chan choiceEvent, log *slog.Logger) {
 	ctx := c.Request.Context()
-	w := &sseWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.opts.WriteTimeout}
+	w := s.newSSEWriter(c)
 	committed := false
 	commit := func() {
 		if !committed {

@@ -164,26 +164,9 @@ func (s *Server) completeResponse(c *gin.Context, b *respBuilder, st *scheduler.
 	}
 }
 
-// eventWriter writes named events with a deadline per write.
-type eventWriter struct {
-	w       gin.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	buf     []byte
-	err     error
-}
-
-func (w *eventWriter) raw(b []byte) {
-	if w.err != nil {
-		return
-	}
-	_ = w.rc.SetWriteDeadline(time.Now().Add(w.timeout))
-	if _, err := w.w.Write(b); err != nil {
-		w.err = err
-		return
-	}
-	w.w.Flush()
-}
+// eventWriter writes the typed events of a Responses stream through
+// chat's sseWriter (the same deadline per write).
+type eventWriter struct{ *sseWriter }
 
 func (w *eventWriter) events(evs []api.ResponseEvent) {
 	w.buf = w.buf[:0]
@@ -195,7 +178,7 @@ func (w *eventWriter) events(evs []api.ResponseEvent) {
 		}
 		w.buf = b
 	}
-	w.raw(w.buf)
+	w.write(w.buf)
 }
 
 // streamResponse answers a streaming request as typed events. Headers are
@@ -203,7 +186,7 @@ func (w *eventWriter) events(evs []api.ResponseEvent) {
 // still a plain JSON error; a failure after it is an error event and
 // response.failed.
 func (s *Server) streamResponse(c *gin.Context, b *respBuilder, st *scheduler.Stream, log *slog.Logger) scheduler.Event {
-	w := &eventWriter{w: c.Writer, rc: http.NewResponseController(c.Writer), timeout: s.opts.WriteTimeout}
+	w := &eventWriter{s.newSSEWriter(c)}
 	committed := false
 	commit := func() {
 		if committed {
@@ -221,7 +204,7 @@ func (s *Server) streamResponse(c *gin.Context, b *respBuilder, st *scheduler.St
 	for {
 		ev, ok := awaitEvent(c, st, keep, func() {
 			commit()
-			w.raw([]byte(api.KeepAliveEvent))
+			w.write([]byte(api.KeepAliveEvent))
 		}, func() error { return w.err }, func() bool { return committed }, log)
 		if !ok {
 			return ev
