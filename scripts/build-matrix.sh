@@ -36,7 +36,7 @@ for t in "${targets[@]}"; do
 		# arm64 kernels, emulated, and the tiled flash attention's portable C path
 		# against ggml's kernel (about 40 s under qemu).
 		(cd engine/llamacpp && qemu-aarch64 -L /usr/aarch64-linux-gnu ../../.build/matrix/llamacpp-arm64.test \
-			-test.run '^(TestGoldenGreedy|TestInfo|TestGoldenGreedyFlashAttention|TestFlashAttentionTiledMatchesGGML)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
+			-test.run '^(TestGoldenGreedy|TestInfo|TestGoldenGreedyFlashAttention|TestFlashAttentionKernelsMatchGGML)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
 		;;
 	*)
 		(

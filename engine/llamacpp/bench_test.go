@@ -312,7 +312,7 @@ func BenchmarkChunkAtDepth(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for _, n := range []int{1, 8, 56} {
+	for _, n := range []int{1, 2, 8, 16, 56} {
 		b.Run(fmt.Sprintf("tokens=%d", n), func(b *testing.B) {
 			batch := make([]engine.BatchEntry, n)
 			for i := range batch {

@@ -36,17 +36,20 @@ func prefillLogits(t *testing.T, b *llamacpp.Backend, seq engine.SeqID, prompt [
 	return out
 }
 
-// The tiled flash-attention kernel (ggmlfa) is as exact as ggml's own CPU
+// asi1d's flash-attention kernels (ggmlfa) are as exact as ggml's own CPU
 // kernel: against the attention without flash attention (a separate code
-// path: matrix products and a softmax op), its logits differ no more than
+// path: matrix products and a softmax op), their logits differ no more than
 // ggml's kernel's do (within f16 rounding; the synth models' random
 // weights amplify rounding), and where ggml's kernel gives the same greedy
-// continuation as that path, so does it. The prompt is long enough for
-// several key and query tiles; the models have grouped KV heads and head
-// sizes of 8 (stories260K: the kernels' scalar tails), 64 and 128 (their
-// vector paths); the continuation is decoded a token at a time (ggml's
-// kernel's part: the tiled one takes batches of 32 rows or more).
-func TestFlashAttentionTiledMatchesGGML(t *testing.T) {
+// continuation as that path, so do they. The prompt in one batch (the
+// tiled kernel) is long enough for several key and query tiles; in batches
+// of 5 (the row kernel) and 8 (the tiled kernel's smallest) it is decoded
+// on another sequence, and the continuation a token at a time (the row
+// kernel). The models have grouped KV heads and head sizes of 8
+// (stories260K: the kernels' scalar tails), 64 and 128 (their vector
+// paths). The tiled kernel's cache of converted key/value tiles changes
+// nothing: without it the logits are the same to the bit.
+func TestFlashAttentionKernelsMatchGGML(t *testing.T) {
 	defer ggmlfa.SetEnabled(ggmlfa.Enabled())
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -70,17 +73,18 @@ func TestFlashAttentionTiledMatchesGGML(t *testing.T) {
 				prompt = append(prompt, engine.Token(3+(i*37)%400))
 			}
 			type result struct {
-				logits [][]float32
+				logits [][]float32 // of the prompt in one batch
+				chunks [][]float32 // of the prompt in batches of 5, then 8 rows
 				next   []engine.Token
 			}
 			run := func(flash string, tiled bool) result {
 				ggmlfa.SetEnabled(tiled)
-				b, err := llamacpp.Open(path, llamacpp.Options{CtxSize: 2048, Parallel: 4, FlashAttention: flash, Threads: 2})
+				b, err := llamacpp.Open(path, llamacpp.Options{CtxSize: 2560, Parallel: 5, FlashAttention: flash, Threads: 2})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer b.Close()
-				r := result{prefillLogits(t, b, 0, prompt), greedy(t, b, 1, prompt[:120], 24)}
+				r := result{logits: prefillLogits(t, b, 0, prompt), next: greedy(t, b, 1, prompt[:120], 24)}
 				// Two sequences' prompts in one batch: each row attends to its
 				// own sequence only, so each ends where the prompt alone did.
 				var batch []engine.BatchEntry
@@ -96,6 +100,23 @@ func TestFlashAttentionTiledMatchesGGML(t *testing.T) {
 				if d := logitDistance(alone, [][]float32{b.Logits(100), b.Logits(201)}); d > 1e-3 {
 					t.Errorf("flash=%s tiled=%v: two sequences in one batch differ from the prompt alone by %.3g", flash, tiled, d)
 				}
+				// The prompt in small batches on a sequence of its own: 5
+				// rows (the row kernel's), then 8 (the tiled kernel's fewest).
+				for p0 := 0; p0 < 160; {
+					n := 5
+					if p0 >= 80 {
+						n = 8
+					}
+					batch := make([]engine.BatchEntry, n)
+					for i := range batch {
+						batch[i] = engine.BatchEntry{Token: prompt[p0+i], Seq: 4, Pos: int32(p0 + i), Logits: i == n-1}
+					}
+					if err := b.Decode(batch); err != nil {
+						t.Fatal(err)
+					}
+					r.chunks = append(r.chunks, append([]float32(nil), b.Logits(n-1)...))
+					p0 += n
+				}
 				return r
 			}
 			tiled0, ggml0 := ggmlfa.Calls()
@@ -104,16 +125,29 @@ func TestFlashAttentionTiledMatchesGGML(t *testing.T) {
 			tiled1, ggml1 := ggmlfa.Calls()
 			tl := run("on", true)
 			tiled2, _ := ggmlfa.Calls()
+			// With no room to keep converted tiles, each is converted again
+			// for every query tile: the same arithmetic, the same logits.
+			ggmlfa.SetCacheTiles(0)
+			nc := run("on", true)
+			ggmlfa.SetCacheTiles(-1)
+			if d := logitDistance(tl.logits, nc.logits); d != 0 || !slices.Equal(tl.next, nc.next) || logitDistance(tl.chunks, nc.chunks) != 0 {
+				t.Errorf("the tiled kernel without its tile cache differs from it with the cache by %.3g (next %v, %v)", d, nc.next, tl.next)
+			}
 			if ggml1 == ggml0 || tiled1 != tiled0 {
-				t.Fatalf("with the tiled kernel off, ggml's ran %d times and the tiled %d", ggml1-ggml0, tiled1-tiled0)
+				t.Fatalf("with asi1d's kernels off, ggml's ran %d times and asi1d's %d", ggml1-ggml0, tiled1-tiled0)
 			}
 			if tiled2 == tiled1 {
-				t.Fatal("the tiled kernel never ran: flash attention is not on, or the wrap is not linked")
+				t.Fatal("asi1d's kernels never ran: flash attention is not on, or the wrap is not linked")
 			}
 			dg, dt := logitDistance(ref.logits, gg.logits), logitDistance(ref.logits, tl.logits)
-			t.Logf("largest logit difference from the attention without flash: ggml's kernel %.2g, the tiled %.2g (of the row's largest logit)", dg, dt)
+			t.Logf("largest logit difference from the attention without flash: ggml's kernel %.2g, asi1d's %.2g (of the row's largest logit)", dg, dt)
 			if dt > max(2*dg, 5e-3) {
-				t.Errorf("the tiled kernel's logits differ by %.3g, ggml's by %.3g", dt, dg)
+				t.Errorf("asi1d's kernels' logits differ by %.3g, ggml's by %.3g", dt, dg)
+			}
+			cg, ct := logitDistance(ref.chunks, gg.chunks), logitDistance(ref.chunks, tl.chunks)
+			t.Logf("in batches of 5 and 8: ggml's kernel %.2g, asi1d's %.2g", cg, ct)
+			if ct > max(2*cg, 5e-3) {
+				t.Errorf("in batches of 5 and 8, asi1d's kernels' logits differ by %.3g, ggml's by %.3g", ct, cg)
 			}
 			if slices.Equal(gg.next, ref.next) && !slices.Equal(tl.next, ref.next) {
 				t.Errorf("greedy continuation %v, without flash attention (and with ggml's kernel) %v", tl.next, ref.next)

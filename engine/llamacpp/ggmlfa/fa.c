@@ -1,23 +1,30 @@
-// A tiled flash-attention kernel for ggml's CPU backend (see ggmlfa.go).
+// asi1d's flash-attention kernels for ggml's CPU backend (see ggmlfa.go).
 //
 // ggml's own CPU kernel (ggml_compute_forward_flash_attn_ext_f16_one_chunk
 // in the pinned module) walks one query row at a time: for every row it
-// reads every key and value of the prefix again, one f16 dot product and
-// one f16 multiply-add per position. Over a prompt that is slow; for a
-// decode step (a row or a few per sequence) it is the right shape, and it
-// keeps those. This kernel takes a tile of query rows of one head and a tile
-// of keys at a time: the keys and values of a tile are converted to f32
-// once and used by every row of the query tile, the scores and the weighted
-// values are accumulated in registers (AVX-512 or AVX2 with F16C; plain
-// loops the compiler vectorizes elsewhere), and the softmax's exponentials
-// come from ggml's vectorized ggml_vec_soft_max_f32. Tiles the mask hides
-// from every row (the future of a causal prompt) are skipped, and rows the
-// mask hides a tile from (another sequence's) skip that tile.
+// reads every key and value of the prefix again, one f16 dot product, one
+// exponential and one f16 multiply-add per position. Over a prompt that is
+// slow, and even a decode step lost to the attention without flash.
 //
-// It takes what asi1d's contexts produce (f32 queries, f16 keys and values,
-// an f16 mask or none; no ALiBi, no logit soft-capping, no attention sinks;
-// head sizes up to 256) for batches of at least FA_MINROWS query rows, and
-// leaves anything else to ggml's kernel.
+// Batches of FA_MINROWS query rows or more (prompts) go through fa_tile: a
+// tile of query rows of one head against a tile of keys at a time. Each
+// thread converts a key/value tile to f32 (keys transposed) once and keeps
+// it (fa_kv) for every query tile and every query head of that KV head it
+// computes; the scores and the weighted values are accumulated in registers
+// (AVX-512 or AVX2 with F16C; plain loops the compiler vectorizes
+// elsewhere), and the softmax's exponentials come from ggml's vectorized
+// ggml_vec_soft_max_f32. Tiles the mask hides from every row (the future of
+// a causal prompt) are skipped, and rows the mask hides a tile from
+// (another sequence's) skip that tile.
+//
+// Smaller batches (decode steps) go through fa_row, a row at a time: all
+// its scores (f16 keys converted in registers), one softmax, then the sum
+// of the values in f32, with the rows fetched ahead (fa_prefetch_row).
+//
+// Both take what asi1d's contexts produce (f32 queries, f16 keys and
+// values, an f16 mask or none; no ALiBi, no logit soft-capping, no
+// attention sinks; head sizes up to 256) and leave anything else to ggml's
+// kernel.
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -35,7 +42,7 @@ enum {
     FA_TQ = 32,     // query rows per tile
     FA_TK = 64,     // keys per tile
     FA_MAXD = 256,  // largest head size taken
-    FA_MINROWS = 32, // fewer query rows (decode steps) go to ggml's kernel
+    FA_MINROWS = 8,  // fewer query rows (decode steps) go to fa_rows
 };
 
 #if defined(__AVX512F__) && defined(__F16C__)
@@ -175,12 +182,81 @@ static bool fa_applies(const struct ggml_tensor * dst) {
         k->ne[0] <= FA_MAXD && v->ne[0] <= FA_MAXD && q->ne[0] == k->ne[0] &&
         q->nb[0] == sizeof(float) && k->nb[0] == sizeof(ggml_fp16_t) && v->nb[0] == sizeof(ggml_fp16_t) &&
         dst->nb[0] == sizeof(float) &&
-        q->ne[2] % k->ne[2] == 0 && q->ne[2] % v->ne[2] == 0 &&
-        q->ne[3] % k->ne[3] == 0 && q->ne[3] % v->ne[3] == 0;
+        k->ne[2] == v->ne[2] && k->ne[3] == v->ne[3] && k->ne[1] == v->ne[1] &&
+        q->ne[2] % k->ne[2] == 0 && q->ne[3] % k->ne[3] == 0;
+}
+
+// fa_prefetch_row asks for the f16 row FA_AHEAD rows after row (rows
+// stride bytes apart) to be brought into the cache. A head's rows in the KV
+// cache are the row size of all KV heads apart, so reading them crosses a
+// page every few rows, where the CPU's own stride prefetchers stop: without
+// this a decode step's attention waited on memory (2x slower on the small
+// model at depth 1,536).
+enum { FA_AHEAD = 8 };
+
+static inline void fa_prefetch_row(const void * row, size_t stride, int64_t n) {
+    const char * p = (const char *) row + FA_AHEAD*stride;
+    for (int64_t b = 0; b < n*(int64_t) sizeof(ggml_fp16_t); b += 64) {
+        __builtin_prefetch(p + b);
+    }
+}
+
+// fa_kv is one thread's f32 copy of the key and value tiles of one KV head:
+// a tile is converted from f16 (and its keys transposed) the first time a
+// query tile of the thread needs it, and then serves every later query
+// tile and every query head that shares the KV head. Converting per query
+// tile, as before, read the strided f16 rows of the cache again and again
+// and cost a third of the kernel's time. Tiles past the cache's room
+// (very long contexts) are converted into one scratch tile each time.
+typedef struct {
+    int64_t ik2, ik3;  // the KV head held; -1 before the first
+    int64_t ntiles;    // tiles the cache has room for
+    int64_t tf;        // floats per tile: DK*FA_TK (keys, transposed) + FA_TK*DV
+    float * tiles;     // [ntiles + 1][tf], the last one the scratch
+    bool * done;       // [ntiles]
+} fa_kv;
+
+enum { FA_CACHE_FLOATS = 1 << 21 }; // 8 MiB per thread at most
+
+static int64_t fa_cache_tiles = -1; // tests: the cache's room in tiles (-1: FA_CACHE_FLOATS)
+
+void asi1d_fa_set_cache_tiles(long long n) { __atomic_store_n(&fa_cache_tiles, n, __ATOMIC_RELAXED); }
+
+// fa_kv_tile returns the keys (transposed, [DK][FA_TK]) of tile t of KV head
+// (ik2, ik3), the values ([FA_TK][DV]) following them at DK*FA_TK.
+static const float * fa_kv_tile(fa_kv * kv, const struct ggml_tensor * k, const struct ggml_tensor * v,
+        int64_t ik2, int64_t ik3, int64_t t, int64_t nk, float * restrict row) {
+    if (kv->ik2 != ik2 || kv->ik3 != ik3) {
+        memset(kv->done, 0, sizeof(bool)*kv->ntiles);
+        kv->ik2 = ik2;
+        kv->ik3 = ik3;
+    }
+    const bool cached = t < kv->ntiles;
+    float * restrict KT = kv->tiles + (cached ? t : kv->ntiles)*kv->tf;
+    if (cached && kv->done[t]) {
+        return KT;
+    }
+    const int64_t DK = k->ne[0], DV = v->ne[0], c0 = t*FA_TK;
+    float * restrict VT = KT + DK*FA_TK;
+    for (int64_t c = 0; c < nk; c++) {
+        const ggml_fp16_t * kc = (const ggml_fp16_t *) ((const char *) k->data + (c0 + c)*k->nb[1] + ik2*k->nb[2] + ik3*k->nb[3]);
+        const ggml_fp16_t * vc = (const ggml_fp16_t *) ((const char *) v->data + (c0 + c)*v->nb[1] + ik2*v->nb[2] + ik3*v->nb[3]);
+        fa_prefetch_row(kc, k->nb[1], DK);
+        fa_prefetch_row(vc, v->nb[1], DV);
+        ggml_cpu_fp16_to_fp32(kc, row, DK);
+        for (int64_t d = 0; d < DK; d++) {
+            KT[d*FA_TK + c] = row[d];
+        }
+        ggml_cpu_fp16_to_fp32(vc, VT + c*DV, DV);
+    }
+    if (cached) {
+        kv->done[t] = true;
+    }
+    return KT;
 }
 
 // fa_tile computes the rows [q0, q0+nq) of head iq2 (batch iq3).
-static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int64_t q0, int64_t nq, float * buf) {
+static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int64_t q0, int64_t nq, float * buf, fa_kv * kv) {
     const struct ggml_tensor * q = dst->src[0];
     const struct ggml_tensor * k = dst->src[1];
     const struct ggml_tensor * v = dst->src[2];
@@ -190,9 +266,7 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
     memcpy(&scale, (const float *) dst->op_params + 0, sizeof(float));
 
     float * restrict Q  = buf;                // [FA_TQ][DK], scaled
-    float * restrict KT = Q + FA_TQ*DK;       // [DK][FA_TK], transposed
-    float * restrict VT = KT + DK*FA_TK;      // [FA_TK][DV]
-    float * restrict S  = VT + FA_TK*DV;      // [FA_TQ][FA_TK]
+    float * restrict S  = Q + FA_TQ*DK;       // [FA_TQ][FA_TK]
     float * restrict P  = S + FA_TQ*FA_TK;    // [FA_TK]
     float * restrict O  = P + FA_TK;          // [FA_TQ][DV]
     float * restrict M  = O + FA_TQ*DV;       // [FA_TQ]
@@ -200,7 +274,6 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
     float * restrict row = L + FA_TQ;         // [FA_MAXD]
 
     const int64_t ik2 = iq2 / (q->ne[2] / k->ne[2]), ik3 = iq3 / (q->ne[3] / k->ne[3]);
-    const int64_t iv2 = iq2 / (q->ne[2] / v->ne[2]), iv3 = iq3 / (q->ne[3] / v->ne[3]);
 
     const ggml_fp16_t * mrow[FA_TQ];
     bool seen[FA_TQ]; // the row sees a key of the tile
@@ -246,15 +319,8 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
         if (!any) {
             continue;
         }
-        for (int64_t c = 0; c < nk; c++) {
-            const ggml_fp16_t * kc = (const ggml_fp16_t *) ((const char *) k->data + (c0 + c)*k->nb[1] + ik2*k->nb[2] + ik3*k->nb[3]);
-            ggml_cpu_fp16_to_fp32(kc, row, DK);
-            for (int64_t d = 0; d < DK; d++) {
-                KT[d*FA_TK + c] = row[d];
-            }
-            const ggml_fp16_t * vc = (const ggml_fp16_t *) ((const char *) v->data + (c0 + c)*v->nb[1] + iv2*v->nb[2] + iv3*v->nb[3]);
-            ggml_cpu_fp16_to_fp32(vc, VT + c*DV, DV);
-        }
+        const float * restrict KT = fa_kv_tile(kv, k, v, ik2, ik3, c0/FA_TK, nk, row);
+        const float * restrict VT = KT + DK*FA_TK;
         for (int64_t r = 0; r < nq; r++) {
             if (!seen[r]) {
                 continue; // a row of another sequence, or the future
@@ -293,8 +359,142 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
     }
 }
 
+// fa_dot16 is q . k for an f32 q and an f16 k of n values.
+static inline float fa_dot16(const float * restrict q, const ggml_fp16_t * restrict k, int64_t n) {
+    int64_t d = 0;
+    float sum = 0.0f;
+#if defined(FA_AVX512)
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (; d + 31 < n; d += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (k + d))), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + d + 16), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (k + d + 16))), a1);
+    }
+    for (; d + 15 < n; d += 16) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (k + d))), a0);
+    }
+    sum = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+#elif defined(FA_AVX2)
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (; d + 15 < n; d += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (k + d))), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (k + d + 8))), a1);
+    }
+    const __m256 a = _mm256_add_ps(a0, a1);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    sum = _mm_cvtss_f32(h);
+#endif
+    for (; d < n; d++) {
+        sum += q[d]*GGML_CPU_FP16_TO_FP32(k[d]);
+    }
+    return sum;
+}
+
+// fa_mad16 adds p times the f16 row v to o[0..n).
+static inline void fa_mad16(float * restrict o, float p, const ggml_fp16_t * restrict v, int64_t n) {
+    int64_t d = 0;
+#if defined(FA_AVX512)
+    const __m512 pv = _mm512_set1_ps(p);
+    for (; d + 15 < n; d += 16) {
+        _mm512_storeu_ps(o + d, _mm512_fmadd_ps(pv, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) (v + d))), _mm512_loadu_ps(o + d)));
+    }
+#elif defined(FA_AVX2)
+    const __m256 pv = _mm256_set1_ps(p);
+    for (; d + 7 < n; d += 8) {
+        _mm256_storeu_ps(o + d, _mm256_fmadd_ps(pv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) (v + d))), _mm256_loadu_ps(o + d)));
+    }
+#endif
+    for (; d < n; d++) {
+        o[d] += p*GGML_CPU_FP16_TO_FP32(v[d]);
+    }
+}
+
+// fa_row computes query row iq1 of head iq2 (batch iq3) the plain way, for
+// batches too small for tiles (decode steps): all its scores first (f16
+// keys converted in registers), one softmax over them, then the values the
+// softmax did not zero, summed in f32. It reads each key and value once per
+// row, as the attention without flash does, with none of ggml's kernel's
+// per-key exponential and f16 accumulator. s has room for the keys, o for DV.
+static void fa_row(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int64_t iq1, float * restrict s, float * restrict o) {
+    const struct ggml_tensor * q = dst->src[0];
+    const struct ggml_tensor * k = dst->src[1];
+    const struct ggml_tensor * v = dst->src[2];
+    const struct ggml_tensor * mask = dst->src[3];
+    const int64_t DK = k->ne[0], DV = v->ne[0], NKV = k->ne[1];
+    float scale;
+    memcpy(&scale, (const float *) dst->op_params + 0, sizeof(float));
+    const int64_t ik2 = iq2 / (q->ne[2] / k->ne[2]), ik3 = iq3 / (q->ne[3] / k->ne[3]);
+    const float * pq = (const float *) ((const char *) q->data + iq1*q->nb[1] + iq2*q->nb[2] + iq3*q->nb[3]);
+    const ggml_fp16_t * mr = mask ? (const ggml_fp16_t *) ((const char *) mask->data + iq1*mask->nb[1] +
+            (iq2 % mask->ne[2])*mask->nb[2] + (iq3 % mask->ne[3])*mask->nb[3]) : NULL;
+    const char * kb = (const char *) k->data + ik2*k->nb[2] + ik3*k->nb[3];
+    const char * vb = (const char *) v->data + ik2*v->nb[2] + ik3*v->nb[3];
+    float mx = -INFINITY;
+    for (int64_t c = 0; c < NKV; c++) {
+        if (mr != NULL && ((const uint16_t *) mr)[c] == 0xFC00) {
+            s[c] = -INFINITY; // hidden: not read
+            continue;
+        }
+        fa_prefetch_row(kb + c*k->nb[1], k->nb[1], DK);
+        s[c] = fa_dot16(pq, (const ggml_fp16_t *) (kb + c*k->nb[1]), DK)*scale + (mr ? GGML_CPU_FP16_TO_FP32(mr[c]) : 0.0f);
+        mx = s[c] > mx ? s[c] : mx;
+    }
+    memset(o, 0, sizeof(float)*DV);
+    float inv = 0.0f;
+    if (mx != -INFINITY) {
+        const float sum = (float) ggml_vec_soft_max_f32((int) NKV, s, s, mx);
+        for (int64_t c = 0; c < NKV; c++) {
+            fa_prefetch_row(vb + c*v->nb[1], v->nb[1], DV);
+            if (s[c] != 0.0f) {
+                fa_mad16(o, s[c], (const ggml_fp16_t *) (vb + c*v->nb[1]), DV);
+            }
+        }
+        inv = 1.0f/sum;
+    }
+    const int64_t ne1 = dst->ne[1], ne2 = dst->ne[2];
+    float * out = (float *) ((char *) dst->data + (iq3*ne2*ne1 + iq2 + iq1*ne1)*dst->nb[1]);
+    for (int64_t d = 0; d < DV; d++) {
+        out[d] = o[d]*inv;
+    }
+}
+
+// fa_rows computes a batch of fewer than FA_MINROWS rows with fa_row: each
+// thread takes a run of the (batch, head, row) units, in that order, so the
+// rows of a head, which read the same keys, go to one thread.
+static void fa_rows(const struct ggml_compute_params * params, const struct ggml_tensor * dst) {
+    const struct ggml_tensor * q = dst->src[0];
+    const int64_t N = q->ne[1], nhead = q->ne[2], units = N*nhead*q->ne[3];
+    const int64_t u0 = units*params->ith/params->nth, u1 = units*(params->ith + 1)/params->nth;
+    if (u0 >= u1) {
+        return;
+    }
+    const int64_t NKV = dst->src[1]->ne[1], DV = dst->src[2]->ne[0];
+    float * s = (float *) malloc(sizeof(float)*(NKV + DV));
+    if (s == NULL) {
+        GGML_ABORT("asi1d flash attention: out of memory for %lld floats", (long long) (NKV + DV));
+    }
+    for (int64_t u = u0; u < u1; u++) {
+        fa_row(dst, u/(N*nhead), (u/N) % nhead, u % N, s, s + NKV);
+    }
+    free(s);
+}
+
+// fa_cost estimates the key tiles query tile tq sees: all of them without
+// a mask, else those up to its last row in a causal prompt that ends at the
+// last key (what a prompt chunk's mask is). It only balances the threads.
+static int64_t fa_cost(bool masked, int64_t N, int64_t NKV, int64_t tq) {
+    const int64_t ntk = (NKV + FA_TK - 1)/FA_TK;
+    if (!masked) {
+        return ntk;
+    }
+    const int64_t qend = (tq + 1)*FA_TQ < N ? (tq + 1)*FA_TQ : N;
+    const int64_t n = (NKV - N + qend + FA_TK - 1)/FA_TK;
+    return n < 1 ? 1 : n > ntk ? ntk : n;
+}
+
 void __wrap_ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params * params, struct ggml_tensor * dst) {
-    if (!fa_applies(dst) || dst->src[0]->ne[1] < FA_MINROWS) {
+    if (!fa_applies(dst)) {
         if (params->ith == 0) {
             __atomic_add_fetch(&fa_calls_ggml, 1, __ATOMIC_RELAXED);
         }
@@ -304,29 +504,60 @@ void __wrap_ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params
     if (params->ith == 0) {
         __atomic_add_fetch(&fa_calls_tiled, 1, __ATOMIC_RELAXED);
     }
+    if (dst->src[0]->ne[1] < FA_MINROWS) {
+        fa_rows(params, dst);
+        return;
+    }
     const struct ggml_tensor * q = dst->src[0];
-    const int64_t DK = dst->src[1]->ne[0], DV = dst->src[2]->ne[0];
+    const struct ggml_tensor * k = dst->src[1];
+    const bool masked = dst->src[3] != NULL;
+    const int64_t DK = k->ne[0], DV = dst->src[2]->ne[0], NKV = k->ne[1];
     const int64_t N = q->ne[1], nhead = q->ne[2], n3 = q->ne[3];
+    const int64_t rk2 = nhead/k->ne[2];
     const int64_t ntq = (N + FA_TQ - 1)/FA_TQ;
-    const int64_t units = ntq*nhead*n3;
-    // Units run query tile by query tile, heads inside, and go round the
-    // threads in turn: the causal prompt's later tiles (more keys) are
-    // spread over all threads.
+    // The units (a query tile of a head) go in KV-head order, so that the
+    // query tiles and heads that share a KV head's keys and values follow
+    // each other, and each thread takes a run of them of about an equal
+    // share of the estimated work: it converts the keys and values of the
+    // few KV heads it meets once.
+    int64_t per_head = 0;
+    for (int64_t tq = 0; tq < ntq; tq++) {
+        per_head += fa_cost(masked, N, NKV, tq);
+    }
+    const int64_t total = per_head*nhead*n3;
     float * buf = NULL;
-    for (int64_t u = params->ith; u < units; u += params->nth) {
-        if (buf == NULL) {
-            const size_t n = FA_TQ*DK + DK*FA_TK + FA_TK*DV + FA_TQ*FA_TK + FA_TK + FA_TQ*DV + 2*FA_TQ + FA_MAXD;
-            buf = (float *) malloc(n*sizeof(float));
-            if (buf == NULL) {
-                GGML_ABORT("asi1d flash attention: out of memory for %zu floats", n);
+    fa_kv kv = { .ik2 = -1, .ik3 = -1 };
+    int64_t at = 0; // the estimated work before the unit
+    for (int64_t iq3 = 0; iq3 < n3; iq3++) {
+        for (int64_t ik2 = 0; ik2 < k->ne[2]; ik2++) {
+            for (int64_t tq = 0; tq < ntq; tq++) {
+                const int64_t w = fa_cost(masked, N, NKV, tq);
+                for (int64_t j = 0; j < rk2; j++, at += w) {
+                    // the unit belongs to the thread whose share holds its middle
+                    if ((2*at + w)*params->nth / (2*total) != params->ith) {
+                        continue;
+                    }
+                    if (buf == NULL) {
+                        kv.tf = DK*FA_TK + FA_TK*DV;
+                        const int64_t ntk = (NKV + FA_TK - 1)/FA_TK;
+                        const int64_t room = __atomic_load_n(&fa_cache_tiles, __ATOMIC_RELAXED);
+                        kv.ntiles = room >= 0 ? room : FA_CACHE_FLOATS/kv.tf;
+                        kv.ntiles = kv.ntiles < ntk ? kv.ntiles : ntk;
+                        const size_t n = FA_TQ*DK + FA_TQ*FA_TK + FA_TK + FA_TQ*DV + 2*FA_TQ + FA_MAXD + (kv.ntiles + 1)*kv.tf;
+                        buf = (float *) malloc(n*sizeof(float));
+                        kv.done = (bool *) malloc(kv.ntiles > 0 ? (size_t) kv.ntiles : 1);
+                        if (buf == NULL || kv.done == NULL) {
+                            GGML_ABORT("asi1d flash attention: out of memory for %zu floats", n);
+                        }
+                        kv.tiles = buf + FA_TQ*DK + FA_TQ*FA_TK + FA_TK + FA_TQ*DV + 2*FA_TQ + FA_MAXD;
+                    }
+                    const int64_t q0 = tq*FA_TQ;
+                    const int64_t nq = N - q0 < FA_TQ ? N - q0 : FA_TQ;
+                    fa_tile(dst, iq3, ik2*rk2 + j, q0, nq, buf, &kv);
+                }
             }
         }
-        const int64_t tq = u / (nhead*n3);
-        const int64_t rest = u % (nhead*n3);
-        const int64_t iq3 = rest / nhead, iq2 = rest % nhead;
-        const int64_t q0 = tq*FA_TQ;
-        const int64_t nq = N - q0 < FA_TQ ? N - q0 : FA_TQ;
-        fa_tile(dst, iq3, iq2, q0, nq, buf);
     }
+    free(kv.done);
     free(buf);
 }

@@ -1,14 +1,16 @@
-// Package ggmlfa replaces ggml's CPU flash-attention kernel with a tiled
-// one for the cases asi1d's contexts produce (fa.c says how it works and
-// what it takes). The linker's --wrap sends ggml-cpu's call of
-// ggml_compute_forward_flash_attn_ext here; anything the tiled kernel does
-// not take goes on to ggml's own. ASI1D_FA_KERNEL=ggml keeps ggml's kernel
-// everywhere (to compare).
+// Package ggmlfa replaces ggml's CPU flash-attention kernel with asi1d's
+// for the cases asi1d's contexts produce: a tiled kernel for prompt
+// batches and a row kernel for decode steps (fa.c says how they work and
+// what they take). The linker's --wrap sends ggml-cpu's call of
+// ggml_compute_forward_flash_attn_ext here; anything they do not take goes
+// on to ggml's own. ASI1D_FA_KERNEL=ggml keeps ggml's kernel everywhere (to
+// compare).
 //
 // Why: llama.cpp's newer CPU backend has a tiled flash attention, the
 // pinned module's (ollama v0.17.4, the newest on the module proxy) does
-// not, and attention over a long prompt is where asi1d's prefill lost to
-// llama.cpp's prebuilt library (docs/CPU.md).
+// not; attention over a long prompt is where asi1d's prefill lost to
+// llama.cpp's prebuilt library, and ggml's old kernel made decode steps
+// slower than the attention without flash (docs/CPU.md).
 //
 // engine/llamacpp imports this package for its side effect.
 package ggmlfa
@@ -21,11 +23,11 @@ package ggmlfa
 // #include "ggmlfa.h"
 import "C"
 
-// Enabled reports whether the tiled kernel is in use where it applies.
+// Enabled reports whether asi1d's kernels are in use where they apply.
 func Enabled() bool { return C.asi1d_fa_tiled_enabled() != 0 }
 
-// SetEnabled switches the tiled kernel on or off for the ops computed
-// after it (tests compare it with ggml's).
+// SetEnabled switches asi1d's kernels on or off for the ops computed
+// after it (tests compare them with ggml's).
 func SetEnabled(on bool) {
 	v := C.int(0)
 	if on {
@@ -34,8 +36,14 @@ func SetEnabled(on bool) {
 	C.asi1d_fa_set_tiled(v)
 }
 
-// Calls is how many flash-attention ops ran through the tiled kernel and
-// through ggml's since the start.
+// Calls is how many flash-attention ops ran through asi1d's kernels (tiled
+// or row) and through ggml's since the start.
 func Calls() (tiled, ggml int64) {
 	return int64(C.asi1d_fa_calls(1)), int64(C.asi1d_fa_calls(0))
 }
+
+// SetCacheTiles sets how many converted key/value tiles each thread keeps
+// for the ops computed after it (tests: 0 converts every tile for every
+// query tile, as when a context is too long for the cache); -1 restores
+// the default room (8 MiB a thread).
+func SetCacheTiles(n int) { C.asi1d_fa_set_cache_tiles(C.longlong(n)) }

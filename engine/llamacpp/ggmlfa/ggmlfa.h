@@ -2,14 +2,17 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-// 1 when the tiled kernel is used where it applies (ASI1D_FA_KERNEL=ggml
-// keeps ggml's own kernel everywhere).
+// 1 when asi1d's kernels (tiled and row) are used where they apply
+// (ASI1D_FA_KERNEL=ggml keeps ggml's own kernel everywhere).
 int asi1d_fa_tiled_enabled(void);
-// asi1d_fa_set_tiled switches the tiled kernel on or off (tests).
+// asi1d_fa_set_tiled switches asi1d's kernels on or off (tests).
 void asi1d_fa_set_tiled(int on);
-// How many flash-attention ops ran through the tiled kernel (tiled=1) or
+// How many flash-attention ops ran through asi1d's kernels (tiled=1) or
 // ggml's (tiled=0).
 long long asi1d_fa_calls(int tiled);
+// asi1d_fa_set_cache_tiles sets how many key/value tiles a thread keeps
+// converted (tests; -1: as many as 8 MiB hold).
+void asi1d_fa_set_cache_tiles(long long n);
 #ifdef __cplusplus
 }
 #endif
