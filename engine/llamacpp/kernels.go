@@ -75,7 +75,7 @@ func logKernels(log *slog.Logger) {
 		if variant == "" {
 			variant = "this build"
 		}
-		flash := "tiled" // for prompt batches with --flash-attn on (ggmlfa)
+		flash := "asi1d" // ggmlfa: tiled for prompts, rows for decode steps
 		if !ggmlfa.Enabled() {
 			flash = "ggml"
 		}

@@ -49,6 +49,7 @@ import (
 	"unsafe"
 
 	"github.com/asi1d/asi1d/engine"
+	"github.com/asi1d/asi1d/engine/llamacpp/ggmlfa"
 	"github.com/asi1d/asi1d/engine/threads"
 )
 
@@ -69,10 +70,11 @@ type Options struct {
 	// trained context of it (Info.NCtxSeq). Off: each sequence owns
 	// CtxSize/Parallel cells. engine.PlanContext sizes both.
 	KVUnified bool
-	// FlashAttention: "auto" (default), "on" or "off". "auto" is off when
-	// no layer is offloaded (ggml's CPU flash attention made a token at
-	// depth 1,536 of the small Q8_0 model 2x slower: BenchmarkChunkAtDepth)
-	// and llama.cpp's own choice otherwise.
+	// FlashAttention: "auto" (default), "on" or "off". "auto" is on when no
+	// layer is offloaded and asi1d's CPU kernels are in use (ggmlfa: faster
+	// than without flash attention for prompts and decode steps alike,
+	// docs/CPU.md), off when ASI1D_FA_KERNEL=ggml keeps ggml's (slower than
+	// without for decode steps), and llama.cpp's own choice with GPU layers.
 	FlashAttention string
 	// SkipMemCheck skips the check that weights and KV cache fit in the
 	// available memory (see MemoryError).
@@ -227,7 +229,10 @@ func Open(path string, o Options) (*Backend, error) {
 		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
 	default:
 		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_AUTO
-		if o.GPULayers == 0 {
+		switch {
+		case o.GPULayers == 0 && ggmlfa.Enabled():
+			cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
+		case o.GPULayers == 0:
 			cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED
 		}
 	}
