@@ -186,6 +186,25 @@ static bool fa_applies(const struct ggml_tensor * dst) {
         q->ne[2] % k->ne[2] == 0 && q->ne[3] % k->ne[3] == 0;
 }
 
+// fa_op is what the kernels read of a flash-attention op.
+typedef struct {
+    const struct ggml_tensor * dst, * q, * k, * v, * mask;
+    int64_t DK, DV, NKV; // head sizes of keys and values, keys
+    float scale;
+} fa_op;
+
+static fa_op fa_op_of(const struct ggml_tensor * dst) {
+    fa_op op = { dst, dst->src[0], dst->src[1], dst->src[2], dst->src[3], dst->src[1]->ne[0], dst->src[2]->ne[0], dst->src[1]->ne[1], 0.0f };
+    memcpy(&op.scale, (const float *) dst->op_params + 0, sizeof(float));
+    return op;
+}
+
+// fa_out is where row iq1 of head iq2 (batch iq3) goes: dst is permuted,
+// [DV, n_head, n_q, ne3].
+static float * fa_out(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int64_t iq1) {
+    return (float *) ((char *) dst->data + (iq3*dst->ne[2]*dst->ne[1] + iq2 + iq1*dst->ne[1])*dst->nb[1]);
+}
+
 // fa_prefetch_row asks for the f16 row FA_AHEAD rows after row (rows
 // stride bytes apart) to be brought into the cache. A head's rows in the KV
 // cache are the row size of all KV heads apart, so reading them crosses a
@@ -256,14 +275,10 @@ static const float * fa_kv_tile(fa_kv * kv, const struct ggml_tensor * k, const 
 }
 
 // fa_tile computes the rows [q0, q0+nq) of head iq2 (batch iq3).
-static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int64_t q0, int64_t nq, float * buf, fa_kv * kv) {
-    const struct ggml_tensor * q = dst->src[0];
-    const struct ggml_tensor * k = dst->src[1];
-    const struct ggml_tensor * v = dst->src[2];
-    const struct ggml_tensor * mask = dst->src[3];
-    const int64_t DK = k->ne[0], DV = v->ne[0], NKV = k->ne[1];
-    float scale;
-    memcpy(&scale, (const float *) dst->op_params + 0, sizeof(float));
+static void fa_tile(const fa_op * op, int64_t iq3, int64_t iq2, int64_t q0, int64_t nq, float * buf, fa_kv * kv) {
+    const struct ggml_tensor * q = op->q, * k = op->k, * v = op->v, * mask = op->mask;
+    const int64_t DK = op->DK, DV = op->DV, NKV = op->NKV;
+    const float scale = op->scale;
 
     float * restrict Q  = buf;                // [FA_TQ][DK], scaled
     float * restrict S  = Q + FA_TQ*DK;       // [FA_TQ][FA_TK]
@@ -347,11 +362,9 @@ static void fa_tile(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, in
             fa_accumulate(o, P, VT, DV, nk);
         }
     }
-    // dst is permuted: [DV, n_head, n_q, ne3]
-    const int64_t ne1 = dst->ne[1], ne2 = dst->ne[2];
     for (int64_t r = 0; r < nq; r++) {
         const float inv = L[r] == 0.0f ? 0.0f : 1.0f/L[r];
-        float * out = (float *) ((char *) dst->data + (iq3*ne2*ne1 + iq2 + (q0 + r)*ne1)*dst->nb[1]);
+        float * out = fa_out(op->dst, iq3, iq2, q0 + r);
         const float * o = O + r*DV;
         for (int64_t d = 0; d < DV; d++) {
             out[d] = o[d]*inv;
@@ -416,14 +429,10 @@ static inline void fa_mad16(float * restrict o, float p, const ggml_fp16_t * res
 // softmax did not zero, summed in f32. It reads each key and value once per
 // row, as the attention without flash does, with none of ggml's kernel's
 // per-key exponential and f16 accumulator. s has room for the keys, o for DV.
-static void fa_row(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int64_t iq1, float * restrict s, float * restrict o) {
-    const struct ggml_tensor * q = dst->src[0];
-    const struct ggml_tensor * k = dst->src[1];
-    const struct ggml_tensor * v = dst->src[2];
-    const struct ggml_tensor * mask = dst->src[3];
-    const int64_t DK = k->ne[0], DV = v->ne[0], NKV = k->ne[1];
-    float scale;
-    memcpy(&scale, (const float *) dst->op_params + 0, sizeof(float));
+static void fa_row(const fa_op * op, int64_t iq3, int64_t iq2, int64_t iq1, float * restrict s, float * restrict o) {
+    const struct ggml_tensor * q = op->q, * k = op->k, * v = op->v, * mask = op->mask;
+    const int64_t DK = op->DK, DV = op->DV, NKV = op->NKV;
+    const float scale = op->scale;
     const int64_t ik2 = iq2 / (q->ne[2] / k->ne[2]), ik3 = iq3 / (q->ne[3] / k->ne[3]);
     const float * pq = (const float *) ((const char *) q->data + iq1*q->nb[1] + iq2*q->nb[2] + iq3*q->nb[3]);
     const ggml_fp16_t * mr = mask ? (const ggml_fp16_t *) ((const char *) mask->data + iq1*mask->nb[1] +
@@ -452,8 +461,7 @@ static void fa_row(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int
         }
         inv = 1.0f/sum;
     }
-    const int64_t ne1 = dst->ne[1], ne2 = dst->ne[2];
-    float * out = (float *) ((char *) dst->data + (iq3*ne2*ne1 + iq2 + iq1*ne1)*dst->nb[1]);
+    float * out = fa_out(op->dst, iq3, iq2, iq1);
     for (int64_t d = 0; d < DV; d++) {
         out[d] = o[d]*inv;
     }
@@ -462,20 +470,20 @@ static void fa_row(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, int
 // fa_rows computes a batch of fewer than FA_MINROWS rows with fa_row: each
 // thread takes a run of the (batch, head, row) units, in that order, so the
 // rows of a head, which read the same keys, go to one thread.
-static void fa_rows(const struct ggml_compute_params * params, const struct ggml_tensor * dst) {
-    const struct ggml_tensor * q = dst->src[0];
+static void fa_rows(const struct ggml_compute_params * params, const fa_op * op) {
+    const struct ggml_tensor * q = op->q;
     const int64_t N = q->ne[1], nhead = q->ne[2], units = N*nhead*q->ne[3];
     const int64_t u0 = units*params->ith/params->nth, u1 = units*(params->ith + 1)/params->nth;
     if (u0 >= u1) {
         return;
     }
-    const int64_t NKV = dst->src[1]->ne[1], DV = dst->src[2]->ne[0];
+    const int64_t NKV = op->NKV, DV = op->DV;
     float * s = (float *) malloc(sizeof(float)*(NKV + DV));
     if (s == NULL) {
         GGML_ABORT("asi1d flash attention: out of memory for %lld floats", (long long) (NKV + DV));
     }
     for (int64_t u = u0; u < u1; u++) {
-        fa_row(dst, u/(N*nhead), (u/N) % nhead, u % N, s, s + NKV);
+        fa_row(op, u/(N*nhead), (u/N) % nhead, u % N, s, s + NKV);
     }
     free(s);
 }
@@ -504,14 +512,14 @@ void __wrap_ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params
     if (params->ith == 0) {
         __atomic_add_fetch(&fa_calls_tiled, 1, __ATOMIC_RELAXED);
     }
-    if (dst->src[0]->ne[1] < FA_MINROWS) {
-        fa_rows(params, dst);
+    const fa_op op = fa_op_of(dst);
+    if (op.q->ne[1] < FA_MINROWS) {
+        fa_rows(params, &op);
         return;
     }
-    const struct ggml_tensor * q = dst->src[0];
-    const struct ggml_tensor * k = dst->src[1];
-    const bool masked = dst->src[3] != NULL;
-    const int64_t DK = k->ne[0], DV = dst->src[2]->ne[0], NKV = k->ne[1];
+    const struct ggml_tensor * q = op.q, * k = op.k;
+    const bool masked = op.mask != NULL;
+    const int64_t DK = op.DK, DV = op.DV, NKV = op.NKV;
     const int64_t N = q->ne[1], nhead = q->ne[2], n3 = q->ne[3];
     const int64_t rk2 = nhead/k->ne[2];
     const int64_t ntq = (N + FA_TQ - 1)/FA_TQ;
@@ -553,7 +561,7 @@ void __wrap_ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params
                     }
                     const int64_t q0 = tq*FA_TQ;
                     const int64_t nq = N - q0 < FA_TQ ? N - q0 : FA_TQ;
-                    fa_tile(dst, iq3, ik2*rk2 + j, q0, nq, buf, &kv);
+                    fa_tile(&op, iq3, ik2*rk2 + j, q0, nq, buf, &kv);
                 }
             }
         }
