@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
 		# arm64 kernels, emulated, and the tiled flash attention's portable C path
 		# against ggml's kernel (about 40 s under qemu).
 		(cd engine/llamacpp && qemu-aarch64 -L /usr/aarch64-linux-gnu ../../.build/matrix/llamacpp-arm64.test \
-			-test.run '^(TestGoldenGreedy|TestInfo|TestGoldenGreedyFlashAttention|TestFlashAttentionKernelsMatchGGML)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
+			-test.run '^(TestGoldenGreedy|TestInfo|TestGoldenGreedyFlashAttention|TestFlashAttentionKernelsMatchGGML|TestFlashAttentionAutoOnCPU)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
 		;;
 	x86-64-v3)
 		(
@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
 		# AVX-512 ones) and the goldens, where this CPU runs AVX2 (a few seconds).
 		if grep -q ' avx2 ' /proc/cpuinfo && grep -q ' f16c ' /proc/cpuinfo; then
 			(cd engine/llamacpp && "../../.build/matrix/llamacpp-$t.test" \
-				-test.run '^(TestGoldenGreedy|TestGoldenGreedyFlashAttention|TestFlashAttentionKernelsMatchGGML)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
+				-test.run '^(TestGoldenGreedy|TestGoldenGreedyFlashAttention|TestFlashAttentionKernelsMatchGGML|TestFlashAttentionAutoOnCPU)$' -test.v -test.count=1) | grep -E '^(--- |ok|PASS|FAIL)'
 		fi
 		;;
 	*)

@@ -10,7 +10,7 @@
 #
 # --hide-variant NAME hides node-llama-cpp's libggml-cpu-NAME.so for the run
 # (e.g. sapphirerapids, to measure its AVX-512 variant on an AMX machine).
-# --flash-attn is asi1d's setting (default auto: on for the CPU); node-llama-cpp
+# --flash-attn is asi1d's setting (default auto: on for AVX2/AVX-512 CPUs); node-llama-cpp
 # keeps its own default.
 # Installs node-llama-cpp 3.22.1 and its linux-x64 binaries into .build/nlc
 # (npm, --ignore-scripts: nothing is downloaded or built).

@@ -150,7 +150,7 @@ func parseServeTo(args []string, getenv func(string) string, stdout io.Writer) (
 	fs.IntVar(&c.GPULayers, "gpu-layers", 0, "layers to offload to a GPU (needs a GPU build)")
 	fs.BoolVar(&c.KVUnified, "kv-unified", true, "one KV pool shared by all sequences; false: ctx/parallel cells each")
 	fs.BoolVar(&c.NoMemCheck, "no-mem-check", false, "start even if weights and KV cache look larger than the available memory")
-	fs.Var(cliflag.NewEnum(&c.Flash, "auto", "auto", "on", "off"), "flash-attn", "flash attention: auto (on for the CPU with asi1d's kernels, docs/CPU.md; llama.cpp's choice with --gpu-layers), on or off")
+	fs.Var(cliflag.NewEnum(&c.Flash, "auto", "auto", "on", "off"), "flash-attn", "flash attention: auto (on for x86-64 CPUs with AVX2 or AVX-512, asi1d's kernels, docs/CPU.md; llama.cpp's choice with --gpu-layers), on or off")
 	fs.IntVar(&c.ThreadPoll, "thread-poll", 0, "CPU thread pool kept between decodes, its workers polling at this level (0-100; 0: sleep at once); -1: ggml's threads made per decode")
 	fs.BoolVar(&c.AdaptThreads, "adapt-threads", true, "on a CPU-only model, run fewer threads while they are starved of CPU time (a busy host, a spent cgroup quota) and try more again later")
 	fs.Var(&c.APIKeys, "api-key", "API key clients must send as a bearer token (repeatable; env: comma-separated)")

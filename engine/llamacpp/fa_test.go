@@ -4,6 +4,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/asi1d/asi1d/engine"
@@ -178,5 +179,26 @@ func TestGoldenGreedyFlashAttention(t *testing.T) {
 	got := text(b, greedy(t, b, 0, testmodel.ReferenceTokens, 64))
 	if got != testmodel.ReferenceText {
 		t.Fatalf("continuation differs from llama.cpp's reference:\n got %q\nwant %q", got, testmodel.ReferenceText)
+	}
+}
+
+// --flash-attn auto on the CPU: on where asi1d's kernels have their
+// AVX-512 or AVX2 paths, off on other CPUs and when ASI1D_FA_KERNEL=ggml
+// keeps ggml's kernel. The sequence-state id says which (a state saved
+// with one V layout must not be offered to the other).
+func TestFlashAttentionAutoOnCPU(t *testing.T) {
+	defer ggmlfa.SetEnabled(ggmlfa.Enabled())
+	for _, tc := range []struct {
+		asi1d bool
+		want  string
+	}{
+		{true, map[bool]string{true: "flash_attn=enabled", false: "flash_attn=disabled"}[ggmlfa.ISA() != "portable"]},
+		{false, "flash_attn=disabled"},
+	} {
+		ggmlfa.SetEnabled(tc.asi1d)
+		b := open(t, llamacpp.Options{CtxSize: 512, Threads: 2})
+		if id := b.StateID(); !strings.Contains(id, tc.want) {
+			t.Errorf("kernels %s, asi1d's in use %v: state id %q, want %s", ggmlfa.ISA(), tc.asi1d, id, tc.want)
+		}
 	}
 }

@@ -75,7 +75,7 @@ func logKernels(log *slog.Logger) {
 		if variant == "" {
 			variant = "this build"
 		}
-		flash := "asi1d" // ggmlfa: tiled for prompts, rows for decode steps
+		flash := "asi1d-" + ggmlfa.ISA() // ggmlfa: tiled for prompts, rows for decode steps
 		if !ggmlfa.Enabled() {
 			flash = "ggml"
 		}

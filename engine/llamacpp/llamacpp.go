@@ -71,10 +71,12 @@ type Options struct {
 	// CtxSize/Parallel cells. engine.PlanContext sizes both.
 	KVUnified bool
 	// FlashAttention: "auto" (default), "on" or "off". "auto" is on when no
-	// layer is offloaded and asi1d's CPU kernels are in use (ggmlfa: faster
-	// than without flash attention for prompts and decode steps alike,
-	// docs/CPU.md), off when ASI1D_FA_KERNEL=ggml keeps ggml's (slower than
-	// without for decode steps), and llama.cpp's own choice with GPU layers.
+	// layer is offloaded and asi1d's CPU kernels are in use with their
+	// AVX-512 or AVX2 paths (ggmlfa: faster than without flash attention
+	// for prompts and decode steps alike, docs/CPU.md); off on other CPUs
+	// (arm64, x86-64-v2: their portable C path is not measured) and when
+	// ASI1D_FA_KERNEL=ggml keeps ggml's kernel (slower than without for
+	// decode steps); llama.cpp's own choice with GPU layers.
 	FlashAttention string
 	// SkipMemCheck skips the check that weights and KV cache fit in the
 	// available memory (see MemoryError).
@@ -230,7 +232,7 @@ func Open(path string, o Options) (*Backend, error) {
 	default:
 		cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_AUTO
 		switch {
-		case o.GPULayers == 0 && ggmlfa.Enabled():
+		case o.GPULayers == 0 && ggmlfa.Enabled() && ggmlfa.ISA() != "portable":
 			cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_ENABLED
 		case o.GPULayers == 0:
 			cp.flash_attn_type = C.LLAMA_FLASH_ATTN_TYPE_DISABLED

@@ -161,6 +161,16 @@ int asi1d_fa_tiled_enabled(void) {
 
 void asi1d_fa_set_tiled(int on) { fa_mode = on ? 1 : 0; }
 
+const char * asi1d_fa_isa(void) {
+#if defined(FA_AVX512)
+    return "avx512";
+#elif defined(FA_AVX2)
+    return "avx2";
+#else
+    return "portable";
+#endif
+}
+
 static long long fa_calls_tiled, fa_calls_ggml;
 
 long long asi1d_fa_calls(int tiled) { return tiled ? __atomic_load_n(&fa_calls_tiled, __ATOMIC_RELAXED) : __atomic_load_n(&fa_calls_ggml, __ATOMIC_RELAXED); }

@@ -36,6 +36,12 @@ func SetEnabled(on bool) {
 	C.asi1d_fa_set_tiled(v)
 }
 
+// ISA is the instruction set the kernels were built for: "avx512" or "avx2"
+// (hand-written paths, measured faster than the attention without flash:
+// docs/CPU.md), or "portable" (plain C; not measured on real hardware, so
+// --flash-attn auto leaves flash attention off there).
+func ISA() string { return C.GoString(C.asi1d_fa_isa()) }
+
 // Calls is how many flash-attention ops ran through asi1d's kernels (tiled
 // or row) and through ggml's since the start.
 func Calls() (tiled, ggml int64) {

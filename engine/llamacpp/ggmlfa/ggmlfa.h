@@ -10,6 +10,9 @@ void asi1d_fa_set_tiled(int on);
 // How many flash-attention ops ran through asi1d's kernels (tiled=1) or
 // ggml's (tiled=0).
 long long asi1d_fa_calls(int tiled);
+// The instruction set the kernels were built for: "avx512", "avx2" or
+// "portable" (plain C the compiler vectorizes as it can).
+const char * asi1d_fa_isa(void);
 // asi1d_fa_set_cache_tiles sets how many key/value tiles a thread keeps
 // converted (tests; -1: as many as 8 MiB hold).
 void asi1d_fa_set_cache_tiles(long long n);
