@@ -48,7 +48,7 @@ func prefillLogits(t *testing.T, b *llamacpp.Backend, seq engine.SeqID, prompt [
 // on another sequence, and the continuation a token at a time (the row
 // kernel). The models have grouped KV heads and head sizes of 8
 // (stories260K: the kernels' scalar tails), 64 and 128 (their vector
-// paths). The tiled kernel's cache of converted key/value tiles changes
+// paths) and 80 (vector paths with tails). The tiled kernel's cache of converted key/value tiles changes
 // nothing: without it the logits are the same to the bit.
 func TestFlashAttentionKernelsMatchGGML(t *testing.T) {
 	defer ggmlfa.SetEnabled(ggmlfa.Enabled())
@@ -60,6 +60,7 @@ func TestFlashAttentionKernelsMatchGGML(t *testing.T) {
 		{"stories260K", nil},
 		{"head64-gqa", &synth.Options{NEmbd: 256, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 512, NVocab: 512, Type: "f16", Seed: 3}},
 		{"head128", &synth.Options{NEmbd: 512, NLayer: 2, NHead: 4, NFF: 512, NVocab: 512, Type: "q8_0", Seed: 4}},
+		{"head80-gqa", &synth.Options{NEmbd: 320, NLayer: 2, NHead: 4, NHeadKV: 1, NFF: 512, NVocab: 512, Type: "f16", Seed: 5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := testmodel.Path(t, testmodel.Stories260K)
