@@ -149,7 +149,7 @@ static inline void fa_accumulate(float * restrict o, const float * restrict P, c
 void __real_ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params * params, struct ggml_tensor * dst);
 
 
-static int fa_mode = -1; // 0: ggml's kernel always, 1: this one where it applies
+static int fa_mode = -1; // 0: ggml's kernel always, 1: asi1d's where they apply
 
 int asi1d_fa_tiled_enabled(void) {
     if (fa_mode < 0) {
