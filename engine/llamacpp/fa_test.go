@@ -121,12 +121,16 @@ func TestFlashAttentionKernelsMatchGGML(t *testing.T) {
 				}
 				return r
 			}
-			tiled0, ggml0 := ggmlfa.Calls()
+			asi1dCalls := func() (asi1d, ggml int64) {
+				tiled, rows, ggml := ggmlfa.Calls()
+				return tiled + rows, ggml
+			}
+			tiled0, ggml0 := asi1dCalls()
 			ref := run("off", true)
 			gg := run("on", false)
-			tiled1, ggml1 := ggmlfa.Calls()
+			tiled1, ggml1 := asi1dCalls()
 			tl := run("on", true)
-			tiled2, _ := ggmlfa.Calls()
+			tiled2, _ := asi1dCalls()
 			// With no room to keep converted tiles, each is converted again
 			// for every query tile: the same arithmetic, the same logits.
 			ggmlfa.SetCacheTiles(0)
@@ -201,5 +205,63 @@ func TestFlashAttentionAutoOnCPU(t *testing.T) {
 		if id := b.StateID(); !strings.Contains(id, tc.want) {
 			t.Errorf("kernels %s, asi1d's in use %v: state id %q, want %s", ggmlfa.ISA(), tc.asi1d, id, tc.want)
 		}
+	}
+}
+
+// Decode steps of many sequences in one shared KV pool (--kv-unified, the
+// server's default) interleave their cells, so that each row sees a key or
+// two of every key tile: asi1d's row kernel takes such batches (fa_sparse)
+// and reads just the keys each row sees. Its logits are no further from
+// the attention without flash than ggml's kernel's are.
+func TestFlashAttentionSharedPoolDecode(t *testing.T) {
+	defer ggmlfa.SetEnabled(ggmlfa.Enabled())
+	path := filepath.Join(t.TempDir(), "gqa.gguf")
+	if err := synth.WriteFile(path, synth.Options{NEmbd: 256, NLayer: 2, NHead: 4, NHeadKV: 2, NFF: 512, NVocab: 512, Type: "f16", Seed: 6}); err != nil {
+		t.Fatal(err)
+	}
+	const seqs, prompt, steps = 16, 24, 12
+	run := func(flash string, asi1d bool) [][]float32 {
+		ggmlfa.SetEnabled(asi1d)
+		b, err := llamacpp.Open(path, llamacpp.Options{CtxSize: seqs * 64, Parallel: seqs, KVUnified: true, FlashAttention: flash, Threads: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		var batch []engine.BatchEntry
+		for s := range seqs {
+			for i := range prompt {
+				batch = append(batch, engine.BatchEntry{Token: engine.Token(3 + (s*31+i*7)%400), Seq: engine.SeqID(s), Pos: int32(i)})
+			}
+		}
+		if err := b.Decode(batch); err != nil {
+			t.Fatal(err)
+		}
+		var out [][]float32
+		for step := range steps {
+			batch = batch[:0]
+			for s := range seqs {
+				batch = append(batch, engine.BatchEntry{Token: engine.Token(5 + (s*13+step*17)%400), Seq: engine.SeqID(s), Pos: int32(prompt + step), Logits: true})
+			}
+			if err := b.Decode(batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for s := range seqs {
+			out = append(out, append([]float32(nil), b.Logits(s)...))
+		}
+		return out
+	}
+	ref := run("off", true)
+	gg := run("on", false)
+	_, rows0, _ := ggmlfa.Calls()
+	got := run("on", true)
+	_, rows1, _ := ggmlfa.Calls()
+	if rows1 == rows0 {
+		t.Fatal("the row kernel never took the shared pool's decode steps")
+	}
+	dg, dt := logitDistance(ref, gg), logitDistance(ref, got)
+	t.Logf("after %d steps of %d sequences: ggml's kernel %.2g, asi1d's %.2g from the attention without flash", steps, seqs, dg, dt)
+	if dt > max(2*dg, 5e-3) {
+		t.Errorf("asi1d's kernels' logits differ by %.3g, ggml's by %.3g", dt, dg)
 	}
 }

@@ -171,9 +171,9 @@ const char * asi1d_fa_isa(void) {
 #endif
 }
 
-static long long fa_calls_tiled, fa_calls_ggml;
+static long long fa_calls[3]; // by kernel: 0 ggml's, 1 tiled, 2 row
 
-long long asi1d_fa_calls(int tiled) { return tiled ? __atomic_load_n(&fa_calls_tiled, __ATOMIC_RELAXED) : __atomic_load_n(&fa_calls_ggml, __ATOMIC_RELAXED); }
+long long asi1d_fa_calls(int kernel) { return kernel >= 0 && kernel < 3 ? __atomic_load_n(&fa_calls[kernel], __ATOMIC_RELAXED) : -1; }
 
 static bool fa_applies(const struct ggml_tensor * dst) {
     const struct ggml_tensor * q = dst->src[0];
@@ -215,18 +215,17 @@ static float * fa_out(const struct ggml_tensor * dst, int64_t iq3, int64_t iq2, 
     return (float *) ((char *) dst->data + (iq3*dst->ne[2]*dst->ne[1] + iq2 + iq1*dst->ne[1])*dst->nb[1]);
 }
 
-// fa_prefetch_row asks for the f16 row FA_AHEAD rows after row (rows
-// stride bytes apart) to be brought into the cache. A head's rows in the KV
+// fa_prefetch_row asks for the f16 row of n values at row, FA_AHEAD rows
+// before it is read, to be brought into the cache. A head's rows in the KV
 // cache are the row size of all KV heads apart, so reading them crosses a
 // page every few rows, where the CPU's own stride prefetchers stop: without
 // this a decode step's attention waited on memory (2x slower on the small
 // model at depth 1,536).
 enum { FA_AHEAD = 8 };
 
-static inline void fa_prefetch_row(const void * row, size_t stride, int64_t n) {
-    const char * p = (const char *) row + FA_AHEAD*stride;
+static inline void fa_prefetch_row(const void * row, int64_t n) {
     for (int64_t b = 0; b < n*(int64_t) sizeof(ggml_fp16_t); b += 64) {
-        __builtin_prefetch(p + b);
+        __builtin_prefetch((const char *) row + b);
     }
 }
 
@@ -270,8 +269,8 @@ static const float * fa_kv_tile(fa_kv * kv, const struct ggml_tensor * k, const 
     for (int64_t c = 0; c < nk; c++) {
         const ggml_fp16_t * kc = (const ggml_fp16_t *) ((const char *) k->data + (c0 + c)*k->nb[1] + ik2*k->nb[2] + ik3*k->nb[3]);
         const ggml_fp16_t * vc = (const ggml_fp16_t *) ((const char *) v->data + (c0 + c)*v->nb[1] + ik2*v->nb[2] + ik3*v->nb[3]);
-        fa_prefetch_row(kc, k->nb[1], DK);
-        fa_prefetch_row(vc, v->nb[1], DV);
+        fa_prefetch_row((const char *) kc + FA_AHEAD*k->nb[1], DK);
+        fa_prefetch_row((const char *) vc + FA_AHEAD*v->nb[1], DV);
         ggml_cpu_fp16_to_fp32(kc, row, DK);
         for (int64_t d = 0; d < DK; d++) {
             KT[d*FA_TK + c] = row[d];
@@ -434,12 +433,13 @@ static inline void fa_mad16(float * restrict o, float p, const ggml_fp16_t * res
 }
 
 // fa_row computes query row iq1 of head iq2 (batch iq3) the plain way, for
-// batches too small for tiles (decode steps): all its scores first (f16
-// keys converted in registers), one softmax over them, then the values the
-// softmax did not zero, summed in f32. It reads each key and value once per
-// row, as the attention without flash does, with none of ggml's kernel's
-// per-key exponential and f16 accumulator. s has room for the keys, o for DV.
-static void fa_row(const fa_op * op, int64_t iq3, int64_t iq2, int64_t iq1, float * restrict s, float * restrict o) {
+// batches too small for tiles (decode steps) and for rows that see few of
+// the keys around them: it lists the keys the mask does not hide, computes
+// their scores (f16 keys converted in registers), one softmax, then sums
+// the values the softmax did not zero in f32. It reads each key and value
+// the row sees once, with none of ggml's kernel's per-key exponential and
+// f16 accumulator. s and idx have room for the keys, o for DV.
+static void fa_row(const fa_op * op, int64_t iq3, int64_t iq2, int64_t iq1, float * restrict s, int32_t * restrict idx, float * restrict o) {
     const struct ggml_tensor * q = op->q, * k = op->k, * v = op->v, * mask = op->mask;
     const int64_t DK = op->DK, DV = op->DV, NKV = op->NKV;
     const float scale = op->scale;
@@ -449,24 +449,32 @@ static void fa_row(const fa_op * op, int64_t iq3, int64_t iq2, int64_t iq1, floa
             (iq2 % mask->ne[2])*mask->nb[2] + (iq3 % mask->ne[3])*mask->nb[3]) : NULL;
     const char * kb = (const char *) k->data + ik2*k->nb[2] + ik3*k->nb[3];
     const char * vb = (const char *) v->data + ik2*v->nb[2] + ik3*v->nb[3];
-    float mx = -INFINITY;
+    const size_t kn = k->nb[1], vn = v->nb[1];
+    int64_t nv = 0;
     for (int64_t c = 0; c < NKV; c++) {
-        if (mr != NULL && ((const uint16_t *) mr)[c] == 0xFC00) {
-            s[c] = -INFINITY; // hidden: not read
-            continue;
+        if (mr == NULL || ((const uint16_t *) mr)[c] != 0xFC00) { // -inf: hidden, not read
+            idx[nv++] = (int32_t) c;
         }
-        fa_prefetch_row(kb + c*k->nb[1], k->nb[1], DK);
-        s[c] = fa_dot16(pq, (const ggml_fp16_t *) (kb + c*k->nb[1]), DK)*scale + (mr ? GGML_CPU_FP16_TO_FP32(mr[c]) : 0.0f);
-        mx = s[c] > mx ? s[c] : mx;
+    }
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < nv; i++) {
+        if (i + FA_AHEAD < nv) {
+            fa_prefetch_row(kb + idx[i + FA_AHEAD]*kn, DK);
+        }
+        const int64_t c = idx[i];
+        s[i] = fa_dot16(pq, (const ggml_fp16_t *) (kb + c*kn), DK)*scale + (mr ? GGML_CPU_FP16_TO_FP32(mr[c]) : 0.0f);
+        mx = s[i] > mx ? s[i] : mx;
     }
     memset(o, 0, sizeof(float)*DV);
     float inv = 0.0f;
     if (mx != -INFINITY) {
-        const float sum = (float) ggml_vec_soft_max_f32((int) NKV, s, s, mx);
-        for (int64_t c = 0; c < NKV; c++) {
-            fa_prefetch_row(vb + c*v->nb[1], v->nb[1], DV);
-            if (s[c] != 0.0f) {
-                fa_mad16(o, s[c], (const ggml_fp16_t *) (vb + c*v->nb[1]), DV);
+        const float sum = (float) ggml_vec_soft_max_f32((int) nv, s, s, mx);
+        for (int64_t i = 0; i < nv; i++) {
+            if (i + FA_AHEAD < nv) {
+                fa_prefetch_row(vb + idx[i + FA_AHEAD]*vn, DV);
+            }
+            if (s[i] != 0.0f) {
+                fa_mad16(o, s[i], (const ggml_fp16_t *) (vb + idx[i]*vn), DV);
             }
         }
         inv = 1.0f/sum;
@@ -477,9 +485,9 @@ static void fa_row(const fa_op * op, int64_t iq3, int64_t iq2, int64_t iq1, floa
     }
 }
 
-// fa_rows computes a batch of fewer than FA_MINROWS rows with fa_row: each
-// thread takes a run of the (batch, head, row) units, in that order, so the
-// rows of a head, which read the same keys, go to one thread.
+// fa_rows computes a batch with fa_row: each thread takes a run of the
+// (batch, head, row) units, in that order, so the rows of a head, which
+// read the same keys, go to one thread.
 static void fa_rows(const struct ggml_compute_params * params, const fa_op * op) {
     const struct ggml_tensor * q = op->q;
     const int64_t N = q->ne[1], nhead = q->ne[2], units = N*nhead*q->ne[3];
@@ -488,14 +496,45 @@ static void fa_rows(const struct ggml_compute_params * params, const fa_op * op)
         return;
     }
     const int64_t NKV = op->NKV, DV = op->DV;
-    float * s = (float *) malloc(sizeof(float)*(NKV + DV));
+    float * s = (float *) malloc(sizeof(float)*(2*NKV + DV)); // scores, key indices, output
     if (s == NULL) {
-        GGML_ABORT("asi1d flash attention: out of memory for %lld floats", (long long) (NKV + DV));
+        GGML_ABORT("asi1d flash attention: out of memory for %lld floats", (long long) (2*NKV + DV));
     }
     for (int64_t u = u0; u < u1; u++) {
-        fa_row(op, u/(N*nhead), (u/N) % nhead, u % N, s, s + NKV);
+        fa_row(op, u/(N*nhead), (u/N) % nhead, u % N, s, (int32_t *) (s + NKV), s + 2*NKV);
     }
     free(s);
+}
+
+// fa_sparse reports whether the rows see few of the keys of the key tiles
+// they see (under a quarter): decode steps of many sequences in a shared KV
+// pool, whose cells interleave, so that each tile holds a key or two of
+// every sequence. The tiled kernel would compute whole tiles for them;
+// fa_row reads just the keys each row sees. Batches of more than
+// FA_SPARSE_ROWS rows (prompts) are taken as dense without looking.
+enum { FA_SPARSE_ROWS = 128 };
+
+static bool fa_sparse(const fa_op * op) {
+    const struct ggml_tensor * q = op->q, * mask = op->mask;
+    if (mask == NULL || q->ne[1] > FA_SPARSE_ROWS) {
+        return false;
+    }
+    int64_t seen = 0, tiles = 0;
+    for (int64_t iq3 = 0; iq3 < q->ne[3]; iq3++) {
+        for (int64_t r = 0; r < q->ne[1]; r++) {
+            const uint16_t * mr = (const uint16_t *) ((const char *) mask->data + r*mask->nb[1] + (iq3 % mask->ne[3])*mask->nb[3]);
+            for (int64_t c0 = 0; c0 < op->NKV; c0 += FA_TK) {
+                const int64_t c1 = c0 + FA_TK < op->NKV ? c0 + FA_TK : op->NKV;
+                int64_t n = 0;
+                for (int64_t c = c0; c < c1; c++) {
+                    n += mr[c] != 0xFC00;
+                }
+                seen += n;
+                tiles += n > 0;
+            }
+        }
+    }
+    return 4*seen < tiles*FA_TK;
 }
 
 // fa_cost estimates the key tiles query tile tq sees: all of them without
@@ -514,18 +553,21 @@ static int64_t fa_cost(bool masked, int64_t N, int64_t NKV, int64_t tq) {
 void __wrap_ggml_compute_forward_flash_attn_ext(const struct ggml_compute_params * params, struct ggml_tensor * dst) {
     if (!fa_applies(dst)) {
         if (params->ith == 0) {
-            __atomic_add_fetch(&fa_calls_ggml, 1, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&fa_calls[0], 1, __ATOMIC_RELAXED);
         }
         __real_ggml_compute_forward_flash_attn_ext(params, dst);
         return;
     }
-    if (params->ith == 0) {
-        __atomic_add_fetch(&fa_calls_tiled, 1, __ATOMIC_RELAXED);
-    }
     const fa_op op = fa_op_of(dst);
-    if (op.q->ne[1] < FA_MINROWS) {
+    if (op.q->ne[1] < FA_MINROWS || fa_sparse(&op)) {
+        if (params->ith == 0) {
+            __atomic_add_fetch(&fa_calls[2], 1, __ATOMIC_RELAXED);
+        }
         fa_rows(params, &op);
         return;
+    }
+    if (params->ith == 0) {
+        __atomic_add_fetch(&fa_calls[1], 1, __ATOMIC_RELAXED);
     }
     const struct ggml_tensor * q = op.q, * k = op.k;
     const bool masked = op.mask != NULL;

@@ -42,10 +42,10 @@ func SetEnabled(on bool) {
 // --flash-attn auto leaves flash attention off there).
 func ISA() string { return C.GoString(C.asi1d_fa_isa()) }
 
-// Calls is how many flash-attention ops ran through asi1d's kernels (tiled
-// or row) and through ggml's since the start.
-func Calls() (tiled, ggml int64) {
-	return int64(C.asi1d_fa_calls(1)), int64(C.asi1d_fa_calls(0))
+// Calls is how many flash-attention ops ran through asi1d's tiled kernel,
+// its row kernel and ggml's since the start.
+func Calls() (tiled, rows, ggml int64) {
+	return int64(C.asi1d_fa_calls(1)), int64(C.asi1d_fa_calls(2)), int64(C.asi1d_fa_calls(0))
 }
 
 // SetCacheTiles sets how many converted key/value tiles each thread keeps

@@ -7,9 +7,9 @@ extern "C" {
 int asi1d_fa_tiled_enabled(void);
 // asi1d_fa_set_tiled switches asi1d's kernels on or off (tests).
 void asi1d_fa_set_tiled(int on);
-// How many flash-attention ops ran through asi1d's kernels (tiled=1) or
-// ggml's (tiled=0).
-long long asi1d_fa_calls(int tiled);
+// How many flash-attention ops ran through ggml's kernel (kernel=0),
+// asi1d's tiled one (1) or its row one (2).
+long long asi1d_fa_calls(int kernel);
 // The instruction set the kernels were built for: "avx512", "avx2" or
 // "portable" (plain C the compiler vectorizes as it can).
 const char * asi1d_fa_isa(void);
