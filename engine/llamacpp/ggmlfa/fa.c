@@ -17,9 +17,12 @@
 // a causal prompt) are skipped, and rows the mask hides a tile from
 // (another sequence's) skip that tile.
 //
-// Smaller batches (decode steps) go through fa_row, a row at a time: all
-// its scores (f16 keys converted in registers), one softmax, then the sum
-// of the values in f32, with the rows fetched ahead (fa_prefetch_row).
+// Smaller batches (decode steps), and batches whose rows see few of the
+// keys of the tiles they touch (fa_sparse: the decode steps of many
+// sequences in a shared KV pool), go through fa_row, a row at a time: the
+// scores of the keys its mask shows (f16 keys converted in registers), one
+// softmax, then the sum of their values in f32, with the rows fetched ahead
+// (fa_prefetch_row).
 //
 // Both take what asi1d's contexts produce (f32 queries, f16 keys and
 // values, an f16 mask or none; no ALiBi, no logit soft-capping, no
@@ -42,7 +45,7 @@ enum {
     FA_TQ = 32,     // query rows per tile
     FA_TK = 64,     // keys per tile
     FA_MAXD = 256,  // largest head size taken
-    FA_MINROWS = 8,  // fewer query rows (decode steps) go to fa_rows
+    FA_MINROWS = 8,  // fewer query rows (decode steps) go to fa_rows, as do sparse batches
 };
 
 #if defined(__AVX512F__) && defined(__F16C__)

@@ -1,9 +1,9 @@
 // Package ggmlfa replaces ggml's CPU flash-attention kernel with asi1d's
 // for the cases asi1d's contexts produce: a tiled kernel for prompt
-// batches and a row kernel for decode steps (fa.c says how they work and
-// what they take). The linker's --wrap sends ggml-cpu's call of
-// ggml_compute_forward_flash_attn_ext here; anything they do not take goes
-// on to ggml's own. ASI1D_FA_KERNEL=ggml keeps ggml's kernel everywhere (to
+// batches and a row kernel for decode steps, a shared KV pool's included
+// (fa.c says how they work and what they take). The linker's --wrap sends
+// ggml-cpu's call of ggml_compute_forward_flash_attn_ext here; anything
+// they do not take goes on to ggml's own. ASI1D_FA_KERNEL=ggml keeps ggml's kernel everywhere (to
 // compare).
 //
 // Why: llama.cpp's newer CPU backend has a tiled flash attention, the
