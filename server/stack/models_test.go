@@ -464,3 +464,59 @@ func TestUnloadDoesNotHoldTheProbes(t *testing.T) {
 		t.Fatalf("opened %d times, want 2", opens)
 	}
 }
+
+// Two requests for a model that needs room, one after the other while the
+// first one's eviction is still closing its model: the second waits for
+// that eviction rather than evicting another model (the CI failure of stop
+// 28: tiny and wide were both unloaded for one load of stories).
+func TestCatalogOneEvictionPerLoad(t *testing.T) {
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(open)
+	o := stack.Options{MaxLoaded: 2}
+	var mu sync.Mutex
+	opened := map[string][]*enginetest.Fake{}
+	for _, id := range []string{"a", "b", "c"} {
+		o.Models = append(o.Models, stack.ModelSpec{ID: id, Open: func() (engine.Backend, error) {
+			f := enginetest.New(2, 128, 64)
+			mu.Lock()
+			opened[id] = append(opened[id], f)
+			mu.Unlock()
+			if id == "a" {
+				return slowClose{f, gate}, nil
+			}
+			return f, nil
+		}})
+	}
+	e := newCatalog(t, o)
+	for _, id := range []string{"a", "b"} { // a is the least recently used
+		if code, body := e.chat(t.Context(), id); code != 200 {
+			t.Fatalf("%s: %d %s", id, code, body)
+		}
+	}
+	out := make(chan string, 2)
+	ask := func() {
+		code, body := e.chat(t.Context(), "c")
+		out <- fmt.Sprintf("%d %s", code, body)
+	}
+	go ask()
+	waitFor(t, func() bool { return e.models()["a"]["status"] == "unloading" })
+	go ask()
+	// The second request waits (for a's unload), or, as before the fix,
+	// evicts b.
+	waitFor(t, func() bool { return e.stk.Stats().Waiting == 1 || e.models()["b"]["loaded"] != true })
+	open()
+	for range 2 {
+		if r := <-out; !strings.HasPrefix(r, "200 ") {
+			t.Fatalf("c: %s", r)
+		}
+	}
+	if got := e.loaded(); got != "b,c" {
+		t.Fatalf("loaded %q, want b,c: one load of c unloaded more than one model", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(opened["b"]) != 1 || closed(opened["b"][0]) || len(opened["c"]) != 1 {
+		t.Fatalf("b opened %d times (closed %v), c %d times", len(opened["b"]), len(opened["b"]) > 0 && closed(opened["b"][0]), len(opened["c"]))
+	}
+}

@@ -329,12 +329,21 @@ func (s *Stack) acquire(ctx context.Context, sl *slot) (*server.Model, func(), e
 				s.log.Error("model check failed", "model", sl.spec.ID, "err", err)
 			}
 		default:
-			ok, evicted, err := s.makeRoom(sl)
+			ok, evicted, unloading, err := s.makeRoom(sl)
 			if err != nil {
 				return nil, nil, err
 			}
 			if evicted {
 				continue // the lock was let go while a model unloaded: look again
+			}
+			if unloading != nil {
+				// Room is being made already (another request's eviction,
+				// an idle or operator unload): wait for it, then look again,
+				// rather than evict one more model for the same load.
+				if err := s.wait(ctx, sl, unloading); err != nil {
+					return nil, nil, err
+				}
+				continue
 			}
 			if !ok {
 				// Every loaded model is busy: wait for a release.
@@ -389,14 +398,16 @@ func (s *Stack) signalRoom() {
 	s.room = make(chan struct{})
 }
 
-// makeRoom tells whether sl fits the budget now; when it does not, it
+// makeRoom tells whether sl fits the budget now; when it does not and a
+// model is unloading already, it returns that unload's channel to wait on
+// (two requests for one model must not each evict a model); otherwise it
 // unloads the least recently used idle model (evicted: s.mu was let go
 // meanwhile, so the caller looks at everything again). false: it does not
 // fit while other models are busy; an error: it never fits. s.mu is held.
-func (s *Stack) makeRoom(sl *slot) (ok, evicted bool, err error) {
+func (s *Stack) makeRoom(sl *slot) (ok, evicted bool, unloading chan struct{}, err error) {
 	o := s.o
 	if (o.HostBytes > 0 && sl.spec.HostBytes > o.HostBytes) || (o.GPUBytes > 0 && sl.spec.GPUBytes > o.GPUBytes) {
-		return false, false, &server.ModelLoadError{ID: sl.spec.ID, Err: fmt.Errorf("it needs about %d MiB of host and %d MiB of GPU memory, more than the budget of %d MiB and %d MiB",
+		return false, false, nil, &server.ModelLoadError{ID: sl.spec.ID, Err: fmt.Errorf("it needs about %d MiB of host and %d MiB of GPU memory, more than the budget of %d MiB and %d MiB",
 			sl.spec.HostBytes>>20, sl.spec.GPUBytes>>20, o.HostBytes>>20, o.GPUBytes>>20)}
 	}
 	n, host, gpu := 0, uint64(0), uint64(0)
@@ -411,7 +422,12 @@ func (s *Stack) makeRoom(sl *slot) (ok, evicted bool, err error) {
 		(o.HostBytes == 0 || host+sl.spec.HostBytes <= o.HostBytes) &&
 		(o.GPUBytes == 0 || gpu+sl.spec.GPUBytes <= o.GPUBytes)
 	if fits {
-		return true, false, nil
+		return true, false, nil, nil
+	}
+	for _, other := range s.slots {
+		if other.state == server.StateUnloading {
+			return false, false, other.unloaded, nil
+		}
 	}
 	var lru *slot
 	for _, other := range s.slots {
@@ -421,11 +437,11 @@ func (s *Stack) makeRoom(sl *slot) (ok, evicted bool, err error) {
 		}
 	}
 	if lru == nil {
-		return false, false, nil
+		return false, false, nil, nil
 	}
 	s.log.Info("unloading model to make room", "model", lru.spec.ID, "for", sl.spec.ID)
 	s.unload(lru, "lru", false)
-	return false, true, nil
+	return false, true, nil, nil
 }
 
 // startLoad marks sl loading and loads it in a goroutine that the stack
