@@ -467,8 +467,8 @@ func TestUnloadDoesNotHoldTheProbes(t *testing.T) {
 
 // Two requests for a model that needs room, one after the other while the
 // first one's eviction is still closing its model: the second waits for
-// that eviction rather than evicting another model (the CI failure of stop
-// 28: tiny and wide were both unloaded for one load of stories).
+// that eviction rather than evicting another model (CI failed on this on
+// 2026-12-07: tiny and wide were both unloaded for one load of stories).
 func TestCatalogOneEvictionPerLoad(t *testing.T) {
 	gate := make(chan struct{})
 	open := sync.OnceFunc(func() { close(gate) })
